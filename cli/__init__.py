@@ -1,0 +1,1 @@
+"""semhash command-line interface (typer)."""

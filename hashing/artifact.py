@@ -1,0 +1,77 @@
+"""The .semhash file: safetensors tensors plus a JSON header that describes them.
+
+The header (safetensors metadata key "semhash") carries format, format_version, method, bits,
+input spec (shape, normalization, data fingerprint), config and library version, so a file can be
+checked before it is used. Writes are atomic: a temp file in the same folder, then a rename.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import ArtifactError
+
+FORMAT = "semhash"
+FORMAT_VERSION = 1
+
+
+def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], header: dict) -> Path:
+    """Write tensors and header to `path` atomically."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__, **header}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp,
+                  metadata={FORMAT: json.dumps(full)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The header of a .semhash file, validated; raises ArtifactError for anything else."""
+    return _open(path)[1]
+
+
+def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, header) of a .semhash file."""
+    handle, header = _open(path)
+    with handle as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, header
+
+
+def _open(path):
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such model file")
+    try:
+        handle = safe_open(str(path), framework="numpy")
+        meta = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: not a semhash model file (unreadable safetensors: {exc})") from None
+    if FORMAT not in meta:
+        raise ArtifactError(f"{path}: a safetensors file, but not a semhash model (no semhash header)")
+    try:
+        header = json.loads(meta[FORMAT])
+    except json.JSONDecodeError:
+        raise ArtifactError(f"{path}: corrupt semhash header") from None
+    if header.get("format") != FORMAT or not isinstance(header.get("format_version"), int):
+        raise ArtifactError(f"{path}: corrupt semhash header")
+    if header["format_version"] > FORMAT_VERSION:
+        raise ArtifactError(f"{path}: written by a newer semhash (format {header['format_version']}, "
+                            f"this one reads {FORMAT_VERSION}); upgrade semhash")
+    return handle, header

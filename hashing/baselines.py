@@ -1,0 +1,94 @@
+"""Linear hashing baselines behind the Hasher interface: LSH, PCAH and PCA-ITQ.
+
+All three centre the data and threshold a linear projection at zero: bit j of x is
+[(x - mean) @ W[:, j] > 0]. They differ only in W:
+  LSH   random Gaussian hyperplanes (Charikar 2002);
+  PCAH  the top `bits` principal directions;
+  ITQ   the principal directions rotated by R, learned by Iterative Quantization
+        (Gong & Lazebnik, CVPR 2011) to minimise the quantization loss ||B - V R||_F.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .codes import pack
+from .errors import DataError
+from .hasher import Hasher
+
+
+class LinearHasher(Hasher):
+    """Learned state: mean_ (d,) and projection_ (d, bits), float32."""
+
+    def _encode_flat(self, X: np.ndarray) -> np.ndarray:
+        return pack((X - self.mean_) @ self.projection_ > 0)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean_, "projection": self.projection_}
+
+    def _set_state(self, tensors: dict[str, np.ndarray]) -> None:
+        mean, proj = tensors["mean"], tensors["projection"]
+        d = int(np.prod(self.spec_.shape))
+        if mean.shape != (d,) or proj.shape != (d, self.bits):
+            raise ValueError(f"tensor shapes {mean.shape}, {proj.shape} do not match input {d} and {self.bits} bits")
+        self.mean_, self.projection_ = mean.astype(np.float32), proj.astype(np.float32)
+
+
+class LSH(LinearHasher):
+    """Sign of random Gaussian projections of the centred data."""
+
+    method = "lsh"
+
+    def _fit(self, X: np.ndarray) -> None:
+        rng = np.random.default_rng(self.seed)
+        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.projection_ = rng.standard_normal((X.shape[1], self.bits)).astype(np.float32)
+
+
+def principal_directions(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and top-k principal directions (d, k) by the covariance's eigendecomposition."""
+    if k > X.shape[1]:
+        raise DataError(f"PCA codes of {k} bits need inputs of at least {k} dimensions, got {X.shape[1]}")
+    mean = X.mean(axis=0, dtype=np.float64)
+    Xc = X - mean.astype(np.float32)
+    cov = (Xc.T @ Xc).astype(np.float64) / max(len(X) - 1, 1)
+    vals, vecs = np.linalg.eigh(cov)
+    order = np.argsort(vals)[::-1][:k]
+    return mean.astype(np.float32), vecs[:, order].astype(np.float32)
+
+
+class PCAH(LinearHasher):
+    """Sign of the top principal components."""
+
+    method = "pcah"
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.mean_, self.projection_ = principal_directions(X, self.bits)
+
+
+class ITQ(LinearHasher):
+    """PCA to `bits` dimensions, then an orthogonal rotation learned by Iterative Quantization."""
+
+    method = "itq"
+
+    def __init__(self, bits: int = 32, seed: int = 0, iterations: int = 50):
+        super().__init__(bits, seed)
+        self.iterations = iterations
+
+    def config(self) -> dict:
+        return {**super().config(), "iterations": self.iterations}
+
+    def _fit(self, X: np.ndarray) -> None:
+        mean, pcs = principal_directions(X, self.bits)
+        V = ((X - mean) @ pcs).astype(np.float64)
+        rng = np.random.default_rng(self.seed)
+        R, _ = np.linalg.qr(rng.standard_normal((self.bits, self.bits)))
+        for _ in range(self.iterations):
+            B = np.where(V @ R > 0, 1.0, -1.0)
+            # Orthogonal Procrustes: the R minimising ||B - V R|| is U W^T for V^T B = U S W^T.
+            U, _, Wt = np.linalg.svd(V.T @ B)
+            R = U @ Wt
+        self.mean_ = mean
+        self.projection_ = (pcs.astype(np.float64) @ R).astype(np.float32)
+
+
+BASELINES = {cls.method: cls for cls in (LSH, PCAH, ITQ)}

@@ -1,0 +1,60 @@
+"""The project's retrieval protocol, shared by tests, benchmarks and `semhash bench quality`.
+
+MNIST protocol: database = the 60,000 training images (also the training set of every hasher),
+queries = the first 1,000 test images, relevance = same label. Other labelled data sets follow the
+same shape (train split = database, first `queries` of the test split = queries).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .baselines import BASELINES
+from .data import load_dataset
+from .metrics import evaluate, label_relevance
+
+
+@dataclass
+class QualityConfig:
+    dataset: str = "mnist"
+    bits: tuple[int, ...] = (16, 32, 64)
+    methods: tuple[str, ...] = ("itq", "pcah", "lsh")
+    queries: int = 1000
+    k: int = 1000
+    radius: int = 2
+    seed: int = 0
+    data_root: str | None = None
+    database_limit: int | None = None  # a slice of the database, for quick runs
+
+
+@dataclass
+class QualityRow:
+    method: str
+    bits: int
+    fit_s: float
+    encode_s: float
+    eval_s: float
+    report: dict = field(repr=False)
+
+
+def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
+    """Fit every method at every code length on the database, evaluate the queries against it."""
+    db = load_dataset(cfg.dataset, "train", root=cfg.data_root).subset(cfg.database_limit)
+    q = load_dataset(cfg.dataset, "test", root=cfg.data_root).subset(cfg.queries)
+    if db.labels is None or q.labels is None:
+        raise ValueError(f"{cfg.dataset} has no labels; the quality protocol needs them")
+    relevance = label_relevance(q.labels.numpy(), db.labels.numpy())
+    rows = []
+    for bits in cfg.bits:
+        for method in cfg.methods:
+            t0 = time.perf_counter()
+            hasher = BASELINES[method](bits=bits, seed=cfg.seed).fit(db)
+            t1 = time.perf_counter()
+            db_codes, q_codes = hasher.encode(db), hasher.encode(q)
+            t2 = time.perf_counter()
+            report = evaluate(q_codes, db_codes, relevance, k=cfg.k, radius=cfg.radius)
+            t3 = time.perf_counter()
+            rows.append(QualityRow(method, bits, t1 - t0, t2 - t1, t3 - t2, report.to_dict()))
+            if progress:
+                progress(rows[-1])
+    return rows
