@@ -32,3 +32,31 @@ def mnist():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _store_targets():
+    targets = ["sqlite"]
+    if os.environ.get("SEMHASH_TEST_POSTGRES") or os.environ.get("SEMHASH_REQUIRE_POSTGRES") == "1":
+        targets.append("postgresql")
+    return targets
+
+
+@pytest.fixture(params=_store_targets())
+def store_target(request, tmp_path, monkeypatch):
+    """A database to build indexes in: a fresh SQLite file, and the PostgreSQL server named by
+    SEMHASH_TEST_POSTGRES (a SQLAlchemy URL) when it is set; CI sets it and starts the server."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    if request.param == "sqlite":
+        return str(tmp_path / "items.db")
+    url = os.environ.get("SEMHASH_TEST_POSTGRES")
+    if not url:
+        pytest.fail("SEMHASH_REQUIRE_POSTGRES=1 but SEMHASH_TEST_POSTGRES is not set")
+    return url
+
+
+@pytest.fixture
+def index_name(request):
+    """An index name unique to the test, so tests sharing one PostgreSQL database do not meet."""
+    import uuid
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name[:60])
+    return f"{base}-{uuid.uuid4().hex[:8]}"

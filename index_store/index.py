@@ -1,0 +1,188 @@
+"""An index: items and codes in SQL, plus search structures derived from them.
+
+    idx = Index.create("items.db", "mnist", bits=32)      # or Index.open(url, name)
+    idx.add(keys, codes, labels=labels)                   # batched transactions
+    hits = idx.search(query_codes, k=10, radius=2)        # per query: items with distances
+
+The derived structures (hash tables, multi-index tables, FAISS index) are rebuilt from SQL
+whenever the on-disk cache is missing, stale or corrupt; `verify()` checks them against SQL.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hashing.data import cache_dir as user_cache_dir
+
+from . import cache
+from .search import Results, Searcher, vector_rerank
+from .store import IndexRow, Store, StoreError
+
+DEFAULT_BATCH = 20_000
+
+
+class Index:
+    def __init__(self, store: Store, name: str, cache_folder: str | os.PathLike | None = None):
+        self.store, self.name = store, name
+        self.row: IndexRow = store.get_index(name)
+        self.cache_folder = Path(cache_folder) if cache_folder else default_cache_folder(store, name)
+        self._searcher: Searcher | None = None
+        self._generation = -1
+        self.last_load = ""  # how the derived structures were obtained: "cache", "rebuilt: <why>"
+
+    @classmethod
+    def open(cls, target, name: str = "default", **kw) -> "Index":
+        return cls(Store(target), name, **kw)
+
+    @classmethod
+    def create(cls, target, name: str, bits: int, hasher_path: str | None = None, **kw) -> "Index":
+        store = Store(target)
+        checksum = header = None
+        if hasher_path is not None:
+            from hashing.artifact import read_header
+            header = read_header(hasher_path)
+            checksum = _file_checksum(hasher_path)
+        store.create_index(name, bits, str(hasher_path) if hasher_path else None, checksum, header)
+        return cls(store, name, **kw)
+
+    @property
+    def bits(self) -> int:
+        return self.row.bits
+
+    # --- writing ---
+    def add(self, keys, codes, labels=None, sources=None, metas=None, vectors=None,
+            batch_size: int = DEFAULT_BATCH, progress=None) -> np.ndarray:
+        """Add items in transactions of batch_size; each committed batch stays if a later one fails."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        if codes.ndim != 2 or len(codes) != len(keys):
+            raise StoreError(f"{len(keys)} keys for codes of shape {codes.shape}")
+        self.searcher  # current before writing, so the writes can update it in memory
+        ids = []
+        for start in range(0, len(keys), batch_size):
+            sl = slice(start, start + batch_size)
+            part = lambda v: None if v is None else v[sl]  # noqa: E731
+            ids.append(self.store.add(self.name, list(keys[sl]), codes[sl], part(labels), part(sources),
+                                      part(metas), part(vectors)))
+            if progress:
+                progress(min(start + batch_size, len(keys)))
+        new_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        self._after_write(lambda s: (np.concatenate([s.ids, new_ids]), np.concatenate([s.codes, codes])), len(ids))
+        return new_ids
+
+    def remove(self, keys) -> np.ndarray:
+        self.searcher
+        removed = self.store.remove(self.name, list(keys))
+        self._after_write(lambda s: (s.ids[~np.isin(s.ids, removed)], s.codes[~np.isin(s.ids, removed)]), 1)
+        return removed
+
+    def _after_write(self, update, transactions: int) -> None:
+        """Derive the new structures from the old ones in memory when nobody else wrote in between
+        (the generation moved by exactly our transactions), else leave them to a rebuild from SQL."""
+        before = self._generation
+        self.row = self.store.get_index(self.name)
+        if self._searcher is not None and before >= 0 and self.row.generation == before + transactions:
+            ids, codes = update(self._searcher)
+            self._install(Searcher(ids, codes), self.row.generation, "updated in memory")
+        else:
+            self._searcher = None
+
+    # --- derived structures ---
+    @property
+    def searcher(self) -> Searcher:
+        """Current search structures: from memory, else the disk cache, else rebuilt from SQL."""
+        self.row = self.store.get_index(self.name)
+        if self._searcher is None or self._generation != self.row.generation:
+            loaded, why = cache.load(self.cache_folder, self.row.generation, self.row.item_count, self.bits)
+            if loaded is not None:
+                self._searcher, self._generation, self.last_load = loaded, self.row.generation, "cache"
+            else:
+                self.rebuild(reason=why)
+        return self._searcher
+
+    def rebuild(self, reason: str = "asked") -> Searcher:
+        """Rebuild every derived structure from SQL and write the cache."""
+        ids, codes, generation = self.store.load_codes(self.name)
+        self._install(Searcher(ids, codes), generation, f"rebuilt from SQL ({reason})")
+        return self._searcher
+
+    def _install(self, searcher: Searcher, generation: int, how: str) -> None:
+        self._searcher, self._generation, self.last_load = searcher, generation, how
+        try:
+            cache.save(self.cache_folder, searcher, generation)
+        except OSError:
+            pass  # a read-only cache folder costs a rebuild next time, nothing else
+
+    # --- search ---
+    def search(self, query_codes, k: int | None = 10, radius: int | None = None,
+               query_vectors: np.ndarray | None = None) -> list[list[dict]]:
+        """Per query, the matching items with their distance and metadata (one SQL query in all).
+
+        radius only: every item within it; k only: the k nearest; both: the k nearest within the radius.
+        query_vectors: float vectors to re-rank items at equal Hamming distance (needs stored vectors).
+        """
+        res = self.search_ids(query_codes, k, radius, query_vectors)
+        meta = self.store.items(self.name, res.ids)
+        out = []
+        for i in range(len(res)):
+            ids, dists = res[i]
+            out.append([{**meta[int(j)], "distance": int(d)} for j, d in zip(ids, dists)])
+        return out
+
+    def search_ids(self, query_codes, k: int | None = 10, radius: int | None = None,
+                   query_vectors: np.ndarray | None = None) -> Results:
+        s = self.searcher
+        rerank = None
+        if query_vectors is not None:
+            vectors = self.store.load_vectors(self.name, s.ids)
+            if vectors is None:
+                raise StoreError(f"index {self.name!r} keeps no float vectors to re-rank with")
+            rerank = vector_rerank(np.asarray(query_vectors, np.float32), vectors)
+        if radius is not None:
+            res = s.radius(query_codes, radius, rerank)
+            return res if k is None else _first(res, k)
+        return s.knn(query_codes, k, rerank)
+
+    # --- inspection ---
+    def info(self) -> dict:
+        s = self.searcher
+        return {"name": self.name, "url": self.store.url, "bits": self.bits, "items": len(s),
+                "generation": self.row.generation, "updated": self.row.updated.isoformat(),
+                "hasher": self.row.hasher_path, "multi_index_m": [m for m in s.mih],
+                "memory_bytes": s.nbytes(), "memory_bytes_per_item": s.nbytes() / max(len(s), 1),
+                "cache": str(self.cache_folder), "derived": self.last_load}
+
+    def verify(self) -> dict:
+        """Check the derived structures against SQL; rebuild them if they differ."""
+        ids, codes, generation = self.store.load_codes(self.name)
+        s = self.searcher
+        order = np.argsort(s.ids, kind="stable")
+        same = len(ids) == len(s) and (s.ids[order] == ids).all() and (s.codes[order] == codes).all()
+        if not same:
+            self.rebuild("differed from SQL")
+        return {"items": len(ids), "generation": generation, "derived_matched_sql": bool(same),
+                "derived": self.last_load}
+
+
+def _first(res: Results, k: int) -> Results:
+    from .search import _truncate
+    return _truncate(res, k)
+
+
+def default_cache_folder(store: Store, name: str) -> Path:
+    """Next to a SQLite file (<file>.cache/<name>); for a server URL, in the user cache."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    if store.sqlite_path is not None:
+        return store.sqlite_path.with_name(store.sqlite_path.name + ".cache") / safe
+    digest = hashlib.sha256(store.url.encode()).hexdigest()[:16]
+    return user_cache_dir() / "indexes" / digest / safe
+
+
+def _file_checksum(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

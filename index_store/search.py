@@ -1,0 +1,247 @@
+"""Hamming search over an in-memory set of codes: radius (Hamming ball) and k-NN, in batches.
+
+Three ways to answer, picked per call by a cost model in "probe units" (one hash-table probe):
+  bit-flip  probe the whole-code table with every code of the ball (codes of at most 64 bits);
+  MIH       multi-index hashing: m substring tables probed at radius floor(r/m), then verified;
+  scan      FAISS's exact scan (range_search / k-NN on IndexBinaryFlat), when probing costs more.
+All three return exactly the same set; results are ordered by (distance, tie key, item id).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hashing.codes import hamming, hamming_rows
+from hashing.errors import ParameterError
+
+from .multi_index import MultiIndexHash, choose_m
+
+# Relative costs, measured on the development machine (numpy, one thread): a probe and a candidate
+# verification cost about the same; FAISS scans one 32- or 64-bit code in about 1/40 of a probe.
+SCAN_COST_PER_ITEM = 0.025
+VERIFY_COST = 1.0
+MAX_PROBES = 5_000_000  # per query; beyond it the ball is not enumerated
+
+
+@dataclass
+class Results:
+    """Ragged results of a query batch: query i owns ids[offsets[i]:offsets[i+1]] (and distances)."""
+
+    offsets: np.ndarray    # (nq + 1,) int64
+    ids: np.ndarray        # (total,) int64 item ids
+    distances: np.ndarray  # (total,) int64 Hamming distances, ascending within a query
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        s = slice(self.offsets[i], self.offsets[i + 1])
+        return self.ids[s], self.distances[s]
+
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+class Searcher:
+    """Search structures over codes; ids[i] is the item id of codes[i]. Immutable: rebuild to change."""
+
+    def __init__(self, ids: np.ndarray, codes: np.ndarray, m: int | None = None):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        if self.codes.ndim != 2 or len(self.codes) != len(self.ids):
+            raise ParameterError(f"{len(self.ids)} ids for codes of shape {self.codes.shape}")
+        self.bits = self.codes.shape[1] * 8
+        n = len(self.ids)
+        self.mih = {}
+        if self.bits <= 64:
+            self.mih[1] = MultiIndexHash.build(self.codes, 1)  # the bit-flip table
+        m = m or choose_m(self.bits, n)
+        if m not in self.mih:
+            self.mih[m] = MultiIndexHash.build(self.codes, m)
+        self._faiss = None
+        self._within = neighbour_profile(self.codes)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def faiss_index(self):
+        """IndexBinaryFlat over the codes in position order (built on first use)."""
+        if self._faiss is None:
+            import faiss
+
+            self._faiss = faiss.IndexBinaryFlat(self.bits)
+            if len(self.codes):
+                self._faiss.add(self.codes)
+        return self._faiss
+
+    def nbytes(self) -> int:
+        """Memory of the in-memory structures (FAISS's copy of the codes included)."""
+        return self.ids.nbytes + self.codes.nbytes * 2 + sum(t.nbytes() for t in self.mih.values())
+
+    # --- planning ---
+    def plan(self, radius: int) -> tuple[str, int]:
+        """The cheapest way to search a radius: ("mih", m) (m = 1 is bit-flip) or ("scan", 0)."""
+        best, cost = ("scan", 0), SCAN_COST_PER_ITEM * len(self)
+        for m, mih in self.mih.items():
+            probes = mih.probes(radius)
+            if probes > MAX_PROBES:
+                continue
+            c = probes + VERIFY_COST * mih.expected_candidates(radius, len(self))
+            if c < cost:
+                best, cost = ("mih", m), c
+        return best
+
+    # --- search ---
+    def radius(self, query_codes: np.ndarray, radius: int, rerank=None) -> Results:
+        """Every item within Hamming distance `radius` of each query. query_codes: (nq, bits/8) uint8."""
+        q = self._check_queries(query_codes)
+        if radius < 0 or radius > self.bits:
+            raise ParameterError(f"radius must be between 0 and the code length {self.bits}, got {radius}")
+        how, m = self.plan(radius)
+        if how == "scan":
+            qi, pos, dist = self._scan_radius(q, radius)
+        else:
+            qi, pos = self.mih[m].candidates(q, radius // m)
+            dist = hamming_rows(self.codes[pos], q[qi]).astype(np.int64)
+            keep = dist <= radius
+            qi, pos, dist = qi[keep], pos[keep], dist[keep]
+        return self._collect(len(q), qi, pos, dist, rerank)
+
+    def knn(self, query_codes: np.ndarray, k: int, rerank=None) -> Results:
+        """The k nearest items by Hamming distance (all of them if fewer than k)."""
+        q = self._check_queries(query_codes)
+        if k <= 0:
+            raise ParameterError(f"k must be positive, got {k}")
+        k = min(k, len(self))
+        if k == 0:
+            return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        out_q, out_pos, out_d = [], [], []
+        todo = np.arange(len(q))
+        m = max(self.mih)  # the finest split grows the ball most gently
+        sub_radius = self._knn_start(k)
+        while len(todo) and sub_radius is not None:
+            full_radius = min(m * (sub_radius + 1) - 1, self.bits)  # every item this close is a candidate
+            qi, pos = self.mih[m].candidates(q[todo], sub_radius)
+            dist = hamming_rows(self.codes[pos], q[todo][qi]).astype(np.int64)
+            sure = dist <= full_radius
+            qi, pos, dist = qi[sure], pos[sure], dist[sure]
+            done = (np.bincount(qi, minlength=len(todo)) >= k) | (full_radius >= self.bits)
+            take = done[qi]
+            out_q.append(todo[qi[take]])
+            out_pos.append(pos[take])
+            out_d.append(dist[take])
+            todo = todo[~done]
+            sub_radius = sub_radius + 1 if self._knn_cost(sub_radius + 1) is not None else None
+        if len(todo):
+            dist, pos = self.faiss_index.search(q[todo], k)
+            out_q.append(np.repeat(todo, k))
+            out_pos.append(pos.ravel().astype(np.int64))
+            out_d.append(dist.ravel().astype(np.int64))
+        res = self._collect(len(q), np.concatenate(out_q), np.concatenate(out_pos), np.concatenate(out_d), rerank)
+        return _truncate(res, k)
+
+    def _knn_cost(self, sub_radius: int) -> float | None:
+        """Cost of one MIH round at this substring radius, or None when a scan is cheaper."""
+        m = max(self.mih)
+        mih, n = self.mih[m], len(self)
+        probes = mih.probes(m * sub_radius)
+        full_radius = min(m * (sub_radius + 1) - 1, self.bits)
+        cost = probes + VERIFY_COST * max(mih.expected_candidates(m * sub_radius, n), self._within[full_radius])
+        return None if probes > MAX_PROBES or cost > SCAN_COST_PER_ITEM * n else cost
+
+    def _knn_start(self, k: int) -> int | None:
+        """The first substring radius at which a typical query has k neighbours among its sure
+        candidates (from the database's own neighbour profile), or None when scanning is cheaper."""
+        m = max(self.mih)
+        for sub_radius in range(self.bits // m + 1):
+            if self._knn_cost(sub_radius) is None:
+                return None
+            if self._within[min(m * (sub_radius + 1) - 1, self.bits)] >= k:
+                return sub_radius
+        return None
+
+    # --- helpers ---
+    def _check_queries(self, query_codes) -> np.ndarray:
+        q = np.ascontiguousarray(np.asarray(query_codes), dtype=None)
+        if q.ndim == 1:
+            q = q[None]
+        if q.dtype != np.uint8 or q.shape[1] * 8 != self.bits:
+            raise ParameterError(f"queries must be {self.bits}-bit packed codes (n, {self.bits // 8}) uint8, "
+                                 f"got {q.dtype} {q.shape}")
+        return q
+
+    def _scan_radius(self, q, radius):
+        lims, dist, pos = self.faiss_index.range_search(q, radius + 1)  # FAISS keeps distances < radius
+        qi = np.repeat(np.arange(len(q), dtype=np.int64), np.diff(lims.astype(np.int64)))
+        return qi, pos.astype(np.int64), dist.astype(np.int64)
+
+    def _collect(self, nq, qi, pos, dist, rerank) -> Results:
+        ids = self.ids[pos]
+        tie = rerank(qi, pos) if rerank is not None else np.zeros(len(pos))
+        order = np.lexsort((ids, tie, dist, qi))
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
+        return Results(offsets, ids[order], dist[order])
+
+
+def _truncate(res: Results, k: int) -> Results:
+    counts = np.minimum(res.counts(), k)
+    keep = np.arange(len(res.ids)) - np.repeat(res.offsets[:-1], res.counts()) < np.repeat(counts, res.counts())
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Results(offsets, res.ids[keep], res.distances[keep])
+
+
+def vector_rerank(query_vectors: np.ndarray, item_vectors: np.ndarray):
+    """A tie key for Searcher: squared Euclidean distance between the query's and the item's float
+    vectors (item_vectors in position order), so items at equal Hamming distance come nearest first."""
+    def key(qi, pos):
+        diff = item_vectors[pos] - query_vectors[qi]
+        return np.einsum("ij,ij->i", diff, diff)
+    return key
+
+
+def neighbour_profile(codes: np.ndarray, samples: int = 256, reference: int = 20_000, seed: int = 0) -> np.ndarray:
+    """within[d]: the median number of other database items within Hamming distance d of a database
+    item, estimated from a sample. It tells k-NN how far a typical query must look: real codes are
+    clustered, so a uniform model would badly underestimate their neighbours."""
+    n, bits = len(codes), codes.shape[1] * 8
+    if n == 0:
+        return np.zeros(bits + 1)
+    rng = np.random.default_rng(seed)
+    ref = rng.choice(n, min(n, reference), replace=False)
+    probe = rng.choice(n, min(n, samples), replace=False)
+    d = hamming(codes[probe], codes[ref])
+    hist = np.stack([np.bincount(row, minlength=bits + 1) for row in d])
+    within = np.cumsum(hist, axis=1) * (n / len(ref))
+    return np.maximum(np.median(within, axis=0) - 1, 0)  # minus the item itself
+
+
+def searcher_arrays(s: Searcher) -> dict[str, np.ndarray]:
+    """Everything a Searcher holds, as named arrays (for the on-disk cache)."""
+    out = {"ids": s.ids, "codes": s.codes, "within": s._within}
+    for m, mih in s.mih.items():
+        out[f"mih{m}.subkeys"] = mih.subkeys
+        for j, t in enumerate(mih.tables):
+            out.update({f"mih{m}.{j}.{k}": v for k, v in t.arrays().items()})
+    return out
+
+
+def searcher_from_arrays(a: dict[str, np.ndarray]) -> Searcher:
+    """Inverse of searcher_arrays, without recomputing anything."""
+    from hashing.codes import substring_bounds
+
+    from .hashtable import HashTable
+
+    s = Searcher.__new__(Searcher)
+    s.ids, s.codes, s._within = a["ids"], a["codes"], a["within"]
+    s.bits, s._faiss, s.mih = s.codes.shape[1] * 8, None, {}
+    if len(s.ids) != len(s.codes):
+        raise ValueError("ids and codes differ in length")
+    for name in a:
+        if name.endswith(".subkeys"):
+            m = int(name[3:-len(".subkeys")])
+            tables = [HashTable.from_arrays({k: a[f"mih{m}.{j}.{k}"] for k in ("keys", "rows", "offsets", "shape")})
+                      for j in range(m)]
+            s.mih[m] = MultiIndexHash(s.bits, substring_bounds(s.bits, m), a[name], tables)
+    return s

@@ -1,0 +1,302 @@
+"""The SQL store of indexes, items, codes and vectors (SQLite by default, PostgreSQL by URL).
+
+Every write is one transaction that takes the index's write lock first (SQLite: BEGIN IMMEDIATE;
+PostgreSQL: SELECT ... FOR UPDATE on the index row), hands out item ids from the index row and bumps
+its generation, so readers can tell whether their derived structures are stale.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+
+from hashing.codes import check_bits, substrings
+from hashing.errors import SemhashError
+
+from . import schema as S
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(SemhashError):
+    """The database cannot be reached, is locked, or does not hold what was asked for."""
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    id: int
+    name: str
+    bits: int
+    generation: int
+    item_count: int
+    hasher_path: str | None
+    hasher_checksum: str | None
+    hasher_header: dict | None
+    created: datetime
+    updated: datetime
+
+
+def database_url(target: str | os.PathLike) -> str:
+    """A path means SQLite at that path; anything with '://' is a SQLAlchemy URL."""
+    target = str(target)
+    if "://" in target:
+        return target
+    return f"sqlite:///{Path(target).expanduser().resolve()}"
+
+
+class Store:
+    """Connection to one database. Cheap to create; share one per process."""
+
+    def __init__(self, target: str | os.PathLike):
+        self.url = database_url(target)
+        try:
+            url = make_url(self.url)
+            self.is_sqlite = url.get_backend_name() == "sqlite"
+            if self.is_sqlite and url.database and url.database != ":memory:":
+                folder = Path(url.database).parent
+                if not folder.is_dir():
+                    raise StoreError(f"cannot create database {url.database}: folder {folder} does not exist")
+            self.engine: Engine = create_engine(self.url, **({} if self.is_sqlite else {"pool_pre_ping": True}))
+        except (ArgumentError, ImportError) as exc:
+            raise StoreError(f"bad database URL {self.url!r}: {exc}") from None
+        if self.is_sqlite:
+            _sqlite_setup(self.engine)
+        try:
+            S.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        db = make_url(self.url).database
+        return Path(db) if self.is_sqlite and db and db != ":memory:" else None
+
+    # --- indexes ---
+    def create_index(self, name: str, bits: int, hasher_path: str | None = None,
+                     hasher_checksum: str | None = None, hasher_header: dict | None = None) -> IndexRow:
+        check_bits(bits)
+        now = datetime.now(timezone.utc)
+        try:
+            with self._write() as conn:
+                conn.execute(S.indexes.insert().values(
+                    name=name, bits=bits, hasher_path=hasher_path, hasher_checksum=hasher_checksum,
+                    hasher_header=hasher_header, created=now, updated=now, generation=0, next_item=1, item_count=0))
+        except IntegrityError:
+            raise StoreError(f"index {name!r} already exists in {_safe(self.url)}") from None
+        return self.get_index(name)
+
+    def get_index(self, name: str) -> IndexRow:
+        with self._read() as conn:
+            row = conn.execute(select(S.indexes).where(S.indexes.c.name == name)).mappings().first()
+        if row is None:
+            raise StoreError(f"no index named {name!r} in {_safe(self.url)} (known: {', '.join(self.index_names()) or 'none'})")
+        return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
+
+    def index_names(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(select(S.indexes.c.name).order_by(S.indexes.c.name)).scalars())
+
+    def drop_index(self, name: str) -> None:
+        idx = self.get_index(name)
+        with self._write() as conn:
+            for table in (S.vectors, S.codes):
+                conn.execute(delete(table).where(table.c.index_id == idx.id))
+            conn.execute(delete(S.items).where(S.items.c.index_id == idx.id))
+            conn.execute(delete(S.indexes).where(S.indexes.c.id == idx.id))
+
+    # --- items ---
+    def add(self, name: str, keys: list[str], codes: np.ndarray, labels=None, sources=None, metas=None,
+            vectors: np.ndarray | None = None) -> np.ndarray:
+        """Add items in one transaction; returns their new ids (n,) int64. All or nothing."""
+        n = len(keys)
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        with self._write() as conn:
+            idx = self._lock(conn, name)
+            if codes.shape != (n, idx.bits // 8):
+                raise StoreError(f"index {name!r} holds {idx.bits}-bit codes; got codes of shape {codes.shape} for {n} keys")
+            if vectors is not None and len(vectors) != n:
+                raise StoreError(f"{len(vectors)} vectors for {n} items")
+            if len(set(keys)) != n:
+                raise StoreError("the same key appears twice in one batch")
+            first = conn.execute(select(S.indexes.c.next_item).where(S.indexes.c.id == idx.id)).scalar_one()
+            ids = np.arange(first, first + n, dtype=np.int64)
+            subs = _sql_substrings(codes)
+            col = lambda values, i: None if values is None else values[i]  # noqa: E731
+            item_rows = [{"index_id": idx.id, "id": int(ids[i]), "key": str(keys[i]),
+                          "label": None if labels is None or labels[i] is None else int(labels[i]),
+                          "source": col(sources, i), "meta": col(metas, i)} for i in range(n)]
+            code_rows = [{"index_id": idx.id, "item_id": int(ids[i]), "code": codes[i].tobytes(),
+                          **{f"s{j}": (int(subs[i, j]) if j < subs.shape[1] else None) for j in range(S.SQL_SUBSTRINGS)}}
+                         for i in range(n)]
+            try:
+                if n:
+                    conn.execute(S.items.insert(), item_rows)
+                    conn.execute(S.codes.insert(), code_rows)
+                    if vectors is not None:
+                        v = np.ascontiguousarray(vectors, dtype=np.float32)
+                        conn.execute(S.vectors.insert(), [{"index_id": idx.id, "item_id": int(ids[i]),
+                                                           "vector": v[i].tobytes()} for i in range(n)])
+            except IntegrityError:
+                raise StoreError(f"some of these keys are already in index {name!r}; remove them first") from None
+            self._bump(conn, idx.id, next_item=first + n, delta=n)
+        return ids
+
+    def remove(self, name: str, keys: list[str]) -> np.ndarray:
+        """Remove items by key in one transaction; returns the removed ids. Unknown keys are an error."""
+        with self._write() as conn:
+            idx = self._lock(conn, name)
+            found = dict(conn.execute(select(S.items.c.key, S.items.c.id).where(
+                S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys]))).all())
+            missing = [k for k in keys if str(k) not in found]
+            if missing:
+                raise StoreError(f"{len(missing)} key(s) not in index {name!r}, e.g. {missing[0]!r}; nothing removed")
+            ids = sorted(found.values())
+            for table in (S.vectors, S.codes):
+                conn.execute(delete(table).where(table.c.index_id == idx.id, table.c.item_id.in_(ids)))
+            conn.execute(delete(S.items).where(S.items.c.index_id == idx.id, S.items.c.id.in_(ids)))
+            self._bump(conn, idx.id, delta=-len(ids))
+        return np.array(ids, dtype=np.int64)
+
+    def load_codes(self, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
+        with self._read() as conn:
+            idx = self._index_in(conn, name)
+            rows = conn.execute(select(S.codes.c.item_id, S.codes.c.code).where(S.codes.c.index_id == idx.id)
+                                .order_by(S.codes.c.item_id)).all()
+        nbytes = idx.bits // 8
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), nbytes).copy()
+        return ids, codes, idx.generation
+
+    def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
+        """Float vectors of the given ids (in that order), or None if the index keeps none."""
+        with self._read() as conn:
+            idx = self._index_in(conn, name)
+            rows = dict(conn.execute(select(S.vectors.c.item_id, S.vectors.c.vector)
+                                     .where(S.vectors.c.index_id == idx.id)).all())
+        if not rows:
+            return None
+        return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
+
+    def items(self, name: str, ids) -> dict[int, dict]:
+        """Metadata of items by id, in one query: {id: {key, label, source, meta}}."""
+        ids = sorted({int(i) for i in ids})
+        out = {}
+        with self._read() as conn:
+            idx = self._index_in(conn, name)
+            for chunk in range(0, len(ids), 30_000):  # stay below bind-parameter limits
+                rows = conn.execute(select(S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source,
+                                           S.items.c.meta).where(S.items.c.index_id == idx.id,
+                                                                 S.items.c.id.in_(ids[chunk:chunk + 30_000]))).mappings()
+                out.update({r["id"]: dict(r) for r in rows})
+        return out
+
+    def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
+        with self._read() as conn:
+            idx = self._index_in(conn, name)
+            return dict(conn.execute(select(S.items.c.key, S.items.c.id).where(
+                S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys]))).all())
+
+    def count(self, name: str) -> int:
+        with self._read() as conn:
+            idx = self._index_in(conn, name)
+            return conn.execute(select(func.count()).select_from(S.items).where(S.items.c.index_id == idx.id)).scalar_one()
+
+    # --- plumbing ---
+    def _read(self):
+        return _Guard(self, self.engine.connect())
+
+    def _write(self):
+        return _Guard(self, self.engine.execution_options(semhash_write=True).begin())
+
+    def _index_in(self, conn, name: str) -> IndexRow:
+        row = conn.execute(select(S.indexes).where(S.indexes.c.name == name)).mappings().first()
+        if row is None:
+            raise StoreError(f"no index named {name!r} in {_safe(self.url)}")
+        return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
+
+    def _lock(self, conn, name: str) -> IndexRow:
+        """The index row, locked for this transaction (SQLite holds the whole-database write lock)."""
+        q = select(S.indexes).where(S.indexes.c.name == name)
+        if not self.is_sqlite:
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
+        if row is None:
+            raise StoreError(f"no index named {name!r} in {_safe(self.url)}")
+        return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
+
+    def _bump(self, conn, index_id: int, delta: int, next_item: int | None = None) -> None:
+        values = {"generation": S.indexes.c.generation + 1, "item_count": S.indexes.c.item_count + delta,
+                  "updated": datetime.now(timezone.utc)}
+        if next_item is not None:
+            values["next_item"] = next_item
+        conn.execute(update(S.indexes).where(S.indexes.c.id == index_id).values(**values))
+
+
+class _Guard:
+    """Context manager around a connection that turns driver errors into one-line StoreErrors."""
+
+    def __init__(self, store: Store, ctx):
+        self.store, self.ctx = store, ctx
+
+    def __enter__(self):
+        try:
+            return self.ctx.__enter__()
+        except SQLAlchemyError as exc:
+            raise _translate(self.store, exc) from None
+
+    def __exit__(self, *exc_info):
+        try:
+            return self.ctx.__exit__(*exc_info)
+        except SQLAlchemyError as exc:
+            raise _translate(self.store, exc) from None
+
+
+def _translate(store: Store, exc: Exception) -> StoreError:
+    text = _first_line(exc)
+    if "locked" in text or "could not obtain lock" in text:
+        return StoreError(f"{_safe(store.url)} is locked by another writer; try again when it has finished")
+    return StoreError(f"database {_safe(store.url)}: {text}")
+
+
+def _sql_substrings(codes: np.ndarray) -> np.ndarray:
+    """(n, bits/32) int64: 32-bit substring keys for SQL (bits < 32: the whole code)."""
+    bits = codes.shape[1] * 8
+    m = max(1, bits // S.SQL_SUBSTRING_BITS)
+    return substrings(codes, m).astype(np.int64)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE for writes, so a
+    second writer waits for the lock up front instead of failing half-way through."""
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("semhash_write") else "BEGIN")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _safe(url: str) -> str:
+    """The URL with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

@@ -1,0 +1,120 @@
+"""Hamming search invariants: radius search is exactly the brute-force ball; k-NN agrees with FAISS.
+
+Compared the way faiss/contrib/evaluation.py compares k-NN results: equal distances, and equal id
+sets within each tied distance (except the last one, which the cut at k may split anywhere).
+"""
+import faiss
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hashing.codes import hamming
+from hashing.errors import ParameterError
+from index_store.hashtable import HashTable
+from index_store.search import Searcher, vector_rerank
+
+
+@st.composite
+def databases(draw):
+    """Codes clustered around a few centres (so balls are not empty and ties are common)."""
+    bits = draw(st.sampled_from([8, 16, 32, 64, 128]))
+    n = draw(st.integers(1, 300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 256, (4, bits // 8), dtype=np.uint8)
+    noise = (rng.random((n, bits)) < draw(st.sampled_from([0.02, 0.1, 0.5]))).astype(np.uint8)
+    codes = centres[rng.integers(0, 4, n)] ^ np.packbits(noise, axis=1, bitorder="little")
+    ids = rng.permutation(10 * n)[:n].astype(np.int64) + 1000
+    queries = centres[rng.integers(0, 4, 5)] ^ np.packbits(rng.random((5, bits)) < 0.05, axis=1, bitorder="little")
+    return ids, codes, queries
+
+
+def brute_radius(ids, codes, queries, r):
+    d = hamming(queries, codes)
+    return [sorted(zip(d[i][d[i] <= r].tolist(), ids[d[i] <= r].tolist())) for i in range(len(queries))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(databases(), st.integers(0, 6), st.sampled_from([None, 1, 2, 3, 5]))
+def test_radius_search_returns_exactly_the_brute_force_ball(db, r, m):
+    ids, codes, queries = db
+    bits = codes.shape[1] * 8
+    m = m if m is None or bits <= 64 * m else None  # substrings must fit 64-bit keys
+    searcher = Searcher(ids, codes, m=m)
+    res = searcher.radius(queries, r)
+    for i, expected in enumerate(brute_radius(ids, codes, queries, r)):
+        got_ids, got_d = res[i]
+        assert sorted(zip(got_d.tolist(), got_ids.tolist())) == expected
+        assert (np.diff(got_d) >= 0).all()
+
+
+def assert_knn_matches_reference(got_ids, got_d, ref_ids, ref_d):
+    """faiss/contrib/evaluation.py's check: same distances; same id sets within each complete tie."""
+    np.testing.assert_array_equal(got_d, ref_d)
+    if len(ref_d) == 0:
+        return
+    for dist in np.unique(ref_d)[:-1]:
+        assert set(got_ids[got_d == dist]) == set(ref_ids[ref_d == dist])
+
+
+@settings(max_examples=80, deadline=None)
+@given(databases(), st.integers(1, 40))
+def test_knn_agrees_with_faiss_index_binary_flat(db, k):
+    ids, codes, queries = db
+    searcher = Searcher(ids, codes)
+    index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(codes.shape[1] * 8))
+    index.add_with_ids(codes, ids)
+    ref_d, ref_ids = index.search(queries, min(k, len(ids)))
+    res = searcher.knn(queries, k)
+    for i in range(len(queries)):
+        got_ids, got_d = res[i]
+        assert_knn_matches_reference(got_ids, got_d, ref_ids[i], ref_d[i])
+
+
+def test_every_strategy_gives_the_same_answer(rng):
+    codes = rng.integers(0, 256, (5000, 4), dtype=np.uint8)
+    queries = codes[:50] ^ np.uint8(1)
+    s = Searcher(np.arange(5000), codes, m=2)
+    answers = []
+    for plan in (("mih", 1), ("mih", 2), ("scan", 0)):
+        s.plan = lambda radius, plan=plan: plan
+        r = s.radius(queries, 3)
+        answers.append((r.offsets.tolist(), r.ids.tolist(), r.distances.tolist()))
+    assert answers[0] == answers[1] == answers[2]
+
+
+def test_knn_falls_back_to_a_scan_when_the_ball_would_cost_more(rng):
+    codes = rng.integers(0, 256, (2000, 32), dtype=np.uint8)  # 256-bit random codes: neighbours are far
+    s = Searcher(np.arange(2000), codes)
+    res = s.knn(codes[:3] ^ np.uint8(255), 5)
+    ref_d, _ = s.faiss_index.search(codes[:3] ^ np.uint8(255), 5)
+    np.testing.assert_array_equal(res.distances.reshape(3, 5), ref_d)
+
+
+def test_ties_are_reranked_by_float_vectors():
+    codes = np.zeros((3, 1), dtype=np.uint8)  # all three items at Hamming distance 0
+    vectors = np.array([[5.0], [1.0], [3.0]], dtype=np.float32)
+    s = Searcher(np.array([10, 11, 12]), codes)
+    res = s.knn(codes[:1], 3, rerank=vector_rerank(np.array([[0.0]], np.float32), vectors))
+    assert res[0][0].tolist() == [11, 12, 10]
+
+
+def test_hash_table_lookup_finds_every_match(rng):
+    keys = rng.integers(0, 1 << 20, 1000).astype(np.uint64)
+    table = HashTable.build(keys, 20, prefix_bits=8)
+    probes = np.concatenate([keys[:100], rng.integers(0, 1 << 20, 100).astype(np.uint64)])
+    pi, pos = table.lookup(probes)
+    got = sorted(zip(pi.tolist(), pos.tolist()))
+    expected = sorted((i, j) for i, p in enumerate(probes) for j in np.flatnonzero(keys == p))
+    assert got == expected
+
+
+def test_bad_queries_are_refused(rng):
+    s = Searcher(np.arange(10), rng.integers(0, 256, (10, 4), dtype=np.uint8))
+    with pytest.raises(ParameterError, match="32-bit packed codes"):
+        s.radius(np.zeros((1, 8), np.uint8), 1)
+    with pytest.raises(ParameterError, match="k must be positive"):
+        s.knn(np.zeros((1, 4), np.uint8), 0)
+    with pytest.raises(ParameterError, match="between 0 and the code length 32"):
+        s.radius(np.zeros((1, 4), np.uint8), 33)

@@ -1,0 +1,192 @@
+"""The index store: items and codes in SQL (SQLite, and PostgreSQL when configured), derived search
+structures rebuilt from SQL when missing, stale or corrupt, and search results that stay exact."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from hashing.codes import hamming
+from index_store import schema
+from index_store.index import Index
+from index_store.store import Store, StoreError
+
+
+def brute_force(index_codes, index_keys, queries, r):
+    d = hamming(queries, index_codes)
+    return [sorted((int(d[i, j]), index_keys[j]) for j in np.flatnonzero(d[i] <= r)) for i in range(len(queries))]
+
+
+def as_pairs(hits):
+    return [sorted((h["distance"], h["key"]) for h in q) for q in hits]
+
+
+@pytest.fixture
+def clustered(rng):
+    """300 items of 32-bit codes around 5 centres, with keys and labels."""
+    centres = rng.integers(0, 256, (5, 4), dtype=np.uint8)
+    which = rng.integers(0, 5, 300)
+    flips = np.packbits(rng.random((300, 32)) < 0.06, axis=1, bitorder="little")
+    return [f"item-{i}" for i in range(300)], centres[which] ^ flips, which
+
+
+def test_build_search_and_read_back_metadata(store_target, index_name, clustered):
+    keys, codes, labels = clustered
+    idx = Index.create(store_target, index_name, bits=32)
+    ids = idx.add(keys, codes, labels=labels, sources=[f"file://{k}.png" for k in keys],
+                  metas=[{"n": i} for i in range(300)], batch_size=64)
+    assert ids.tolist() == list(range(1, 301))
+    hits = idx.search(codes[:3], k=None, radius=3)
+    assert as_pairs(hits) == brute_force(codes, keys, codes[:3], 3)
+    first = hits[0][0]
+    assert first["key"] == "item-0" and first["distance"] == 0 and first["label"] == labels[0]
+    assert first["source"] == "file://item-0.png" and first["meta"] == {"n": 0}
+    knn = idx.search(codes[:2], k=5)
+    assert [len(q) for q in knn] == [5, 5] and [h["distance"] for h in knn[0]] == sorted(h["distance"] for h in knn[0])
+    info = idx.info()
+    assert info["items"] == 300 and info["bits"] == 32 and info["memory_bytes_per_item"] > 0
+
+
+def test_reopen_uses_the_cache_and_detects_changes_by_another_writer(store_target, index_name, clustered):
+    keys, codes, _ = clustered
+    a = Index.create(store_target, index_name, bits=32)
+    a.add(keys[:200], codes[:200])
+    b = Index.open(store_target, index_name)
+    assert len(b.searcher) == 200 and b.last_load == "cache"
+    a.add(keys[200:250], codes[200:250])        # another writer, which refreshes the shared cache
+    assert len(b.searcher) == 250 and b.last_load == "cache"
+    Store(store_target).add(index_name, keys[250:], codes[250:])  # a writer that leaves the cache stale
+    assert len(b.searcher) == 300 and b.last_load.startswith("rebuilt from SQL (stale")
+    assert as_pairs(b.search(codes[:5], k=None, radius=2)) == brute_force(codes, keys, codes[:5], 2)
+
+
+@pytest.mark.parametrize("damage", ["delete faiss", "corrupt tables", "truncate manifest", "delete all"])
+def test_a_damaged_cache_is_rebuilt_from_sql_with_unchanged_results(store_target, index_name, clustered, damage):
+    keys, codes, _ = clustered
+    idx = Index.create(store_target, index_name, bits=32)
+    idx.add(keys, codes)
+    before = idx.search(codes[:10], k=7)
+    folder = idx.cache_folder
+    if damage == "delete faiss":
+        (folder / "faiss.index").unlink()
+    elif damage == "corrupt tables":
+        data = bytearray((folder / "search.npz").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (folder / "search.npz").write_bytes(bytes(data))
+    elif damage == "truncate manifest":
+        (folder / "manifest.json").write_text("{")
+    else:
+        for f in folder.iterdir():
+            f.unlink()
+    again = Index.open(store_target, index_name)
+    assert again.search(codes[:10], k=7) == before
+    assert again.last_load.startswith("rebuilt from SQL")
+    assert Index.open(store_target, index_name).searcher is not None  # and the cache is good again
+
+
+def test_remove_items_incrementally(store_target, index_name, clustered):
+    keys, codes, _ = clustered
+    idx = Index.create(store_target, index_name, bits=32)
+    idx.add(keys, codes)
+    removed = idx.remove(keys[:100])
+    assert len(removed) == 100 and idx.store.count(index_name) == 200
+    assert as_pairs(idx.search(codes[:10], k=None, radius=4)) == brute_force(codes[100:], keys[100:], codes[:10], 4)
+    with pytest.raises(StoreError, match="not in index.*nothing removed"):
+        idx.remove(["item-150", "no-such-key"])
+    assert idx.store.count(index_name) == 200
+
+
+def test_a_failing_batch_leaves_nothing_behind(store_target, index_name, clustered):
+    keys, codes, _ = clustered
+    idx = Index.create(store_target, index_name, bits=32)
+    idx.add(keys[:10], codes[:10])
+    with pytest.raises(StoreError, match="already in index"):
+        idx.add(keys[5:20], codes[5:20])       # keys 5..9 collide
+    with pytest.raises(StoreError, match="32-bit codes"):
+        idx.add(["x"], np.zeros((1, 8), np.uint8))
+    assert idx.store.count(index_name) == 10 and len(idx.searcher) == 10
+
+
+def test_sql_keeps_substring_keys_for_multi_index_lookups(store_target, index_name, rng):
+    codes = rng.integers(0, 256, (20, 8), dtype=np.uint8)  # 64 bits: two 32-bit substrings
+    idx = Index.create(store_target, index_name, bits=64)
+    idx.add([str(i) for i in range(20)], codes)
+    with idx.store.engine.connect() as conn:
+        rows = conn.execute(select(schema.codes.c.s0, schema.codes.c.s1, schema.codes.c.s2)
+                            .where(schema.codes.c.index_id == idx.row.id).order_by(schema.codes.c.item_id)).all()
+    low, high = codes[:, :4].copy().view("<u4")[:, 0], codes[:, 4:].copy().view("<u4")[:, 0]
+    assert [r[0] for r in rows] == low.tolist() and [r[1] for r in rows] == high.tolist()
+    assert all(r[2] is None for r in rows)
+
+
+def test_ties_reranked_by_stored_vectors(store_target, index_name):
+    idx = Index.create(store_target, index_name, bits=8)
+    vectors = np.array([[3.0, 0], [1.0, 0], [2.0, 0]], np.float32)
+    idx.add(["far", "near", "mid"], np.zeros((3, 1), np.uint8), vectors=vectors)
+    hits = idx.search(np.zeros((1, 1), np.uint8), k=3, query_vectors=np.zeros((1, 2), np.float32))
+    assert [h["key"] for h in hits[0]] == ["near", "mid", "far"]
+
+
+def test_missing_index_and_duplicate_index_are_clear_errors(store_target, index_name):
+    with pytest.raises(StoreError, match=f"no index named '{index_name}'"):
+        Index.open(store_target, index_name)
+    Index.create(store_target, index_name, bits=16)
+    with pytest.raises(StoreError, match="already exists"):
+        Index.create(store_target, index_name, bits=16)
+
+
+def test_unreachable_database_is_one_clear_error():
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match="folder .* does not exist"):
+        Store("/no/such/folder/items.db")
+
+
+def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, clustered):
+    import index_store.store as store_mod
+    keys, codes, _ = clustered
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 200)
+    idx = Index.create(str(tmp_path / "l.db"), "x", bits=32)
+    holder = idx.store.engine.execution_options(semhash_write=True).connect()
+    holder.begin()  # BEGIN IMMEDIATE: holds the write lock
+    try:
+        with pytest.raises(StoreError, match="locked by another writer"):
+            Index.open(str(tmp_path / "l.db"), "x").add(keys[:3], codes[:3])
+    finally:
+        holder.rollback()
+        holder.close()
+    idx.add(keys[:3], codes[:3])
+    assert idx.store.count("x") == 3
+
+
+operations = st.lists(st.tuples(st.sampled_from(["add", "remove", "reopen"]), st.integers(1, 25)), min_size=1, max_size=6)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations, st.integers(0, 2**31))
+def test_search_stays_exact_through_adds_removes_and_rebuilds(tmp_path_factory, ops, seed):
+    rng = np.random.default_rng(seed)
+    target = str(tmp_path_factory.mktemp("prop") / "p.db")
+    idx = Index.create(target, "p", bits=16)
+    alive: dict[str, np.ndarray] = {}
+    counter = 0
+    for op, n in ops:
+        if op == "add":
+            keys = [f"k{counter + i}" for i in range(n)]
+            counter += n
+            new = rng.integers(0, 256, (n, 2), dtype=np.uint8) & np.uint8(0x3F)  # dense: many hits
+            idx.add(keys, new)
+            alive.update(zip(keys, new))
+        elif op == "remove" and alive:
+            gone = list(alive)[: min(n, len(alive))]
+            idx.remove(gone)
+            for k in gone:
+                del alive[k]
+        else:
+            idx = Index.open(target, "p")
+        queries = rng.integers(0, 256, (4, 2), dtype=np.uint8) & np.uint8(0x3F)
+        keys = list(alive)
+        codes = np.array([alive[k] for k in keys], dtype=np.uint8).reshape(-1, 2)
+        assert as_pairs(idx.search(queries, k=None, radius=3)) == brute_force(codes, keys, queries, 3)
+    idx.rebuild()
+    assert as_pairs(idx.search(queries, k=None, radius=3)) == brute_force(codes, keys, queries, 3)
