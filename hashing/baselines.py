@@ -25,7 +25,7 @@ class LinearHasher(Hasher):
     def _state(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_, "projection": self.projection_}
 
-    def _set_state(self, tensors: dict[str, np.ndarray]) -> None:
+    def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         mean, proj = tensors["mean"], tensors["projection"]
         d = int(np.prod(self.spec_.shape))
         if mean.shape != (d,) or proj.shape != (d, self.bits):

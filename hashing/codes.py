@@ -105,11 +105,20 @@ def substrings(codes: np.ndarray, m: int) -> np.ndarray:
 
     Substring j holds code bits [start_j, stop_j) with code bit start_j as its bit 0.
     """
-    bits = unpack(codes)
-    keys = np.zeros((len(bits), m), dtype=np.uint64)
-    for j, (start, stop) in enumerate(substring_bounds(bits.shape[1], m)):
-        weights = np.left_shift(np.uint64(1), np.arange(stop - start, dtype=np.uint64))
-        keys[:, j] = bits[:, start:stop].astype(np.uint64) @ weights
+    codes = _as_codes(codes)
+    nbits = codes.shape[1] * 8
+    bounds = substring_bounds(nbits, m)
+    keys = np.zeros((len(codes), m), dtype=np.uint64)
+    if nbits <= 64:  # shift and mask the whole code's integer key
+        whole = to_int(codes)
+        for j, (start, stop) in enumerate(bounds):
+            keys[:, j] = (whole >> np.uint64(start)) & np.uint64((1 << (stop - start)) - 1)
+        return keys
+    for rows in range(0, len(codes), 65536):  # unpacked bits are 8x the codes: bound the memory
+        bits = unpack(codes[rows:rows + 65536])
+        for j, (start, stop) in enumerate(bounds):
+            weights = np.left_shift(np.uint64(1), np.arange(stop - start, dtype=np.uint64))
+            keys[rows:rows + len(bits), j] = bits[:, start:stop].astype(np.uint64) @ weights
     return keys
 
 

@@ -85,8 +85,12 @@ class Hasher:
     def save(self, path: str | os.PathLike) -> Path:
         self._check_fitted()
         header = {"method": self.method, "bits": self.bits, "config": self.config(),
-                  "input": {**asdict(self.spec_), "shape": list(self.spec_.shape)}}
+                  "input": {**asdict(self.spec_), "shape": list(self.spec_.shape)}, **self.header_extra()}
         return artifact.save(path, self._state(), header)
+
+    def header_extra(self) -> dict:
+        """More self-description for the artifact header (architecture, validation metrics, ...)."""
+        return {}
 
     def config(self) -> dict:
         return {"bits": self.bits, "seed": self.seed}
@@ -101,7 +105,7 @@ class Hasher:
     def _state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def _set_state(self, tensors: dict[str, np.ndarray]) -> None:
+    def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         raise NotImplementedError
 
     def _check_fitted(self) -> None:
@@ -123,7 +127,7 @@ def _as_float(X) -> np.ndarray:
 
 def load_hasher(path: str | os.PathLike) -> Hasher:
     """Read any .semhash artifact back into its hasher, checking the header."""
-    from . import baselines  # noqa: F401  (registers the baseline methods)
+    from . import ae, baselines  # noqa: F401  (registers the methods)
 
     tensors, header = artifact.load(path)
     method = header.get("method")
@@ -134,8 +138,8 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
         hasher = cls(**header["config"])
         inp = header["input"]
         hasher.spec_ = InputSpec(tuple(inp["shape"]), inp["normalization"], inp["fingerprint"], inp.get("dataset", ""))
-        hasher._set_state(tensors)
-    except (KeyError, TypeError, ValueError) as exc:
+        hasher._set_state(tensors, header)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{path}: corrupt {method} model ({type(exc).__name__}: {exc})") from None
     if hasher.bits != header.get("bits"):
         raise ArtifactError(f"{path}: header says {header.get('bits')} bits, config says {hasher.bits}")

@@ -21,7 +21,7 @@ from .search import Searcher, searcher_arrays, searcher_from_arrays
 CACHE_FORMAT = 1
 
 
-def save(folder: Path, searcher: Searcher, generation: int) -> None:
+def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -> None:
     import faiss
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -29,6 +29,7 @@ def save(folder: Path, searcher: Searcher, generation: int) -> None:
     _atomic(folder / "search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
     _atomic(folder / "faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
     manifest = {"format": CACHE_FORMAT, "generation": generation, "items": len(searcher), "bits": searcher.bits,
+                "sql_updated": updated,
                 "checksums": {f: _checksum(folder / f) for f in ("search.npz", "faiss.index")}}
     _atomic(folder / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
 

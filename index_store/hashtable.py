@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_PREFIX_BITS = 23  # offsets of 2^23 int64 = 64 MiB at most
+MAX_PREFIX_BITS = 24  # offsets of 2^24 int32 = 64 MiB at most
 
 
 @dataclass
 class HashTable:
-    """keys: (n,) uint64 sorted; rows: (n,) int64 item positions in key order; offsets: (2^p + 1,) int64."""
+    """keys: (n,) sorted (uint32 for keys of up to 32 bits, else uint64); rows: (n,) item positions in
+    key order; offsets: (2^p + 1,). Positions and offsets are int32 below 2^31 items, else int64."""
 
     key_bits: int
     prefix_bits: int
@@ -34,8 +35,11 @@ class HashTable:
         sorted_keys = keys[order]
         prefix = sorted_keys >> np.uint64(key_bits - prefix_bits)
         counts = np.bincount(prefix.astype(np.int64), minlength=1 << prefix_bits)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(key_bits, prefix_bits, sorted_keys, order.astype(np.int64), offsets)
+        # Narrow integers where they fit: the tables are read at random, so bytes are cache misses.
+        index_type = np.int32 if len(keys) < 2**31 else np.int64
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(index_type)
+        key_type = np.uint32 if key_bits <= 32 else np.uint64
+        return cls(key_bits, prefix_bits, sorted_keys.astype(key_type), order.astype(index_type), offsets)
 
     @property
     def direct(self) -> bool:
@@ -53,7 +57,7 @@ class HashTable:
         if not self.direct:
             keep = self.keys[table_rows] == probes[probe_idx]
             probe_idx, table_rows = probe_idx[keep], table_rows[keep]
-        return probe_idx, self.rows[table_rows]
+        return probe_idx, self.rows[table_rows].astype(np.int64)
 
     def nbytes(self) -> int:
         return self.keys.nbytes + self.rows.nbytes + self.offsets.nbytes
@@ -78,7 +82,7 @@ def default_prefix_bits(n: int, key_bits: int) -> int:
 
 def expand_ranges(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For ranges [start_i, stop_i): (i repeated per element, every element), both int64."""
-    counts = stop - start
+    counts = (stop - start).astype(np.int64)
     total = int(counts.sum())
     if total == len(counts):  # every range holds one element: the common case of sparse tables
         return np.arange(len(start), dtype=np.int64), start.astype(np.int64)

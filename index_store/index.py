@@ -111,7 +111,7 @@ class Index:
     def _install(self, searcher: Searcher, generation: int, how: str) -> None:
         self._searcher, self._generation, self.last_load = searcher, generation, how
         try:
-            cache.save(self.cache_folder, searcher, generation)
+            cache.save(self.cache_folder, searcher, generation, self.row.updated.isoformat())
         except OSError:
             pass  # a read-only cache folder costs a rebuild next time, nothing else
 

@@ -56,7 +56,7 @@ class Searcher:
         self.mih = {}
         if self.bits <= 64:
             self.mih[1] = MultiIndexHash.build(self.codes, 1)  # the bit-flip table
-        m = m or choose_m(self.bits, n)
+        m = m or max(2, choose_m(self.bits, n))  # k-NN needs a split to grow its radius gently
         if m not in self.mih:
             self.mih[m] = MultiIndexHash.build(self.codes, m)
         self._faiss = None
@@ -100,6 +100,11 @@ class Searcher:
         if radius < 0 or radius > self.bits:
             raise ParameterError(f"radius must be between 0 and the code length {self.bits}, got {radius}")
         how, m = self.plan(radius)
+        work = self._work(m, radius) if how == "mih" else len(self) * SCAN_COST_PER_ITEM
+        parts = [self._radius_part(q[a:b], radius, how, m, a) for a, b in _chunks(len(q), work)]
+        return self._collect(len(q), *_concat(parts), rerank)
+
+    def _radius_part(self, q, radius, how, m, offset):
         if how == "scan":
             qi, pos, dist = self._scan_radius(q, radius)
         else:
@@ -107,7 +112,7 @@ class Searcher:
             dist = hamming_rows(self.codes[pos], q[qi]).astype(np.int64)
             keep = dist <= radius
             qi, pos, dist = qi[keep], pos[keep], dist[keep]
-        return self._collect(len(q), qi, pos, dist, rerank)
+        return qi + offset, pos, dist
 
     def knn(self, query_codes: np.ndarray, k: int, rerank=None) -> Results:
         """The k nearest items by Hamming distance (all of them if fewer than k)."""
@@ -117,10 +122,16 @@ class Searcher:
         k = min(k, len(self))
         if k == 0:
             return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        start = self._knn_start(k)
+        work = len(self) * SCAN_COST_PER_ITEM if start is None else self._work(max(self.mih), max(self.mih) * (start + 1))
+        parts = [self._knn_part(q[a:b], k, start, a) for a, b in _chunks(len(q), work)]
+        return _truncate(self._collect(len(q), *_concat(parts), rerank), k)
+
+    def _knn_part(self, q, k, sub_radius, offset):
+        """Sure neighbours by MIH rounds of growing substring radius, FAISS's scan for the rest."""
         out_q, out_pos, out_d = [], [], []
         todo = np.arange(len(q))
         m = max(self.mih)  # the finest split grows the ball most gently
-        sub_radius = self._knn_start(k)
         while len(todo) and sub_radius is not None:
             full_radius = min(m * (sub_radius + 1) - 1, self.bits)  # every item this close is a candidate
             qi, pos = self.mih[m].candidates(q[todo], sub_radius)
@@ -139,8 +150,12 @@ class Searcher:
             out_q.append(np.repeat(todo, k))
             out_pos.append(pos.ravel().astype(np.int64))
             out_d.append(dist.ravel().astype(np.int64))
-        res = self._collect(len(q), np.concatenate(out_q), np.concatenate(out_pos), np.concatenate(out_d), rerank)
-        return _truncate(res, k)
+        return np.concatenate(out_q) + offset, np.concatenate(out_pos), np.concatenate(out_d)
+
+    def _work(self, m: int, radius: int) -> float:
+        """Array elements one query touches in an MIH search (probes and candidates), for chunking."""
+        mih = self.mih[m]
+        return mih.probes(radius) + max(mih.expected_candidates(radius, len(self)), self._within[min(radius, self.bits)])
 
     def _knn_cost(self, sub_radius: int) -> float | None:
         """Cost of one MIH round at this substring radius, or None when a scan is cheaper."""
@@ -183,6 +198,19 @@ class Searcher:
         order = np.lexsort((ids, tie, dist, qi))
         offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
         return Results(offsets, ids[order], dist[order])
+
+
+CHUNK_WORK = 4_000_000  # array elements per chunk of queries: bounds memory at a few hundred MB
+
+
+def _chunks(nq: int, work_per_query: float):
+    """Split nq queries into chunks whose total work stays under CHUNK_WORK."""
+    size = max(1, int(CHUNK_WORK // max(work_per_query, 1.0)))
+    return [(a, min(a + size, nq)) for a in range(0, nq, size)] or [(0, 0)]
+
+
+def _concat(parts):
+    return tuple(np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(3))
 
 
 def _truncate(res: Results, k: int) -> Results:

@@ -1,0 +1,241 @@
+"""Search speed: semhash's Hamming-ball and k-NN search against FAISS's binary indexes, one thread.
+
+    python benchmarks/bench_search.py            # full run (about 10 minutes on 2 cores)
+    python benchmarks/bench_search.py --quick    # smaller sizes, for a look
+
+Database: N random codes; queries: database codes with one bit flipped. Every method answers the
+same queries in batches of 2,000 on one thread; each figure is the best of 3 runs. Peers:
+  faiss-flat        IndexBinaryFlat, exact k-NN by scanning;
+  faiss-hash        IndexBinaryHash(b bits, nflip=2): exact radius-2 at 32 bits (range_search);
+  faiss-multihash   IndexBinaryMultiHash(2 x 32 bits, nflip=1): exact radius-2 at 64 bits;
+  numpy-sorted      every code of the radius-2 ball looked up by binary search in a sorted array.
+Also: cost per query as N grows (random codes and real PCA-ITQ codes of MNIST, whose buckets are
+skewed), bulk add of N items into SQLite plus derived structures, opening that index, memory/item.
+Writes search.json and search.png into --out.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hashing import __version__  # noqa: E402
+from hashing.codes import flip_masks, to_int  # noqa: E402
+from index_store.index import Index  # noqa: E402
+from index_store.search import Searcher  # noqa: E402
+
+faiss.omp_set_num_threads(1)
+BATCH = 2000
+
+
+def best_qps(fn, nq: int, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return nq / best
+
+
+def queries_for(codes: np.ndarray, rng, n: int = BATCH) -> np.ndarray:
+    q = codes[rng.integers(0, len(codes), n)].copy()
+    bit = rng.integers(0, codes.shape[1] * 8, n)
+    q[np.arange(n), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
+    return q
+
+
+def numpy_sorted_radius(keys_sorted: np.ndarray, q: np.ndarray, r: int) -> int:
+    """Reference peer: probe every code of the ball by binary search in a sorted key array."""
+    probes = (to_int(q)[:, None] ^ flip_masks(q.shape[1] * 8, r)[None, :]).ravel()
+    pos = np.searchsorted(keys_sorted, probes)
+    pos[pos == len(keys_sorted)] = 0
+    return int((keys_sorted[pos] == probes).sum())
+
+
+def speed(n: int, bits: int, rng) -> dict:
+    codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8)
+    q = queries_for(codes, rng)
+    t = time.perf_counter()
+    ours = Searcher(np.arange(n), codes)
+    build_s = time.perf_counter() - t
+    row = {"n": n, "bits": bits, "build_s": build_s, "memory_bytes_per_item": ours.nbytes() / n,
+           "plan_radius2": list(ours.plan(2)), "qps": {}}
+    qps = row["qps"]
+    qps["semhash radius2"] = best_qps(lambda: ours.radius(q, 2), len(q))
+    qps["semhash knn10"] = best_qps(lambda: ours.knn(q, 10), len(q))
+    flat = faiss.IndexBinaryFlat(bits)
+    flat.add(codes)
+    qps["faiss-flat knn10"] = best_qps(lambda: flat.search(q, 10), len(q))
+    keys_sorted = np.sort(to_int(codes)) if bits <= 64 else None
+    if bits == 32:
+        h = faiss.IndexBinaryHash(bits, bits)
+        h.add(codes)
+        h.nflip = 2
+        qps["faiss-hash radius2"] = best_qps(lambda: h.range_search(q, 3), len(q))  # FAISS: distance < 3
+        qps["faiss-hash knn10"] = best_qps(lambda: h.search(q, 10), len(q))
+    if bits == 64:
+        mh = faiss.IndexBinaryMultiHash(bits, 2, 32)
+        mh.add(codes)
+        mh.nflip = 1
+        qps["faiss-multihash radius2"] = best_qps(lambda: mh.range_search(q, 3), len(q))
+    if keys_sorted is not None:
+        qps["numpy-sorted radius2"] = best_qps(lambda: numpy_sorted_radius(keys_sorted, q, 2), len(q))
+    check_exact(ours, codes, q)
+    return row
+
+
+def check_exact(ours: Searcher, codes: np.ndarray, q: np.ndarray) -> None:
+    """The speed figures only count if the answers are right: radius 2 against FAISS's scan."""
+    flat = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+    flat.add(codes)
+    lims, _, ids = flat.range_search(q[:200], 3)
+    res = ours.radius(q[:200], 2)
+    for i in range(200):
+        assert set(ids[lims[i]:lims[i + 1]].tolist()) == set(res[i][0].tolist()), "radius search is not exact"
+
+
+def scaling(sizes: list[int], bits: int, rng, real: np.ndarray | None) -> list[dict]:
+    rows = []
+    real_sizes = [] if real is None else [10_000, 30_000, len(real)]  # MNIST has 70,000 images
+    for label, source, ns in (("random", None, sizes), ("mnist-itq", real, real_sizes)):
+        for n in ns:
+            codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
+            s = Searcher(np.arange(n), codes)
+            q = queries_for(codes, rng)
+            rows.append({"codes": label, "n": n, "bits": bits,
+                         "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
+                         "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
+                         "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q))})
+            r = rows[-1]
+            print(f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
+                  f"({r['results_per_query_radius2']:8.1f} results), knn10 {r['us_per_query_knn10']:7.1f} us/query",
+                  flush=True)
+    return rows
+
+
+def mnist_itq_codes(bits: int) -> np.ndarray | None:
+    """PCA-ITQ codes of all 70,000 MNIST images (real, clustered codes), or None without MNIST."""
+    from hashing.baselines import ITQ
+    from hashing.data import load_dataset
+    from hashing.errors import DataError
+
+    try:
+        train, test = load_dataset("mnist", "train", download=False), load_dataset("mnist", "test", download=False)
+    except DataError as exc:
+        print(f"  (no MNIST: {exc})")
+        return None
+    itq = ITQ(bits).fit(train)
+    return np.concatenate([itq.encode(train), itq.encode(test)])
+
+
+def bulk(n: int, bits: int, rng) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="semhash-bench-"))
+    try:
+        codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8)
+        keys = [f"item-{i}" for i in range(n)]
+        labels = rng.integers(0, 10, n)
+        t = time.perf_counter()
+        idx = Index.create(folder / "bench.db", "bench", bits)
+        idx.add(keys, codes, labels=labels)
+        add_s = time.perf_counter() - t
+        t = time.perf_counter()
+        again = Index.open(folder / "bench.db", "bench")
+        again.searcher
+        open_s = time.perf_counter() - t
+        assert again.last_load == "cache" and len(again.searcher) == n
+        info = again.info()
+        return {"n": n, "bits": bits, "bulk_add_s": add_s, "open_s": open_s,
+                "memory_bytes_per_item": info["memory_bytes_per_item"],
+                "sqlite_bytes": (folder / "bench.db").stat().st_size}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="100k items instead of 1M; scaling up to 1M")
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    n = 100_000 if args.quick else 1_000_000
+    sizes = [10_000, 100_000, 1_000_000] if args.quick else [10_000, 100_000, 1_000_000, 10_000_000]
+
+    print(f"speed at N={n:,}, one thread, batches of {BATCH} queries (best of 3):")
+    speeds = []
+    for bits in (32, 64):
+        row = speed(n, bits, rng)
+        speeds.append(row)
+        for name, v in row["qps"].items():
+            print(f"  {bits} bits  {name:<26} {v:>12,.0f} q/s")
+    ratios = {
+        "radius2 32 bits: semhash / faiss-hash": speeds[0]["qps"]["semhash radius2"] / speeds[0]["qps"]["faiss-hash radius2"],
+        "radius2 32 bits: semhash / numpy-sorted": speeds[0]["qps"]["semhash radius2"] / speeds[0]["qps"]["numpy-sorted radius2"],
+        "radius2 64 bits: semhash / faiss-multihash": speeds[1]["qps"]["semhash radius2"] / speeds[1]["qps"]["faiss-multihash radius2"],
+        "knn10 32 bits: semhash / faiss-flat": speeds[0]["qps"]["semhash knn10"] / speeds[0]["qps"]["faiss-flat knn10"],
+        "knn10 64 bits: semhash / faiss-flat": speeds[1]["qps"]["semhash knn10"] / speeds[1]["qps"]["faiss-flat knn10"],
+    }
+    print("ratios:")
+    for k, v in ratios.items():
+        print(f"  {k:<45} {v:6.2f}x")
+
+    print("cost per query as N grows (32 bits):")
+    scale = scaling(sizes, 32, rng, mnist_itq_codes(32))
+
+    print(f"bulk add of {n:,} items into SQLite + derived structures, then open:")
+    b = bulk(n, 32, rng)
+    print(f"  add {b['bulk_add_s']:.1f} s, open {b['open_s']:.2f} s, "
+          f"{b['memory_bytes_per_item']:.0f} bytes/item in memory, {b['sqlite_bytes'] / n:.0f} bytes/item in SQLite")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "search", "semhash": __version__, "quick": args.quick,
+              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
+              "speed": speeds, "ratios": ratios, "scaling": scale, "bulk": b}
+    tmp = out / "search.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out / "search.json")
+    plot(scale, speeds, out / "search.png")
+    print(f"wrote {out / 'search.json'} and {out / 'search.png'}")
+    return 0
+
+
+def plot(scale, speeds, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    for label in dict.fromkeys(r["codes"] for r in scale):
+        rows = [r for r in scale if r["codes"] == label]
+        for metric, style in (("us_per_query_radius2", "o-"), ("us_per_query_knn10", "s--")):
+            left.plot([r["n"] for r in rows], [r[metric] for r in rows], style,
+                      label=f"{label}, {'radius 2' if 'radius' in metric else 'k-NN 10'}")
+    left.set(xscale="log", yscale="log", xlabel="database size N", ylabel="microseconds per query",
+             title="semhash, 32-bit codes: cost per query vs N")
+    names = sorted({k for s in speeds for k in s["qps"]})
+    x = np.arange(len(names))
+    for i, s in enumerate(speeds):
+        right.bar(x + (i - 0.5) * 0.4, [s["qps"].get(k, 0) for k in names], 0.4, label=f"{s['bits']} bits")
+    right.set_xticks(x, names, rotation=35, ha="right", fontsize=8)
+    right.set(yscale="log", ylabel="queries / s (one thread)", title=f"N = {speeds[0]['n']:,} random codes")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

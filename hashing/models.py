@@ -1,0 +1,185 @@
+"""Autoencoders with a binary bottleneck (Salakhutdinov & Hinton's semantic hashing, and kin).
+
+Encoder f: x -> a (pre-binarization activations, `bits` of them); bottleneck: a -> h in [0, 1]
+during training and exact bits {0, 1} when encoding; decoder g: h -> x_hat.
+
+Bottleneck methods:
+  noise      sigmoid(a + N(0, noise_std^2)) while training: the noise forces the units to saturate
+             so that thresholding at 0.5 loses little (Salakhutdinov & Hinton 2009);
+  ste        hard threshold [a > 0] forward, the gradient of sigmoid(a) backward (straight-through);
+  bernoulli  a sample of Bernoulli(sigmoid(a)) forward, straight-through gradient to the probability;
+  real       a continuous bottleneck (a itself), for the classic AE-vs-PCA comparison; its codes
+             threshold a at 0.
+Encoding always returns [a > 0], i.e. sigmoid(a) > 0.5, so codes are exactly binary for every method.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+METHODS = ("noise", "ste", "bernoulli", "real")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. hidden: the MLP's hidden widths, mirrored in the decoder (Hinton &
+    Salakhutdinov's 784-1000-500-250-bits by default); conv: a small convolutional encoder/decoder
+    for images instead of the MLP."""
+
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    bits: int = 32
+    bottleneck: str = "noise"
+    hidden: tuple[int, ...] = (1000, 500, 250)
+    conv: bool = False
+    noise_std: float = 4.0
+    output: str = "sigmoid"   # "sigmoid" for [0, 1] images (BCE), "linear" for real features (MSE)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_shape"], d["hidden"] = list(self.input_shape), list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["input_shape"], d["hidden"] = tuple(d["input_shape"]), tuple(d["hidden"])
+        return cls(**d)
+
+
+class Bottleneck(nn.Module):
+    """a: (n, bits) -> h: (n, bits); binary or nearly so while training, per `method`."""
+
+    def __init__(self, method: str, noise_std: float = 4.0):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown bottleneck {method!r}: use one of {', '.join(METHODS)}")
+        self.method, self.noise_std = method, noise_std
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        if self.method == "real":
+            return a
+        p = torch.sigmoid(a)
+        if not self.training:
+            return (a > 0).to(a.dtype)
+        if self.method == "noise":
+            return torch.sigmoid(a + self.noise_std * torch.randn_like(a))
+        if self.method == "ste":
+            hard = (a > 0).to(a.dtype)
+        else:  # bernoulli
+            hard = torch.bernoulli(p.detach())
+        return p + (hard - p).detach()  # forward: hard bits; backward: d/da sigmoid(a)
+
+
+def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    if last_activation is not None:
+        layers.append(last_activation)
+    return nn.Sequential(*layers)
+
+
+class Autoencoder(nn.Module):
+    """x: (n, *input_shape) float -> (x_hat of the same shape, a: (n, bits), h: (n, bits))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = int(np.prod(cfg.input_shape))
+        out_act = nn.Sigmoid() if cfg.output == "sigmoid" else None
+        if cfg.conv:
+            self.encoder, self.decoder = _conv_pair(cfg, out_act)
+        else:
+            self.encoder = nn.Sequential(nn.Flatten(), _mlp([d, *cfg.hidden, cfg.bits], None))
+            self.decoder = nn.Sequential(_mlp([cfg.bits, *reversed(cfg.hidden), d], out_act),
+                                         nn.Unflatten(1, tuple(cfg.input_shape)))
+        self.bottleneck = Bottleneck(cfg.bottleneck, cfg.noise_std)
+
+    def forward(self, x: torch.Tensor):
+        a = self.encoder(x)
+        h = self.bottleneck(a)
+        return self.decoder(h), a, h
+
+    @torch.no_grad()
+    def activations(self, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+        """Pre-binarization activations a: (n, bits) float32 on the CPU (eval mode, batched)."""
+        was = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        out = [self.encoder(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+        self.train(was)
+        return torch.cat(out) if out else torch.zeros(0, self.cfg.bits)
+
+
+def _conv_pair(cfg: ModelConfig, out_act):
+    """A small conv encoder (two stride-2 convs) and its transposed mirror, for H, W divisible by 4."""
+    c, h, w = cfg.input_shape
+    if h % 4 or w % 4:
+        raise ValueError(f"the convolutional model needs height and width divisible by 4, got {h}x{w}")
+    flat = 64 * (h // 4) * (w // 4)
+    encoder = nn.Sequential(
+        nn.Conv2d(c, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(flat, 256), nn.ReLU(), nn.Linear(256, cfg.bits))
+    decoder = [nn.Linear(cfg.bits, 256), nn.ReLU(), nn.Linear(256, flat), nn.ReLU(),
+               nn.Unflatten(1, (64, h // 4, w // 4)),
+               nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),
+               nn.ConvTranspose2d(32, c, 4, stride=2, padding=1)]
+    if out_act is not None:
+        decoder.append(out_act)
+    return encoder, nn.Sequential(*decoder)
+
+
+@dataclass
+class Regularizers:
+    """Optional terms of the training loss, each weighted (0 = off).
+
+    mask_prob / input_noise: denoising corruption of the input (masking; additive Gaussian);
+    balance: each bit on for half the data, (mean_batch(h) - 0.5)^2;
+    decorrelation: off-diagonal covariance of the bits, squared;
+    sparsity: mean activation of h (pushes bits off; use with care);
+    neighbours: Hamming-preservation of the data's k-NN graph, mean (h_i - h_j)^2 over sampled
+      neighbour pairs (the objective of spectral/graph hashing, here as an AE regularizer).
+    """
+
+    mask_prob: float = 0.0
+    input_noise: float = 0.0
+    balance: float = 0.0
+    decorrelation: float = 0.0
+    sparsity: float = 0.0
+    neighbours: float = 0.0
+    k_neighbours: int = 10
+    neighbour_space: str = "pca50"  # where the k-NN graph is computed: "pca50" or "input"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def corrupt(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:
+    """Denoising-AE corruption of a training batch."""
+    if reg.mask_prob > 0:
+        x = x * (torch.rand_like(x) >= reg.mask_prob)
+    if reg.input_noise > 0:
+        x = x + reg.input_noise * torch.randn_like(x)
+    return x
+
+
+def code_penalties(h: torch.Tensor, reg: Regularizers) -> dict[str, torch.Tensor]:
+    """Regularizer terms on bottleneck outputs h: (n, bits) in [0, 1]."""
+    terms = {}
+    if reg.balance > 0:
+        terms["balance"] = reg.balance * ((h.mean(0) - 0.5) ** 2).mean()
+    if reg.decorrelation > 0:
+        c = h - h.mean(0)
+        cov = c.T @ c / max(len(h) - 1, 1)
+        off = cov - torch.diag(torch.diagonal(cov))
+        terms["decorrelation"] = reg.decorrelation * (off ** 2).sum() / h.shape[1]
+    if reg.sparsity > 0:
+        terms["sparsity"] = reg.sparsity * h.mean()
+    return terms
+
