@@ -24,19 +24,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
-    p.add_argument("--methods", nargs="+", default=["itq", "pcah", "lsh"])
+    p.add_argument("--methods", nargs="+", default=["ae", "itq", "pcah", "lsh"])
+    p.add_argument("--ae-epochs", type=int, default=None, help="epochs of the autoencoder (default: semhash train's)")
+    p.add_argument("--device", default="auto", help="device for the autoencoder: auto, cpu, cuda")
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
+    ae_options = {"device": args.device, **({"epochs": args.ae_epochs} if args.ae_epochs else {})}
     cfg = QualityConfig(dataset=args.dataset, bits=tuple(args.bits), methods=tuple(args.methods),
-                        queries=args.queries, data_root=args.data_root)
-    print(f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@r2':>6} {'empty':>6} "
-          f"{'fit s':>6} {'eval s':>6}")
+                        queries=args.queries, data_root=args.data_root, ae_options=ae_options)
+    header = (f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@r2':>6} {'empty':>6} "
+              f"{'bits on':>10} {'fit s':>7} {'eval s':>6}")
+    print(header)
     rows = run_quality(cfg, progress=lambda r: print(
         f"{r.method:<6} {r.bits:>4} {r.report['map_all']:>8.3f} {r.report['map_at_k']:>9.3f} "
         f"{r.report['precision_at_radius']:>6.3f} {r.report['empty_ball_fraction']:>6.2f} "
-        f"{r.fit_s:>6.1f} {r.eval_s:>6.2f}", flush=True))
+        f"{r.bits_on[0]:>4.2f}-{r.bits_on[1]:.2f} {r.fit_s:>7.1f} {r.eval_s:>6.2f}", flush=True))
     itq = {r.bits: r.report["map_all"] for r in rows if r.method == "itq"}
     if itq:
         print("\nmAP@all relative to PCA-ITQ at the same code length:")

@@ -144,3 +144,34 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
     if hasher.bits != header.get("bits"):
         raise ArtifactError(f"{path}: header says {header.get('bits')} bits, config says {hasher.bits}")
     return hasher
+
+
+def make_hasher(method: str, bits: int = 32, seed: int = 0, **options) -> Hasher:
+    """A fresh hasher by method name: "ae" (options: hashing.train.TrainConfig's fields), "itq",
+    "pcah" or "lsh"."""
+    from . import ae, baselines  # noqa: F401  (registers the methods)
+
+    if method not in REGISTRY:
+        raise ParameterError(f"unknown method {method!r}: use one of {', '.join(sorted(REGISTRY))}")
+    try:
+        return REGISTRY[method](bits=bits, seed=seed, **options)
+    except TypeError as exc:
+        raise ParameterError(f"{method}: {exc}") from None
+
+
+def train_to_file(method: str, data, output: str | os.PathLike, bits: int = 32, seed: int = 0, **options) -> dict:
+    """Fit a hasher on a Dataset and save it atomically; returns a summary for people and scripts."""
+    import time
+
+    hasher = make_hasher(method, bits=bits, seed=seed, **options)
+    start = time.perf_counter()
+    hasher.fit(data)
+    seconds = time.perf_counter() - start
+    path = hasher.save(output)
+    summary = {"model": str(path), "method": method, "bits": bits, "dataset": data.name, "items": len(data),
+               "input_shape": list(data.shape), "seconds": round(seconds, 2)}
+    for key in ("validation_", "training_"):
+        extra = getattr(hasher, key, None)
+        if extra:
+            summary[key.rstrip("_")] = {k: v for k, v in extra.items() if k != "history"}
+    return summary

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .baselines import BASELINES
+from .codes import unpack
 from .data import load_dataset
+from .hasher import make_hasher
 from .metrics import evaluate, label_relevance
 
 
@@ -18,13 +19,14 @@ from .metrics import evaluate, label_relevance
 class QualityConfig:
     dataset: str = "mnist"
     bits: tuple[int, ...] = (16, 32, 64)
-    methods: tuple[str, ...] = ("itq", "pcah", "lsh")
+    methods: tuple[str, ...] = ("ae", "itq", "pcah", "lsh")
     queries: int = 1000
     k: int = 1000
     radius: int = 2
     seed: int = 0
     data_root: str | None = None
     database_limit: int | None = None  # a slice of the database, for quick runs
+    ae_options: dict = field(default_factory=dict)  # TrainConfig fields for method "ae"
 
 
 @dataclass
@@ -35,6 +37,8 @@ class QualityRow:
     encode_s: float
     eval_s: float
     report: dict = field(repr=False)
+    bits_on: tuple[float, float] = (0.0, 0.0)  # least and most used bit: fraction of the database with it on
+    training: dict = field(default_factory=dict)
 
 
 def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
@@ -48,13 +52,17 @@ def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
     for bits in cfg.bits:
         for method in cfg.methods:
             t0 = time.perf_counter()
-            hasher = BASELINES[method](bits=bits, seed=cfg.seed).fit(db)
+            options = {"progress": True, **cfg.ae_options} if method == "ae" else {}
+            hasher = make_hasher(method, bits=bits, seed=cfg.seed, **options).fit(db)
             t1 = time.perf_counter()
             db_codes, q_codes = hasher.encode(db), hasher.encode(q)
             t2 = time.perf_counter()
             report = evaluate(q_codes, db_codes, relevance, k=cfg.k, radius=cfg.radius)
             t3 = time.perf_counter()
-            rows.append(QualityRow(method, bits, t1 - t0, t2 - t1, t3 - t2, report.to_dict()))
+            on = unpack(db_codes).mean(axis=0)
+            training = {k: v for k, v in getattr(hasher, "training_", {}).items() if k != "history"}
+            rows.append(QualityRow(method, bits, t1 - t0, t2 - t1, t3 - t2, report.to_dict(),
+                                   (float(on.min()), float(on.max())), training))
             if progress:
                 progress(rows[-1])
     return rows

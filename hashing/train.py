@@ -38,7 +38,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (1000, 500, 250)
     conv: bool = False
     noise_std: float = 4.0
-    reg: Regularizers = field(default_factory=Regularizers)
+    reg: Regularizers = field(default_factory=lambda: Regularizers(neighbours=20.0))
     # optimisation
     epochs: int = 30
     batch_size: int = 256
@@ -92,7 +92,10 @@ def pick_device(name: str = "auto") -> torch.device:
 def validate_config(cfg: TrainConfig) -> None:
     from .codes import check_bits
 
-    check_bits(cfg.bits)
+    if cfg.bottleneck != "real" or cfg.bits % 8 == 0:
+        check_bits(cfg.bits)  # binary codes are packed: multiples of 8
+    elif cfg.bits < 1:
+        raise ParameterError(f"bottleneck width must be positive, got {cfg.bits}")
     for name in ("epochs", "batch_size"):
         if getattr(cfg, name) <= 0:
             raise ParameterError(f"{name} must be positive, got {getattr(cfg, name)}")
@@ -164,10 +167,10 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) 
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
                 seen += len(xb)
                 bar.update(task, advance=len(idx),
-                           info=f"loss {float(loss):.3f}  {seen / (time.perf_counter() - t_start):,.0f} samples/s")
+                           info=f"loss {float(loss.detach()):.3f}  {seen / (time.perf_counter() - t_start):,.0f} samples/s")
             metrics = validation(model, x_train, x_val, labels, len(x_train), cfg)
             metrics.update(epoch=epoch, loss=total / len(x_train), seconds=time.perf_counter() - t_epoch)
             history.append(metrics)
@@ -202,18 +205,24 @@ def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):
     return sum(parts.values()), parts
 
 
+NEGATIVE_WEIGHT = 4.0  # measured: 4 keeps bits balanced where 1 let them collapse to constants
+BALANCE_WEIGHT = 4.0
+
+
 def spectral_pair_loss(h: torch.Tensor) -> torch.Tensor:
     """h: (2n, bits), rows i and n+i a neighbour pair. With s = 2h - 1 in [-1, 1]^bits, the spectral
     contrastive loss -2 E[s_i.s_j / b] + E[(s_i.s_r / b)^2] over neighbour pairs (i, j) and unrelated
     pairs (i, r): neighbours agree, unrelated codes decorrelate (HaoChen et al. 2021: its minimiser is
-    the graph's spectral embedding, the relaxation spectral hashing solves)."""
+    the graph's spectral embedding, the relaxation spectral hashing solves). The unrelated term is
+    weighted up and each bit's batch mean kept near 0: otherwise every code collapses to one."""
     n, bits = len(h) // 2, h.shape[1]
     s = 2 * h - 1
     si, sj = s[:n], s[n:]
     pos = (si * sj).sum(1).mean() / bits
     cross = si @ sj.T / bits
     off = cross - torch.diag(torch.diagonal(cross))
-    return -2 * pos + (off ** 2).sum() / max(n * (n - 1), 1)
+    unrelated = (off ** 2).sum() / max(n * (n - 1), 1)
+    return -2 * pos + NEGATIVE_WEIGHT * unrelated + BALANCE_WEIGHT * (s.mean(0) ** 2).mean()
 
 
 def knn_graph(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:

@@ -1,0 +1,141 @@
+"""The autoencoder hasher: trains on small real data (digits), beats LSH, round-trips through its
+artifact, and refuses artifacts that do not match."""
+import numpy as np
+import pytest
+import torch
+
+from hashing import artifact
+from hashing.ae import AEHasher
+from hashing.baselines import LSH
+from hashing.errors import ArtifactError, DataError, ParameterError
+from hashing.hasher import load_hasher
+from hashing.metrics import evaluate, label_relevance
+from hashing.models import METHODS, Autoencoder, Bottleneck, ModelConfig, Regularizers
+from hashing.train import TrainConfig, train
+
+SMALL = dict(hidden=(256, 128), epochs=30, batch_size=32, val_items=200, val_database=1300, patience=20,
+             device="cpu", threads=1)
+
+
+def map_all(hasher, train_set, test_set):
+    rel = label_relevance(test_set.labels.numpy(), train_set.labels.numpy())
+    return evaluate(hasher.encode(test_set), hasher.encode(train_set), rel).map_all
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    """One 16-bit noise-bottleneck AE on digits, trained once for the module (a few seconds)."""
+    return AEHasher(bits=16, **SMALL).fit(digits[0])
+
+
+def test_training_reduces_the_loss_and_beats_lsh(trained, digits):
+    train_set, test_set = digits
+    losses = [h["loss"] for h in trained.training_["history"]]
+    assert losses[-1] < 0.8 * losses[0]
+    lsh = np.mean([map_all(LSH(16, seed=s).fit(train_set), train_set, test_set) for s in range(3)])
+    assert map_all(trained, train_set, test_set) > lsh + 0.05
+
+
+def test_no_dead_bits(trained, digits):
+    from hashing.codes import unpack
+    on = unpack(trained.encode(digits[0])).mean(axis=0)
+    assert on.min() > 0.02 and on.max() < 0.98
+
+
+def test_save_load_gives_identical_codes_and_a_describing_header(trained, digits, tmp_path):
+    path = trained.save(tmp_path / "ae.semhash")
+    again = load_hasher(path)
+    assert isinstance(again, AEHasher)
+    np.testing.assert_array_equal(again.encode(digits[1]), trained.encode(digits[1]))
+    np.testing.assert_allclose(again.activations(digits[1]), trained.activations(digits[1]), rtol=1e-6)
+    header = artifact.read_header(path)
+    assert header["method"] == "ae" and header["bits"] == 16
+    assert header["architecture"]["hidden"] == [256, 128] and header["architecture"]["bottleneck"] == "noise"
+    assert header["input"]["fingerprint"] == digits[0].fingerprint and header["input"]["shape"] == [1, 8, 8]
+    assert 0 < header["validation"]["map"] <= 1 and header["library_version"]
+
+
+def test_an_artifact_with_wrong_weights_is_refused(trained, tmp_path):
+    path = trained.save(tmp_path / "ae.semhash")
+    tensors, header = artifact.load(path)
+    header["architecture"]["hidden"] = [99, 128]  # the header no longer describes the weights
+    artifact.save(tmp_path / "bad.semhash", tensors, {k: v for k, v in header.items()
+                                                      if k not in ("format", "format_version", "library_version")})
+    with pytest.raises(ArtifactError, match="corrupt ae model"):
+        load_hasher(tmp_path / "bad.semhash")
+
+
+def test_items_of_another_shape_are_refused(trained):
+    with pytest.raises(DataError, match=r"item shape \(1, 28, 28\)"):
+        trained.encode(np.zeros((3, 1, 28, 28), np.float32))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_bottleneck_encodes_exactly_binary_codes(method):
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig(input_shape=(1, 8, 8), bits=16, bottleneck=method, hidden=(32,)))
+    x = torch.rand(50, 1, 8, 8)
+    model.train()
+    _, a, h = model(x)
+    if method in ("ste", "bernoulli"):
+        assert set(torch.unique(h.detach()).tolist()) <= {0.0, 1.0}  # hard forward, soft backward
+        h.sum().backward()
+        assert model.encoder[1][0].weight.grad.abs().sum() > 0
+    model.eval()
+    _, a, h = model(x)
+    if method != "real":
+        assert set(torch.unique(h).tolist()) <= {0.0, 1.0}
+    codes = (model.activations(x) > 0)
+    assert codes.dtype == torch.bool and codes.shape == (50, 16)
+
+
+def test_convolutional_variant_trains_on_digits(digits):
+    h = AEHasher(bits=16, conv=True, **{**SMALL, "epochs": 2}).fit(digits[0].subset(400))
+    assert h.encode(digits[1]).shape == (297, 2)
+
+
+def test_regularizers_and_the_neighbour_term_run(digits):
+    reg = Regularizers(mask_prob=0.2, input_noise=0.05, balance=1.0, decorrelation=1.0, sparsity=0.01,
+                       neighbours=1.0, k_neighbours=5)
+    h = AEHasher(bits=16, reg=reg, **{**SMALL, "epochs": 2}).fit(digits[0].subset(500))
+    assert len(h.training_["history"]) == 2
+
+
+def test_features_use_mse_and_a_linear_output(rng):
+    from hashing.data import Dataset, IDENTITY
+    x = torch.from_numpy(rng.standard_normal((300, 10)).astype(np.float32) * 3)
+    result = train(TrainConfig(bits=8, hidden=(16,), epochs=10, device="cpu", val_items=0, reg=Regularizers()),
+                   Dataset("feat", x, None, IDENTITY, "test"), progress=False)
+    assert result.model.cfg.output == "linear" and result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_checkpoint_and_resume_continue_where_training_stopped(digits, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    cfg = TrainConfig(bits=16, **{**SMALL, "epochs": 2}, checkpoint=str(ckpt))
+    first = train(cfg, digits[0], progress=False)
+    assert ckpt.is_file() and len(first.history) == 2
+    cfg4 = TrainConfig(bits=16, **{**SMALL, "epochs": 4}, checkpoint=str(ckpt), resume=True)
+    with pytest.raises(ParameterError, match="different training configuration"):
+        train(cfg4, digits[0], progress=False)  # epochs differ: the old run is not this one
+    again = train(TrainConfig(bits=16, **{**SMALL, "epochs": 2}, checkpoint=str(ckpt), resume=True), digits[0],
+                  progress=False)
+    assert [h["epoch"] for h in again.history] == [0, 1]  # nothing left to do: history restored
+
+
+def test_seeded_cpu_training_is_reproducible(digits):
+    cfg = dict(bits=8, **{**SMALL, "epochs": 1})
+    a = AEHasher(**cfg).fit(digits[0].subset(300)).encode(digits[1])
+    b = AEHasher(**cfg).fit(digits[0].subset(300)).encode(digits[1])
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(epochs=0), "epochs must be positive"),
+                                          (dict(lr=-1.0), "learning rate"), (dict(bits=12), "multiple of 8")])
+def test_absurd_parameters_are_refused(bad, message, digits):
+    with pytest.raises(ParameterError, match=message):
+        train(TrainConfig(**{**dict(bits=16, hidden=(8,)), **bad}), digits[0], progress=False)
+
+
+def test_the_bottleneck_rejects_unknown_methods():
+    with pytest.raises(ValueError, match="unknown bottleneck"):
+        Bottleneck("gumbel")
