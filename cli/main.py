@@ -19,6 +19,10 @@ app = typer.Typer(help="semhash: semantic hashing retrieval (binary codes, Hammi
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+index_app = typer.Typer(help="Build and maintain indexes (INDEX: a SQLite path or a database URL).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 
 
 def _version(value: bool) -> None:
@@ -53,6 +57,20 @@ def data_info(name: str = typer.Argument(..., help="mnist, fashion-mnist, cifar1
         if isinstance(value, list):
             value = ", ".join(map(str, value)) if value else "-"
         typer.echo(f"{key:>14}: {value}")
+
+
+@data_app.command("export")
+def data_export(name: str = typer.Argument(..., help="An image data set: mnist, fashion-mnist, cifar10, digits, a folder."),
+                item: int = typer.Option(0, help="Row of the item in its split."),
+                split: str = typer.Option("test", help="train or test."),
+                output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
+                data_root: Optional[str] = DataRoot) -> None:
+    """Write one item of an image data set as a PNG (to search with, for instance)."""
+    from hashing.data import load_dataset, save_image
+
+    ds = load_dataset(name, split=split, root=data_root)
+    label = "" if ds.labels is None else f" (label {int(ds.labels[item])})" if 0 <= item < len(ds) else ""
+    typer.echo(f"wrote {save_image(ds, item, output)}{label}")
 
 
 @app.command()
@@ -100,6 +118,184 @@ def train(dataset: str = typer.Option("mnist", help="Data set to train on (its t
         typer.echo(f"validation: mAP {v.get('map', float('nan')):.3f}, precision within radius 2 "
                    f"{v.get('precision_at_radius2', float('nan')):.3f}")
     typer.echo(f"wrote {summary['model']}")
+
+
+@bench_app.command("quality")
+def bench_quality(dataset: str = typer.Option("mnist"), bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
+                  method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
+                  queries: int = typer.Option(1000), ae_epochs: Optional[int] = typer.Option(None),
+                  device: str = typer.Option("auto"), limit: Optional[int] = typer.Option(None, help="Database of the first N training items."),
+                  out: Path = typer.Option(Path("semhash-results"), help="Folder for quality.json and quality.png."),
+                  data_root: Optional[str] = DataRoot, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Retrieval quality of the autoencoder and the baselines, side by side (the MNIST protocol)."""
+    from hashing import report
+    from hashing.protocol import QualityConfig, run_quality
+
+    if queries < 1:
+        raise SemhashError(f"--queries must be positive, got {queries}")
+    ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
+    cfg = QualityConfig(dataset=dataset, bits=tuple(bits), methods=tuple(method), queries=queries,
+                        data_root=data_root, database_limit=limit, ae_options=ae_options)
+    if not as_json:
+        typer.echo(report.HEADER)
+    rows = run_quality(cfg, progress=None if as_json else lambda r: typer.echo(report.row_line(r)))
+    paths = report.write(rows, cfg, out)
+    if as_json:
+        typer.echo(paths[0].read_text())
+        return
+    typer.echo("\n" + "\n".join(report.ratios(rows)))
+    typer.echo(f"\nwrote {paths[0]} and {paths[1]}")
+
+
+IndexName = typer.Option("default", "--name", help="Index name inside the database.")
+
+
+def _data(dataset: Optional[str], images: Optional[Path], features: Optional[Path], labels: Optional[Path],
+          split: str, data_root: Optional[str], limit: Optional[int]):
+    from hashing.data import load_dataset
+
+    given = [v for v in (dataset, images, features) if v is not None]
+    if len(given) != 1:
+        raise SemhashError("give exactly one of --dataset, --images or --features")
+    if images is not None and not images.is_dir():
+        raise SemhashError(f"{images}: not a folder of images")
+    data = load_dataset(str(given[0]), split=split, root=data_root, labels=labels)
+    if limit is not None:
+        if limit < 1:
+            raise SemhashError(f"--limit must be positive, got {limit}")
+        data = data.subset(limit)
+    return data
+
+
+@index_app.command("build")
+def index_build(index: str = typer.Argument(..., help="SQLite file or database URL."),
+                model: Path = typer.Option(..., help="The .semhash model that encodes the items."),
+                dataset: Optional[str] = typer.Option(None, help="A named data set (mnist, digits, ...)."),
+                images: Optional[Path] = typer.Option(None, help="A folder of images."),
+                features: Optional[Path] = typer.Option(None, help="A .npy/.npz feature matrix."),
+                labels: Optional[Path] = typer.Option(None, help="Labels (.npy) for --features."),
+                split: str = typer.Option("train", help="Split of a named data set."),
+                limit: Optional[int] = typer.Option(None, help="Index the first N items only."),
+                resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
+                name: str = IndexName, data_root: Optional[str] = DataRoot,
+                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Encode a data set with a model and store items and codes in an index."""
+    from index_store.build import build_index
+
+    data = _data(dataset, images, features, labels, split, data_root, limit)
+    with _bar("indexing", not as_json) as advance:
+        idx = build_index(index, model, data, name=name, resume=resume, progress=advance)
+    _print_info(idx.info(), as_json)
+
+
+@index_app.command("add")
+def index_add(index: str = typer.Argument(...), dataset: Optional[str] = typer.Option(None),
+              images: Optional[Path] = typer.Option(None), features: Optional[Path] = typer.Option(None),
+              labels: Optional[Path] = typer.Option(None), split: str = typer.Option("train"),
+              limit: Optional[int] = typer.Option(None), model: Optional[Path] = typer.Option(None, help="Default: the index's own model."),
+              name: str = IndexName, data_root: Optional[str] = DataRoot,
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Add items to an existing index (keys already there are an error)."""
+    from index_store.build import build_index, index_model
+    from index_store.index import Index
+
+    idx = Index.open(index, name)
+    path = model or idx.row.hasher_path
+    index_model(idx, path)
+    data = _data(dataset, images, features, labels, split, data_root, limit)
+    with _bar("adding", not as_json) as advance:
+        idx = build_index(index, path, data, name=name, resume=True, progress=advance, adding=True)
+    _print_info(idx.info(), as_json)
+
+
+@index_app.command("remove")
+def index_remove(index: str = typer.Argument(...), keys: list[str] = typer.Argument(..., help="Item keys."),
+                 name: str = IndexName, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Remove items by key (all or nothing)."""
+    from index_store.index import Index
+
+    removed = Index.open(index, name).remove(keys)
+    typer.echo(json.dumps({"removed": len(removed)}) if as_json else f"removed {len(removed)} item(s)")
+
+
+@index_app.command("info")
+def index_info(index: str = typer.Argument(...), name: str = IndexName,
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Size, code length, model, memory and cache state of an index."""
+    from index_store.index import Index
+
+    _print_info(Index.open(index, name).info(), as_json)
+
+
+@index_app.command("verify")
+def index_verify(index: str = typer.Argument(...), name: str = IndexName,
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the derived structures against SQL, rebuilding them if they differ."""
+    from index_store.index import Index
+
+    _print_info(Index.open(index, name).verify(), as_json)
+
+
+@app.command()
+def search(index: str = typer.Argument(..., help="SQLite file or database URL."),
+           image: Optional[Path] = typer.Option(None, help="Query with an image file."),
+           item: Optional[list[str]] = typer.Option(None, help="Query with stored items, by key."),
+           vector: Optional[Path] = typer.Option(None, help="Query with vectors from a .npy file."),
+           dataset: Optional[str] = typer.Option(None, help="Query with items of a data set."),
+           split: str = typer.Option("test"), limit: int = typer.Option(1, help="With --dataset: this many queries."),
+           k: Optional[int] = typer.Option(10, "-k", help="Neighbours per query."),
+           radius: Optional[int] = typer.Option(None, help="Only items within this Hamming distance."),
+           model: Optional[Path] = typer.Option(None, help="Default: the index's own model."),
+           name: str = IndexName, data_root: Optional[str] = DataRoot,
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
+    from index_store.queries import search_from
+
+    result = search_from(index, name=name, image=image, items=item, vector=vector, dataset=dataset, split=split,
+                         limit=limit, k=k, radius=radius, model=model, data_root=data_root)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    _print_hits(result)
+
+
+def _print_hits(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for q in result["queries"]:
+        table = Table(title=f"query {q['query']}: {len(q['hits'])} neighbour(s)", title_justify="left")
+        for col in ("key", "label", "distance", "source"):
+            table.add_column(col, justify="right" if col in ("label", "distance") else "left")
+        for h in q["hits"]:
+            table.add_row(h["key"], "" if h["label"] is None else str(h["label"]), str(h["distance"]), h["source"] or "")
+        console.print(table)
+
+
+def _print_info(info: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        typer.echo(f"{key:>24}: {value}")
+
+
+class _bar:
+    """A rich progress bar driven by progress(done, total) callbacks."""
+
+    def __init__(self, what: str, enabled: bool):
+        from rich.progress import Progress
+
+        self.progress = Progress(disable=not enabled)
+        self.task = self.progress.add_task(what, total=None)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return lambda done, total: self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
 
 
 def main() -> None:

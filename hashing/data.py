@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ class Dataset:
     source: str
     classes: list[str] | None = None
     split: str | None = None
+    files: list[str] | None = field(default=None, repr=False)  # image folders: the file of each item
+    extracted_from: str | None = None  # where gzip-only raw files were extracted from
     _fingerprint: str | None = field(default=None, repr=False)
 
     @property
@@ -69,9 +71,8 @@ class Dataset:
         return self.x.reshape(len(self.x), -1).numpy()
 
     def subset(self, stop: int | None = None, start: int = 0) -> "Dataset":
-        labels = None if self.labels is None else self.labels[start:stop]
-        return Dataset(self.name, self.x[start:stop], labels, self.normalization, self.source,
-                       self.classes, self.split)
+        cut = lambda v: None if v is None else v[start:stop]  # noqa: E731
+        return replace(self, x=self.x[start:stop], labels=cut(self.labels), files=cut(self.files), _fingerprint=None)
 
 
 def cache_dir() -> Path:
@@ -127,10 +128,10 @@ def _load_mnist_like(name: str, split: str, root, download: bool) -> Dataset:
                             f"({type(exc).__name__}: {exc}); delete them and load again") from None
         raise _missing(name, base / cls.__name__ / "raw", exc, download) from None
     x = ds.data.unsqueeze(1).float().div_(255.0)  # (n, 1, 28, 28) in [0, 1]
-    source = str(Path(ds.raw_folder))
+    data = Dataset(name, x, ds.targets.long(), SCALE01, str(Path(ds.raw_folder)), list(ds.classes), split)
     if Path(load_root) != base:
-        source += f" (extracted from {base / cls.__name__ / 'raw'})"
-    return Dataset(name, x, ds.targets.long(), SCALE01, source, list(ds.classes), split)
+        data.extracted_from = str(base / cls.__name__ / "raw")
+    return data
 
 
 def _extract_gz_raw(base: Path, cls) -> Path | None:
@@ -272,7 +273,7 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
     if classes:
         index = {c: i for i, c in enumerate(classes)}
         labels = torch.tensor([index[p.parent.relative_to(path).parts[0]] for p in files], dtype=torch.long)
-    return Dataset(path.name, x, labels, SCALE01, str(path), classes or None)
+    return Dataset(path.name, x, labels, SCALE01, str(path), classes or None, files=[str(p) for p in files])
 
 
 def _open_image(p: Path):
@@ -306,4 +307,27 @@ def describe(ds: Dataset) -> dict:
     return {"name": ds.name, "split": ds.split, "items": len(ds), "shape": list(ds.shape),
             "classes": list(ds.classes or ([] if counts is None else map(str, counts))),
             "class_counts": list(counts.values()) if counts else [],
-            "normalization": ds.normalization, "source": ds.source}
+            "normalization": ds.normalization, "source": ds.source,
+            **({"extracted_from": ds.extracted_from} if ds.extracted_from else {})}
+
+
+def save_image(ds: Dataset, i: int, path: str | os.PathLike) -> Path:
+    """Write item i of an image data set as a PNG (atomically), e.g. to query with it."""
+    from PIL import Image
+
+    if len(ds.shape) != 3 or ds.shape[0] not in (1, 3) or ds.normalization == IDENTITY:
+        raise DataError(f"{ds.name} holds no images (items of shape {ds.shape})")
+    if not 0 <= i < len(ds):
+        raise DataError(f"{ds.name} has {len(ds)} items; there is no item {i}")
+    pixels = (ds.x[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".png")
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

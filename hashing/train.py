@@ -47,7 +47,7 @@ class TrainConfig:
     # validation and early stopping
     val_items: int = 2000                # held out of the training data
     val_database: int = 10_000           # training items the held-out queries are ranked against
-    patience: int = 5
+    patience: int = 8
     # system
     device: str = "auto"
     compile: bool = False
@@ -105,7 +105,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ParameterError(f"mask probability must be in [0, 1), got {cfg.reg.mask_prob}")
 
 
-def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, on_epoch=None) -> TrainResult:
+    """on_epoch(model, metrics), if given, runs after each epoch's validation (for experiments)."""
     validate_config(cfg)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
@@ -132,11 +133,13 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) 
 
     # On a GPU the whole training set lives in device memory: batches are index gathers, no copies.
     on_gpu = device.type == "cuda"
-    x_dev = x_train.to(device) if on_gpu else x_train
-    nb_dev = neighbours.to(device) if (neighbours is not None and on_gpu) else neighbours
+    resident = on_gpu and _fits_on_gpu(x_train, device)
+    x_dev = x_train.to(device) if resident else x_train
+    nb_dev = neighbours.to(device) if (neighbours is not None and resident) else neighbours
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else _nullcontext()
 
     history, best, best_state, start_epoch = [], {"map": -1.0}, None, 0
+    best_map = -1.0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     if ckpt is not None and cfg.resume and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
@@ -145,6 +148,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history, best, best_state, start_epoch = state["history"], state["best"], state["best_state"], state["epoch"] + 1
+        best_map = max(h["map"] for h in history) if history else -1.0
 
     bar = _progress(progress)
     task = bar.add_task("training", total=cfg.epochs * len(x_train), completed=start_epoch * len(x_train), info="")
@@ -174,12 +178,21 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) 
             metrics = validation(model, x_train, x_val, labels, len(x_train), cfg)
             metrics.update(epoch=epoch, loss=total / len(x_train), seconds=time.perf_counter() - t_epoch)
             history.append(metrics)
-            if metrics["map"] > best["map"]:
-                best, stale = metrics, 0
+            if on_epoch is not None:
+                on_epoch(model, metrics)
+            # Early stopping on validation mAP. When mAP is flat (within KEEP_WITHIN of the best),
+            # later weights are kept: measured, codes keep sharpening (precision within radius 2
+            # rises) long after mAP stops moving.
+            improved = metrics["map"] > best_map + MIN_DELTA
+            best_map, stale = (metrics["map"], 0) if improved else (best_map, stale + 1)
+            if metrics["map"] >= best_map - KEEP_WITHIN:
+                best = metrics
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            bar.update(task, info=f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}")
+            summary = (f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}  "
+                       f"bits on {metrics['bits_on_min']:.2f}-{metrics['bits_on_max']:.2f}  {metrics['seconds']:.1f} s")
+            bar.update(task, info=summary)
+            if progress:
+                bar.console.print(summary)  # a line per epoch, also in logs where the bar cannot redraw
             if ckpt is not None:
                 _save_checkpoint(ckpt, model, opt, epoch, history, best, best_state, cfg)
             if stale >= cfg.patience:
@@ -205,6 +218,8 @@ def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):
     return sum(parts.values()), parts
 
 
+MIN_DELTA = 0.002     # a smaller rise of validation mAP is noise, not progress
+KEEP_WITHIN = 0.005   # weights within this of the best validation mAP are as good: keep the later ones
 NEGATIVE_WEIGHT = 4.0  # measured: 4 keeps bits balanced where 1 let them collapse to constants
 BALANCE_WEIGHT = 4.0
 
@@ -265,6 +280,12 @@ def _save_checkpoint(path: Path, model, opt, epoch, history, best, best_state, c
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
                 "best": best, "best_state": best_state, "config": cfg.to_dict()}, tmp)
     os.replace(tmp, path)
+
+
+def _fits_on_gpu(x: torch.Tensor, device: torch.device) -> bool:
+    """Keep the training set in GPU memory when it takes at most half of what is free."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return x.element_size() * x.nelement() <= free // 2
 
 
 class _nullcontext:

@@ -45,7 +45,7 @@ def test_gzip_only_raw_files_are_extracted_into_the_cache_when_the_root_is_read_
     monkeypatch.setenv("SEMHASH_DATA", str(gz_only_mnist))
     ds = load_dataset("mnist", "test", download=False)
     assert ds.x.shape == (10, 1, 28, 28) and ds.labels.shape == (10,)
-    assert "extracted from" in ds.source
+    assert ds.extracted_from == str(gz_only_mnist / "MNIST" / "raw")
     assert sorted(os.listdir(gz_only_mnist / "MNIST" / "raw")) == sorted(
         f for f in os.listdir(gz_only_mnist / "MNIST" / "raw") if f.endswith(".gz"))  # root untouched
     assert (tmp_path / "cache" / "semhash" / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()

@@ -1,0 +1,43 @@
+"""The README's quickstart, run as a user would (real subprocesses), on a small slice of MNIST."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def quickstart_commands() -> list[str]:
+    """The semhash commands of the README's quickstart block, in order."""
+    text = README.read_text()
+    block = text.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.startswith("semhash")]
+
+
+SMALL = {  # the same commands, made small: a slice of the data and one epoch
+    "train": ["--limit", "3000", "--epochs", "1"],
+    "index build": ["--limit", "3000"],
+    "bench quality": ["--limit", "3000", "--ae-epochs", "1", "--queries", "50"],
+}
+
+
+@pytest.mark.mnist
+def test_the_readme_quickstart_works_as_written(mnist, tmp_path):
+    commands = quickstart_commands()
+    assert [c.split()[1] for c in commands] == ["train", "index", "data", "search", "bench"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for command in commands:
+        args = command.split()[1:]
+        for name, extra in SMALL.items():
+            if " ".join(args[: len(name.split())]) == name:
+                args += extra
+        proc = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{command}\n{proc.stderr}"
+    assert (tmp_path / "mnist32.semhash").is_file() and (tmp_path / "query.png").is_file()
+    results = json.loads(next(tmp_path.glob("*/quality.json")).read_text())
+    assert {r["method"] for r in results["rows"]} == {"ae", "itq", "pcah", "lsh"}
