@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from hashing import __version__
 from hashing.baselines import principal_directions
 from hashing.data import load_dataset
+from hashing.files import atomic_write, atomic_write_text
 from hashing.train import TrainConfig, train
 
 
@@ -64,9 +64,7 @@ def main(argv=None) -> int:
            "pca_error": pca_err, "ae_error": ae_err, "ratio": ratio, "train_seconds": result.seconds,
            "device": result.device, "samples_per_second": result.samples_per_second,
            "reference": {"pca_error": 13.87, "ae_error": 3.00, "ratio": 0.22}}
-    tmp = out / "reconstruction.json.tmp"
-    tmp.write_text(json.dumps(res, indent=1))
-    os.replace(tmp, out / "reconstruction.json")
+    atomic_write_text(out / "reconstruction.json", json.dumps(res, indent=1))
     plot(x_test[:10], pca_rec[:10], ae_rec[:10], out / "reconstruction.png")
     print(f"wrote {out / 'reconstruction.json'} and {out / 'reconstruction.png'}")
     return 0
@@ -84,7 +82,7 @@ def plot(x, pca, ae, path: Path) -> None:
             axes[row, i].axis("off")
         axes[row, 0].set_title(name, fontsize=8, loc="left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from hashing import __version__  # noqa: E402
 from hashing.codes import flip_masks, to_int  # noqa: E402
+from hashing.files import atomic_write, atomic_write_text  # noqa: E402
 from index_store.index import Index  # noqa: E402
 from index_store.search import Searcher  # noqa: E402
 
@@ -203,9 +204,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "search", "semhash": __version__, "quick": args.quick,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
               "speed": speeds, "ratios": ratios, "scaling": scale, "bulk": b}
-    tmp = out / "search.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out / "search.json")
+    atomic_write_text(out / "search.json", json.dumps(result, indent=1))
     plot(scale, speeds, out / "search.png")
     print(f"wrote {out / 'search.json'} and {out / 'search.png'}")
     return 0
@@ -234,7 +233,7 @@ def plot(scale, speeds, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Exploration: train one autoencoder configuration and measure the full MNIST protocol after every
 epoch (mAP@all, precision within radius 2, empty balls, bit usage), to see how training unfolds.
 
-    python benchmarks/explore_ae.py --bits 32 --epochs 30 --neighbours 20 --k 10 [--bottleneck noise] [--threads 1]
+    python benchmarks/explore_ae.py --bits 32 --epochs 30 --neighbours 40 --k 5 [--bottleneck noise] [--threads 1]
 
 One JSON line per epoch on stdout; benchmarks/README.md records what each configuration reached.
 """
@@ -25,8 +25,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bits", type=int, default=32)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--neighbours", type=float, default=20.0)
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--neighbours", type=float, default=40.0)
+    p.add_argument("--k", type=int, default=5)
     p.add_argument("--bottleneck", default="noise")
     p.add_argument("--noise-std", type=float, default=4.0)
     p.add_argument("--mask", type=float, default=0.0, help="denoising: input masking probability")

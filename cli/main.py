@@ -246,17 +246,20 @@ def search(index: str = typer.Argument(..., help="SQLite file or database URL.")
            k: Optional[int] = typer.Option(10, "-k", help="Neighbours per query."),
            radius: Optional[int] = typer.Option(None, help="Only items within this Hamming distance."),
            model: Optional[Path] = typer.Option(None, help="Default: the index's own model."),
+           show: Optional[Path] = typer.Option(None, help="Write the queries and neighbours as an image grid (PNG)."),
            name: str = IndexName, data_root: Optional[str] = DataRoot,
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
     from index_store.queries import search_from
 
     result = search_from(index, name=name, image=image, items=item, vector=vector, dataset=dataset, split=split,
-                         limit=limit, k=k, radius=radius, model=model, data_root=data_root)
+                         limit=limit, k=k, radius=radius, model=model, data_root=data_root, show=show)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return
     _print_hits(result)
+    if show:
+        typer.echo(f"wrote {result['grid']}")
 
 
 def _print_hits(result: dict) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from .errors import ArtifactError
+from .files import atomic_write
 
 FORMAT = "semhash"
 FORMAT_VERSION = 1
@@ -24,20 +24,9 @@ def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], header: dict) 
     """Write tensors and header to `path` atomically."""
     from safetensors.numpy import save_file
 
-    path = Path(path)
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__, **header}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp,
-                  metadata={FORMAT: json.dumps(full)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata={FORMAT: json.dumps(full)}))
 
 
 def read_header(path: str | os.PathLike) -> dict:

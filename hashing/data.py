@@ -16,7 +16,6 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
+from .files import atomic_write
 
 NAMED = ("mnist", "fashion-mnist", "cifar10", "digits")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -163,13 +163,12 @@ def _writable(folder: Path) -> bool:
 
 
 def _atomic_copy(src: Path, dst: Path, gunzip: bool) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, (gzip.open(src, "rb") if gunzip else open(src, "rb")) as inp:
+    def copy(tmp: str) -> None:
+        with open(tmp, "wb") as out, (gzip.open(src, "rb") if gunzip else open(src, "rb")) as inp:
             shutil.copyfileobj(inp, out)
-        os.replace(tmp, dst)
+    try:
+        atomic_write(dst, copy)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        os.unlink(tmp)
         raise DataError(f"cannot extract {src}: {exc}") from None
 
 
@@ -254,7 +253,6 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
     size: (height, width) every image is resized to (default: the first image's size);
     grey: convert to one channel (default: only when every image is grey).
     """
-    from PIL import Image
 
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -321,13 +319,4 @@ def save_image(ds: Dataset, i: int, path: str | os.PathLike) -> Path:
         raise DataError(f"{ds.name} has {len(ds)} items; there is no item {i}")
     pixels = (ds.x[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".png")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
+from .files import atomic_write, atomic_write_text
 
 HEADER = (f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@r2':>6} {'empty':>6} "
           f"{'bits on':>10} {'fit s':>7} {'eval s':>6}")
@@ -36,20 +36,9 @@ def write(rows, cfg, out: str | os.PathLike) -> tuple[Path, Path]:
     result = {"benchmark": "quality", "semhash": __version__, "config": asdict(cfg),
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
               "rows": [asdict(r) for r in rows]}
-    _atomic(out / "quality.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+    atomic_write_text(out / "quality.json", json.dumps(result, indent=1))
     _plot(rows, out / "quality.png")
     return out / "quality.json", out / "quality.png"
-
-
-def _atomic(path: Path, write_to) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp" + path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_to(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plot(rows, path: Path) -> None:
@@ -74,5 +63,5 @@ def _plot(rows, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)

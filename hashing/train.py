@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (1000, 500, 250)
     conv: bool = False
     noise_std: float = 4.0
-    reg: Regularizers = field(default_factory=lambda: Regularizers(neighbours=20.0))
+    reg: Regularizers = field(default_factory=lambda: Regularizers(neighbours=40.0, k_neighbours=5))
     # optimisation
     epochs: int = 30
     batch_size: int = 256
@@ -136,7 +137,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
     resident = on_gpu and _fits_on_gpu(x_train, device)
     x_dev = x_train.to(device) if resident else x_train
     nb_dev = neighbours.to(device) if (neighbours is not None and resident) else neighbours
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else _nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else nullcontext()
 
     history, best, best_state, start_epoch = [], {"map": -1.0}, None, 0
     best_map = -1.0
@@ -286,14 +287,6 @@ def _fits_on_gpu(x: torch.Tensor, device: torch.device) -> bool:
     """Keep the training set in GPU memory when it takes at most half of what is free."""
     free, _ = torch.cuda.mem_get_info(device)
     return x.element_size() * x.nelement() <= free // 2
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _progress(enabled: bool):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from hashing.files import atomic_write, atomic_write_text
 
 from .search import Searcher, searcher_arrays, searcher_from_arrays
 
@@ -26,12 +26,12 @@ def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").unlink(missing_ok=True)  # the old files stop being vouched for first
-    _atomic(folder / "search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
-    _atomic(folder / "faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
+    atomic_write(folder / "search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
+    atomic_write(folder / "faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
     manifest = {"format": CACHE_FORMAT, "generation": generation, "items": len(searcher), "bits": searcher.bits,
                 "sql_updated": updated,
                 "checksums": {f: _checksum(folder / f) for f in ("search.npz", "faiss.index")}}
-    _atomic(folder / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
 
 
 def load(folder: Path, generation: int, items: int, bits: int) -> tuple[Searcher | None, str]:
@@ -67,14 +67,3 @@ def _checksum(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

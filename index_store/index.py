@@ -18,7 +18,7 @@ import numpy as np
 from hashing.data import cache_dir as user_cache_dir
 
 from . import cache
-from .search import Results, Searcher, vector_rerank
+from .search import Results, Searcher, _truncate, vector_rerank
 from .store import IndexRow, Store, StoreError
 
 DEFAULT_BATCH = 20_000
@@ -142,7 +142,7 @@ class Index:
             rerank = vector_rerank(np.asarray(query_vectors, np.float32), vectors)
         if radius is not None:
             res = s.radius(query_codes, radius, rerank)
-            return res if k is None else _first(res, k)
+            return res if k is None else _truncate(res, k)
         return s.knn(query_codes, k, rerank)
 
     # --- inspection ---
@@ -164,11 +164,6 @@ class Index:
             self.rebuild("differed from SQL")
         return {"items": len(ids), "generation": generation, "derived_matched_sql": bool(same),
                 "derived": self.last_load}
-
-
-def _first(res: Results, k: int) -> Results:
-    from .search import _truncate
-    return _truncate(res, k)
 
 
 def default_cache_folder(store: Store, name: str) -> Path:

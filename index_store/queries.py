@@ -57,8 +57,9 @@ def item_codes(index: Index, keys: list[str]) -> np.ndarray:
 
 def search_from(target, name: str = "default", image=None, items=None, vector=None, dataset=None,
                 split: str = "test", limit: int = 1, k: int | None = 10, radius: int | None = None,
-                model=None, data_root=None) -> dict:
-    """Encode the queries one way or another, search, and return {"queries": [{query, hits}]}."""
+                model=None, data_root=None, show=None) -> dict:
+    """Encode the queries one way or another, search, and return {"queries": [{query, hits}]};
+    show: a PNG path for the queries and their neighbours as an image grid."""
     from hashing.data import load_dataset
     from hashing.errors import ParameterError
 
@@ -87,5 +88,13 @@ def search_from(target, name: str = "default", image=None, items=None, vector=No
             data = load_dataset(dataset, split=split, root=data_root).subset(limit)
             codes, labels = hasher.encode(data), [f"{dataset}/{split}/{i}" for i in range(len(data))]
     hits = index.search(codes, k=k, radius=radius)
-    return {"index": name, "bits": index.bits, "k": k, "radius": radius,
-            "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)]}
+    result = {"index": name, "bits": index.bits, "k": k, "radius": radius,
+              "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)]}
+    if show:
+        from .grid import item_pixels, write_grid
+        if image:
+            pixels = [item_pixels("", str(image))]
+        else:
+            pixels = [item_pixels(q, None, data_root) for q in labels]
+        result["grid"] = str(write_grid(result, pixels, show, data_root))
+    return result

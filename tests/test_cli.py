@@ -140,3 +140,13 @@ def test_a_truncated_model_file_is_refused(built, tmp_path):
     broken.write_bytes(model.read_bytes()[:50])
     proc = semhash("index", "build", str(tmp_path / "b.db"), "--model", str(broken), "--dataset", "digits")
     assert proc.returncode == 1 and "not a semhash model file" in proc.stderr
+
+
+def test_show_writes_the_queries_and_neighbours_as_an_image_grid(built, tmp_path):
+    from PIL import Image
+    folder, model, db = built
+    grid = tmp_path / "grid.png"
+    out = runner.invoke(app, ["search", str(db), "--dataset", "digits", "--limit", "2", "-k", "4", "--show", str(grid)])
+    assert out.exit_code == 0 and f"wrote {grid}" in out.output
+    with Image.open(grid) as im:
+        assert im.format == "PNG" and im.width > im.height  # 2 rows of 1 query + 4 neighbours
