@@ -107,38 +107,50 @@ def check_exact(ours: Searcher, codes: np.ndarray, q: np.ndarray) -> None:
         assert set(ids[lims[i]:lims[i + 1]].tolist()) == set(res[i][0].tolist()), "radius search is not exact"
 
 
-def scaling(sizes: list[int], bits: int, rng, real: np.ndarray | None) -> list[dict]:
+def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray]) -> list[dict]:
+    """Cost per query as N grows, ours and FAISS's scan, on random codes and on real ones."""
     rows = []
-    real_sizes = [] if real is None else [10_000, 30_000, len(real)]  # MNIST has 70,000 images
-    for label, source, ns in (("random", None, sizes), ("mnist-itq", real, real_sizes)):
+    sets = [("random", None, sizes)] + [(label, codes, [10_000, 30_000, len(codes)])  # MNIST: 70,000 images
+                                        for label, codes in real.items()]
+    for label, source, ns in sets:
         for n in ns:
             codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
             s = Searcher(np.arange(n), codes)
             q = queries_for(codes, rng)
+            flat = faiss.IndexBinaryFlat(bits)
+            flat.add(codes)
             rows.append({"codes": label, "n": n, "bits": bits,
                          "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
                          "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
-                         "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q))})
+                         "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q)),
+                         "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:200], 10), 200)})
             r = rows[-1]
             print(f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
-                  f"({r['results_per_query_radius2']:8.1f} results), knn10 {r['us_per_query_knn10']:7.1f} us/query",
-                  flush=True)
+                  f"({r['results_per_query_radius2']:8.1f} results), knn10 {r['us_per_query_knn10']:7.1f} us/query, "
+                  f"faiss-flat knn10 {r['faiss_flat_us_per_query_knn10']:9.1f} us/query", flush=True)
     return rows
 
 
-def mnist_itq_codes(bits: int) -> np.ndarray | None:
-    """PCA-ITQ codes of all 70,000 MNIST images (real, clustered codes), or None without MNIST."""
+def mnist_codes(bits: int, ae_model: str | None) -> dict[str, np.ndarray]:
+    """Real, clustered codes of all 70,000 MNIST images: PCA-ITQ's, and the autoencoder's when a
+    trained model is given. Empty without MNIST."""
     from hashing.baselines import ITQ
     from hashing.data import load_dataset
     from hashing.errors import DataError
+    from hashing.hasher import load_hasher
 
     try:
         train, test = load_dataset("mnist", "train", download=False), load_dataset("mnist", "test", download=False)
     except DataError as exc:
         print(f"  (no MNIST: {exc})")
-        return None
-    itq = ITQ(bits).fit(train)
-    return np.concatenate([itq.encode(train), itq.encode(test)])
+        return {}
+    out = {}
+    for label, hasher in (("mnist-itq", ITQ(bits).fit(train)), ("mnist-ae", load_hasher(ae_model) if ae_model else None)):
+        if hasher is not None:
+            if hasher.bits != bits:
+                raise SystemExit(f"{ae_model} makes {hasher.bits}-bit codes; this benchmark scales {bits}-bit codes")
+            out[label] = np.concatenate([hasher.encode(train), hasher.encode(test)])
+    return out
 
 
 def bulk(n: int, bits: int, rng) -> dict:
@@ -167,6 +179,7 @@ def bulk(n: int, bits: int, rng) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="100k items instead of 1M; scaling up to 1M")
+    p.add_argument("--ae-model", default=None, help="a 32-bit .semhash model: also scale on its MNIST codes")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -192,7 +205,7 @@ def main(argv=None) -> int:
         print(f"  {k:<45} {v:6.2f}x")
 
     print("cost per query as N grows (32 bits):")
-    scale = scaling(sizes, 32, rng, mnist_itq_codes(32))
+    scale = scaling(sizes, 32, rng, mnist_codes(32, args.ae_model))
 
     print(f"bulk add of {n:,} items into SQLite + derived structures, then open:")
     b = bulk(n, 32, rng)
@@ -215,14 +228,14 @@ def plot(scale, speeds, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for label in dict.fromkeys(r["codes"] for r in scale):
         rows = [r for r in scale if r["codes"] == label]
-        for metric, style in (("us_per_query_radius2", "o-"), ("us_per_query_knn10", "s--")):
-            left.plot([r["n"] for r in rows], [r[metric] for r in rows], style,
-                      label=f"{label}, {'radius 2' if 'radius' in metric else 'k-NN 10'}")
+        for metric, style, what in (("us_per_query_radius2", "o-", "radius 2"), ("us_per_query_knn10", "s--", "k-NN 10"),
+                                     ("faiss_flat_us_per_query_knn10", ":", "FAISS flat k-NN 10")):
+            left.plot([r["n"] for r in rows], [r[metric] for r in rows], style, label=f"{label}, {what}")
     left.set(xscale="log", yscale="log", xlabel="database size N", ylabel="microseconds per query",
-             title="semhash, 32-bit codes: cost per query vs N")
+             title="32-bit codes: cost per query vs N (one thread)")
     names = sorted({k for s in speeds for k in s["qps"]})
     x = np.arange(len(names))
     for i, s in enumerate(speeds):
@@ -231,7 +244,7 @@ def plot(scale, speeds, path: Path) -> None:
     right.set(yscale="log", ylabel="queries / s (one thread)", title=f"N = {speeds[0]['n']:,} random codes")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 

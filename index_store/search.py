@@ -17,10 +17,12 @@ from hashing.errors import ParameterError
 
 from .multi_index import MultiIndexHash, choose_m
 
-# Relative costs, measured on the development machine (numpy, one thread): a probe and a candidate
-# verification cost about the same; FAISS scans one 32- or 64-bit code in about 1/40 of a probe.
-SCAN_COST_PER_ITEM = 0.025
-VERIFY_COST = 1.0
+# Relative costs in probe units, measured on the development machine (numpy, one thread; 1M codes):
+# a probe ~20 ns, a candidate's verification (gather, popcount, de-duplication) ~2 probes, and
+# FAISS's scan ~1 ns per 32- or 64-bit code.
+SCAN_COST_PER_ITEM = 0.05
+VERIFY_COST = 2.0
+ESTIMATE_SAMPLE = 64  # database codes probed to measure how many candidates a query really meets
 MAX_PROBES = 5_000_000  # per query; beyond it the ball is not enumerated
 
 
@@ -61,6 +63,7 @@ class Searcher:
             self.mih[m] = MultiIndexHash.build(self.codes, m)
         self._faiss = None
         self._within = neighbour_profile(self.codes)
+        self._candidates: dict[tuple[int, int], float] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -83,12 +86,14 @@ class Searcher:
     # --- planning ---
     def plan(self, radius: int) -> tuple[str, int]:
         """The cheapest way to search a radius: ("mih", m) (m = 1 is bit-flip) or ("scan", 0)."""
-        best, cost = ("scan", 0), SCAN_COST_PER_ITEM * len(self)
+        # Every method pays for the results it returns; a scan pays for them on top of the scan.
+        results = self.candidates_per_query(1, radius) if 1 in self.mih else self._within[min(radius, self.bits)]
+        best, cost = ("scan", 0), SCAN_COST_PER_ITEM * len(self) + VERIFY_COST * results
         for m, mih in self.mih.items():
             probes = mih.probes(radius)
             if probes > MAX_PROBES:
                 continue
-            c = probes + VERIFY_COST * mih.expected_candidates(radius, len(self))
+            c = probes + VERIFY_COST * self.candidates_per_query(m, radius // m)
             if c < cost:
                 best, cost = ("mih", m), c
         return best
@@ -123,9 +128,19 @@ class Searcher:
         if k == 0:
             return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
         start = self._knn_start(k)
+        if start is None and rerank is None:
+            return self._scan_knn(q, k)
         work = len(self) * SCAN_COST_PER_ITEM if start is None else self._work(max(self.mih), max(self.mih) * (start + 1))
         parts = [self._knn_part(q[a:b], k, start, a) for a, b in _chunks(len(q), work)]
         return _truncate(self._collect(len(q), *_concat(parts), rerank), k)
+
+    def _scan_knn(self, q, k) -> Results:
+        """FAISS's exact scan, ties put in id order within each query's row (cheap: rows of k)."""
+        dist, pos = self.faiss_index.search(q, k)
+        ids = self.ids[pos]
+        order = np.argsort(dist.astype(np.int64) << 40 | ids, axis=1)  # ids < 2^40
+        return Results(np.arange(len(q) + 1, dtype=np.int64) * k, np.take_along_axis(ids, order, 1).ravel(),
+                       np.take_along_axis(dist, order, 1).ravel().astype(np.int64))
 
     def _knn_part(self, q, k, sub_radius, offset):
         """Sure neighbours by MIH rounds of growing substring radius, FAISS's scan for the rest."""
@@ -155,15 +170,13 @@ class Searcher:
     def _work(self, m: int, radius: int) -> float:
         """Array elements one query touches in an MIH search (probes and candidates), for chunking."""
         mih = self.mih[m]
-        return mih.probes(radius) + max(mih.expected_candidates(radius, len(self)), self._within[min(radius, self.bits)])
+        return mih.probes(radius) + self.candidates_per_query(m, radius // m)
 
     def _knn_cost(self, sub_radius: int) -> float | None:
         """Cost of one MIH round at this substring radius, or None when a scan is cheaper."""
         m = max(self.mih)
-        mih, n = self.mih[m], len(self)
-        probes = mih.probes(m * sub_radius)
-        full_radius = min(m * (sub_radius + 1) - 1, self.bits)
-        cost = probes + VERIFY_COST * max(mih.expected_candidates(m * sub_radius, n), self._within[full_radius])
+        probes, n = self.mih[m].probes(m * sub_radius), len(self)
+        cost = probes + VERIFY_COST * self.candidates_per_query(m, sub_radius)
         return None if probes > MAX_PROBES or cost > SCAN_COST_PER_ITEM * n else cost
 
     def _knn_start(self, k: int) -> int | None:
@@ -176,6 +189,22 @@ class Searcher:
             if self._within[min(m * (sub_radius + 1) - 1, self.bits)] >= k:
                 return sub_radius
         return None
+
+    def candidates_per_query(self, m: int, sub_radius: int) -> float:
+        """Candidates an MIH query meets at this substring radius: measured on a sample of the
+        database's own codes (real codes crowd into few buckets, so the uniform estimate can be far
+        too low), or the uniform estimate when even that is too many to measure."""
+        key = (m, sub_radius)
+        if key not in self._candidates:
+            mih, n = self.mih[m], len(self)
+            uniform = mih.expected_candidates(m * sub_radius, n)
+            if n == 0 or uniform * ESTIMATE_SAMPLE > 2_000_000 or mih.probes(m * sub_radius) > MAX_PROBES:
+                self._candidates[key] = uniform
+            else:
+                sample = np.random.default_rng(1).choice(n, min(n, ESTIMATE_SAMPLE), replace=False)
+                qi, _ = mih.candidates(self.codes[np.sort(sample)], sub_radius)
+                self._candidates[key] = max(uniform, len(qi) / len(sample))
+        return self._candidates[key]
 
     # --- helpers ---
     def _check_queries(self, query_codes) -> np.ndarray:
@@ -263,7 +292,7 @@ def searcher_from_arrays(a: dict[str, np.ndarray]) -> Searcher:
 
     s = Searcher.__new__(Searcher)
     s.ids, s.codes, s._within = a["ids"], a["codes"], a["within"]
-    s.bits, s._faiss, s.mih = s.codes.shape[1] * 8, None, {}
+    s.bits, s._faiss, s.mih, s._candidates = s.codes.shape[1] * 8, None, {}, {}
     if len(s.ids) != len(s.codes):
         raise ValueError("ids and codes differ in length")
     for name in a:

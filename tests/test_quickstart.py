@@ -41,3 +41,14 @@ def test_the_readme_quickstart_works_as_written(mnist, tmp_path):
     assert (tmp_path / "mnist32.semhash").is_file() and (tmp_path / "query.png").is_file()
     results = json.loads(next(tmp_path.glob("*/quality.json")).read_text())
     assert {r["method"] for r in results["rows"]} == {"ae", "itq", "pcah", "lsh"}
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    text = README.read_text()
+    code = text.split("From Python:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert len(namespace["hits"]) == 2 and len(namespace["hits"][0]) == 5
+    assert all(h["distance"] <= 2 for q in namespace["near"] for h in q)
+    assert 0 < namespace["report"].map_all <= 1
