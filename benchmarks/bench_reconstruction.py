@@ -23,6 +23,7 @@ from hashing import __version__
 from hashing.baselines import principal_directions
 from hashing.data import load_dataset
 from hashing.files import atomic_write, atomic_write_text
+from hashing.models import Regularizers
 from hashing.train import TrainConfig, train
 
 
@@ -46,7 +47,8 @@ def main(argv=None) -> int:
     pca_err = float(((pca_rec - x_test) ** 2).sum(axis=1).mean())
 
     cfg = TrainConfig(bits=args.dims, bottleneck="real", hidden=(1000, 500, 250), epochs=args.epochs,
-                      batch_size=128, patience=args.epochs, device=args.device, val_items=0)
+                      batch_size=128, patience=args.epochs, device=args.device, val_items=0,
+                      reg=Regularizers())  # the plain autoencoder: reconstruction only
     result = train(cfg, train_set, progress=True)
     with torch.no_grad():
         ae_rec = torch.cat([result.model(torch.from_numpy(x_test[i:i + 2000]).view(-1, 1, 28, 28))[0]

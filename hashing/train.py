@@ -263,16 +263,23 @@ def knn_graph(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:
 def validation(model: Autoencoder, x_train, x_val, labels, n_train: int, cfg: TrainConfig) -> dict:
     """mAP of held-out queries against a slice of the training set, fraction of dead bits."""
     db = x_train[: cfg.val_database]
-    codes_db = pack((model.activations(db) > 0).numpy())
-    out = {"bits_on_min": float(unpack(codes_db).mean(0).min()), "bits_on_max": float(unpack(codes_db).mean(0).max())}
+    codes_db = _codes(model, db)
+    on = unpack(codes_db)[:, : model.cfg.bits].mean(0)
+    out = {"bits_on_min": float(on.min()), "bits_on_max": float(on.max())}
     if labels is None or len(x_val) == 0:
-        out["map"] = -float(np.mean(np.abs(unpack(codes_db).mean(0) - 0.5)))  # unlabeled: prefer balanced bits
+        out["map"] = -float(np.mean(np.abs(on - 0.5)))  # unlabeled: prefer balanced bits
         return out
-    codes_q = pack((model.activations(x_val) > 0).numpy())
+    codes_q = _codes(model, x_val)
     rel = label_relevance(labels[n_train:n_train + len(x_val)].numpy(), labels[: len(db)].numpy())
     rep = evaluate(codes_q, codes_db, rel, k=min(100, len(db)), radius=2)
     out.update(map=rep.map_all, precision_at_radius2=rep.precision_at_radius, empty=rep.empty_ball_fraction)
     return out
+
+
+def _codes(model: Autoencoder, x) -> np.ndarray:
+    """Packed codes; a real bottleneck of any width is padded with 0 bits (distances unchanged)."""
+    bits = (model.activations(x) > 0).numpy()
+    return pack(np.pad(bits, ((0, 0), (0, (-bits.shape[1]) % 8))))
 
 
 def _save_checkpoint(path: Path, model, opt, epoch, history, best, best_state, cfg) -> None:
