@@ -2,7 +2,7 @@
 PCA with 30 components, on the MNIST test set (Hinton & Salakhutdinov, Science 2006: average squared
 reconstruction error per image 3.00 vs 13.87, ratio 0.22).
 
-    python benchmarks/bench_reconstruction.py [--epochs 30] [--device auto]
+    python benchmarks/bench_reconstruction.py [--epochs 45] [--device auto]
 
 Both are fitted on the 60,000 training images; the error is the sum over the 784 pixels (in [0, 1])
 of the squared difference, averaged over the 10,000 test images. Writes reconstruction.json and
@@ -29,7 +29,7 @@ from hashing.train import TrainConfig, train
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=45)
     p.add_argument("--dims", type=int, default=30)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
