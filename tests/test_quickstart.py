@@ -29,9 +29,9 @@ SMALL = {  # the same commands, made small: a slice of the data and one epoch
 def test_the_readme_quickstart_works_as_written(mnist, tmp_path):
     commands = quickstart_commands()
     assert [c.split()[1] for c in commands] == ["train", "index", "data", "search", "bench"]
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    if "SEMHASH_DATA" in env:  # the commands run in a scratch folder: make a relative root absolute
-        env["SEMHASH_DATA"] = str(Path(env["SEMHASH_DATA"]).resolve())
+    from hashing.data import data_root
+    # the data root the fixture found MNIST in, absolute: the commands run in a scratch folder
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "SEMHASH_DATA": str(data_root().resolve())}
     for command in commands:
         args = command.split()[1:]
         for name, extra in SMALL.items():
