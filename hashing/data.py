@@ -261,7 +261,7 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
     classes = sorted({p.parent.relative_to(path).parts[0] for p in files if p.parent != path})
     if classes and any(p.parent == path for p in files):
         raise DataError(f"{path}: images both at the top and in class sub-folders; put every image in a class folder")
-    images = [_open_image(p) for p in files]
+    images = [open_image(p) for p in files]
     if grey is None:
         grey = all(im.mode in ("L", "1", "I;16", "I") for im in images)
     if size is None:
@@ -274,7 +274,8 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
     return Dataset(path.name, x, labels, SCALE01, str(path), classes or None, files=[str(p) for p in files])
 
 
-def _open_image(p: Path):
+def open_image(p: Path):
+    """A fully read PIL image; anything unreadable is one DataError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -59,15 +59,15 @@ def build_index(target, model_path, data: Dataset, name: str = "default", resume
     sources = getattr(data, "files", None)
     if progress:
         progress(len(keys) - len(todo), len(keys))
+    # Encode first (nothing is written), then let Index.add commit batch by batch and update the
+    # derived structures once, not after every batch.
+    codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
     for start in range(0, len(todo), batch_size):
-        rows = todo[start:start + batch_size]
-        codes = hasher.encode(data.x[rows])
-        index.add([keys[i] for i in rows], codes,
-                  labels=None if labels is None else labels[rows],
-                  sources=[str(sources[i]) for i in rows] if sources else [f"{data.source}#{i}" for i in rows],
-                  batch_size=batch_size)
-        if progress:
-            progress(len(keys) - len(todo) + start + len(rows), len(keys))
+        codes[start:start + batch_size] = hasher.encode(data.x[todo[start:start + batch_size]])
+    done = len(keys) - len(todo)
+    index.add([keys[i] for i in todo], codes, labels=None if labels is None else labels[todo],
+              sources=[str(sources[i]) for i in todo] if sources else [f"{data.source}#{i}" for i in todo],
+              batch_size=batch_size, progress=(lambda n: progress(done + n, len(keys))) if progress else None)
     return index
 
 

@@ -16,8 +16,8 @@ def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | No
     """(H, W) or (H, W, 3) floats in [0, 1] of an indexed item: its image file, or its row of a
     named data set (keys '<name>/<split>/<row>'); None when neither is at hand."""
     if source and os.path.isfile(source):
-        from hashing.data import _open_image
-        return np.asarray(_open_image(Path(source)).convert("RGB"), dtype=np.float32) / 255.0
+        from hashing.data import open_image
+        return np.asarray(open_image(Path(source)).convert("RGB"), dtype=np.float32) / 255.0
     parts = key.split("/")
     if len(parts) == 3 and parts[0] in NAMED and parts[1] in ("train", "test") and parts[2].isdigit():
         x = _named(parts[0], parts[1], data_root)

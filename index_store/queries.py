@@ -15,7 +15,7 @@ from .store import StoreError
 
 def image_codes(hasher: Hasher, path) -> np.ndarray:
     """An image file converted as the model's training images were (channels, size, [0, 1]) -> (1, bits/8)."""
-    from hashing.data import _open_image
+    from hashing.data import open_image
 
     spec = hasher.spec_
     if len(spec.shape) != 3 or not spec.normalization.endswith("-> [0, 1]"):
@@ -24,7 +24,7 @@ def image_codes(hasher: Hasher, path) -> np.ndarray:
     channels, height, width = spec.shape
     if channels not in (1, 3):
         raise DataError(f"the model takes {channels}-channel inputs; only grey (1) or RGB (3) images convert")
-    image = _open_image(Path(path))
+    image = open_image(Path(path))
     x = image_to_tensor(image, (height, width), grey=channels == 1)
     return hasher.encode(x.unsqueeze(0).numpy())
 

@@ -45,23 +45,24 @@ items = Table(
     UniqueConstraint("index_id", "key", name="uq_semhash_items_key"),
 )
 
-codes = Table(
-    "semhash_codes", metadata,
-    Column("index_id", Integer, primary_key=True, autoincrement=False),
-    Column("item_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("code", LargeBinary, nullable=False),
-    *[Column(f"s{j}", BigInteger) for j in range(SQL_SUBSTRINGS)],
-    ForeignKeyConstraint(["index_id", "item_id"], [items.c.index_id, items.c.id], ondelete="CASCADE"),
-)
+
+
+def _per_item(name: str, *columns: Column) -> Table:
+    """A table with one row per item, keyed and cascaded like the item it belongs to."""
+    return Table(
+        name, metadata,
+        Column("index_id", Integer, primary_key=True, autoincrement=False),
+        Column("item_id", BigInteger, primary_key=True, autoincrement=False),
+        *columns,
+        ForeignKeyConstraint(["index_id", "item_id"], [items.c.index_id, items.c.id], ondelete="CASCADE"),
+    )
+
+
+codes = _per_item("semhash_codes", Column("code", LargeBinary, nullable=False),
+                  *[Column(f"s{j}", BigInteger) for j in range(SQL_SUBSTRINGS)])
 for _j in range(SQL_SUBSTRINGS):  # partial: short codes leave the higher substrings NULL and unindexed
     _col = codes.c[f"s{_j}"]
     Index(f"ix_semhash_codes_s{_j}", codes.c.index_id, _col,
           sqlite_where=_col.isnot(None), postgresql_where=_col.isnot(None))
 
-vectors = Table(
-    "semhash_vectors", metadata,
-    Column("index_id", Integer, primary_key=True, autoincrement=False),
-    Column("item_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("vector", LargeBinary, nullable=False),
-    ForeignKeyConstraint(["index_id", "item_id"], [items.c.index_id, items.c.id], ondelete="CASCADE"),
-)
+vectors = _per_item("semhash_vectors", Column("vector", LargeBinary, nullable=False))
