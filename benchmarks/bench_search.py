@@ -2,9 +2,11 @@
 
     python benchmarks/bench_search.py            # full run (about 10 minutes on 2 cores)
     python benchmarks/bench_search.py --quick    # smaller sizes, for a look
+    semhash bench search [--quick]               # the same, from the CLI
 
 Database: N random codes; queries: database codes with one bit flipped. Every method answers the
-same queries in batches of 2,000 on one thread; each figure is the best of 3 runs. Peers:
+same queries in batches of 2,000 on one thread (and k-NN one query per call too, as a server
+would); each figure is the best of 3 runs. Peers:
   faiss-flat        IndexBinaryFlat, exact k-NN by scanning;
   faiss-hash        IndexBinaryHash(b bits, nflip=2): exact radius-2 at 32 bits (range_search);
   faiss-multihash   IndexBinaryMultiHash(2 x 32 bits, nflip=1): exact radius-2 at 64 bits;
@@ -15,30 +17,29 @@ Writes search.json and search.png into --out.
 """
 from __future__ import annotations
 
+import argparse
+import copy
+import json
 import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import faiss
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from hashing import __version__
+from hashing.codes import flip_masks, to_int
+from hashing.errors import ParameterError
+from hashing.files import atomic_write, atomic_write_text
+from index_store.index import Index
+from index_store.search import Searcher
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hashing import __version__  # noqa: E402
-from hashing.codes import flip_masks, to_int  # noqa: E402
-from hashing.files import atomic_write, atomic_write_text  # noqa: E402
-from index_store.index import Index  # noqa: E402
-from index_store.search import Searcher  # noqa: E402
-
-faiss.omp_set_num_threads(1)
 BATCH = 2000
+SINGLE = 200  # queries timed one per call
 
 
 def best_qps(fn, nq: int, repeats: int = 3) -> float:
@@ -79,6 +80,9 @@ def speed(n: int, bits: int, rng) -> dict:
     flat = faiss.IndexBinaryFlat(bits)
     flat.add(codes)
     qps["faiss-flat knn10"] = best_qps(lambda: flat.search(q, 10), len(q))
+    single = [q[i:i + 1] for i in range(SINGLE)]
+    qps["semhash knn10 single"] = best_qps(lambda: [ours.knn(x, 10) for x in single], SINGLE)
+    qps["faiss-flat knn10 single"] = best_qps(lambda: [flat.search(x, 10) for x in single], SINGLE)
     keys_sorted = np.sort(to_int(codes)) if bits <= 64 else None
     if bits == 32:
         h = faiss.IndexBinaryHash(bits, bits)
@@ -107,11 +111,11 @@ def check_exact(ours: Searcher, codes: np.ndarray, q: np.ndarray) -> None:
         assert set(ids[lims[i]:lims[i + 1]].tolist()) == set(res[i][0].tolist()), "radius search is not exact"
 
 
-def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray]) -> list[dict]:
+def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=print) -> list[dict]:
     """Cost per query as N grows, ours and FAISS's scan, on random codes and on real ones."""
     rows = []
-    sets = [("random", None, sizes)] + [(label, codes, [10_000, 30_000, len(codes)])  # MNIST: 70,000 images
-                                        for label, codes in real.items()]
+    sets = [("random", None, sizes)] + [(label, codes, [n for n in (10_000, 30_000, len(codes)) if n <= len(codes)])
+                                        for label, codes in real.items()]  # MNIST: 70,000 images
     for label, source, ns in sets:
         for n in ns:
             codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
@@ -119,19 +123,32 @@ def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray]) -> li
             q = queries_for(codes, rng)
             flat = faiss.IndexBinaryFlat(bits)
             flat.add(codes)
-            rows.append({"codes": label, "n": n, "bits": bits,
+            nq_flat = len(q) if n <= 1_000_000 else 200
+            rows.append({"codes": label, "n": n, "bits": bits, "plan_radius2": list(s.plan(2)),
                          "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
+                         "us_per_query_radius2_bitflip": 1e6 / best_qps(lambda: bit_flip_only(s).radius(q, 2), len(q)),
                          "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
                          "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q)),
-                         "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:200], 10), 200)})
+                         # the same queries as ours, but a sample of them beyond 1M (a scan of 10M is 10 ms)
+                         "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:nq_flat], 10), nq_flat)})
             r = rows[-1]
-            print(f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
+            log(f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
+                f"(bit-flip plan alone {r['us_per_query_radius2_bitflip']:5.1f}) "
                   f"({r['results_per_query_radius2']:8.1f} results), knn10 {r['us_per_query_knn10']:7.1f} us/query, "
-                  f"faiss-flat knn10 {r['faiss_flat_us_per_query_knn10']:9.1f} us/query", flush=True)
+                  f"faiss-flat knn10 {r['faiss_flat_us_per_query_knn10']:9.1f} us/query")
     return rows
 
 
-def mnist_codes(bits: int, ae_model: str | None) -> dict[str, np.ndarray]:
+def bit_flip_only(s: Searcher) -> Searcher:
+    """A copy of the searcher (sharing its tables) whose plan is pinned to bit-flip probing of the
+    whole-code table: the part of the cost that is constant in N by construction (the planner
+    picks multi-index hashing where that is cheaper)."""
+    pinned = copy.copy(s)
+    pinned.plan = lambda radius, nq=0: ("mih", 1)
+    return pinned
+
+
+def mnist_codes(bits: int, ae_model: str | None, data_root: str | None = None, log=print) -> dict[str, np.ndarray]:
     """Real, clustered codes of all 70,000 MNIST images: PCA-ITQ's, and the autoencoder's when a
     trained model is given. Empty without MNIST."""
     from hashing.baselines import ITQ
@@ -140,15 +157,17 @@ def mnist_codes(bits: int, ae_model: str | None) -> dict[str, np.ndarray]:
     from hashing.hasher import load_hasher
 
     try:
-        train, test = load_dataset("mnist", "train", download=False), load_dataset("mnist", "test", download=False)
+        train = load_dataset("mnist", "train", root=data_root, download=False)
+        test = load_dataset("mnist", "test", root=data_root, download=False)
     except DataError as exc:
-        print(f"  (no MNIST: {exc})")
+        log(f"  (no MNIST: {exc})")
         return {}
     out = {}
-    for label, hasher in (("mnist-itq", ITQ(bits).fit(train)), ("mnist-ae", load_hasher(ae_model) if ae_model else None)):
+    ae = load_hasher(ae_model) if ae_model else None
+    if ae is not None and ae.bits != bits:
+        raise ParameterError(f"{ae_model} makes {ae.bits}-bit codes; this benchmark scales {bits}-bit codes")
+    for label, hasher in (("mnist-itq", ITQ(bits).fit(train)), ("mnist-ae", ae)):
         if hasher is not None:
-            if hasher.bits != bits:
-                raise SystemExit(f"{ae_model} makes {hasher.bits}-bit codes; this benchmark scales {bits}-bit codes")
             out[label] = np.concatenate([hasher.encode(train), hasher.encode(test)])
     return out
 
@@ -171,9 +190,64 @@ def bulk(n: int, bits: int, rng) -> dict:
         info = again.info()
         return {"n": n, "bits": bits, "bulk_add_s": add_s, "open_s": open_s,
                 "memory_bytes_per_item": info["memory_bytes_per_item"],
-                "sqlite_bytes": (folder / "bench.db").stat().st_size}
+                "sqlite_bytes": sum(f.stat().st_size for f in folder.glob("bench.db*") if f.is_file())}  # WAL too
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(n: int = 1_000_000, sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 10_000_000),
+        ae_model: str | None = None, mnist: bool = True, data_root: str | None = None,
+        out: str | Path = "benchmarks/results", log=print) -> dict:
+    """The whole benchmark: speed at n, scaling over sizes, bulk add of n; writes search.json and
+    search.png into out and returns the JSON's content."""
+    if n < 1000 or min(sizes) < 1000:
+        raise ParameterError(f"database sizes must be at least 1,000 codes, got {n:,} and {min(sizes):,}")
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        rng = np.random.default_rng(0)
+        log(f"speed at N={n:,}, one thread, batches of {BATCH} queries and single queries (best of 3):")
+        speeds = []
+        for bits in (32, 64):
+            row = speed(n, bits, rng)
+            speeds.append(row)
+            for name, v in row["qps"].items():
+                log(f"  {bits} bits  {name:<26} {v:>12,.0f} q/s")
+        ratios = speed_ratios(speeds)
+        log("ratios:")
+        for k, v in ratios.items():
+            log(f"  {k:<48} {v:6.2f}x")
+        log("cost per query as N grows (32 bits):")
+        real = mnist_codes(32, ae_model, data_root, log) if mnist else {}
+        scale = scaling(list(sizes), 32, rng, real, log)
+        log(f"bulk add of {n:,} items into SQLite + derived structures, then open:")
+        b = bulk(n, 32, rng)
+        log(f"  add {b['bulk_add_s']:.1f} s, open {b['open_s']:.2f} s, {b['memory_bytes_per_item']:.0f} bytes/item "
+            f"in memory, {b['sqlite_bytes'] / n:.0f} bytes/item in SQLite")
+    finally:
+        faiss.omp_set_num_threads(threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "search", "semhash": __version__, "n": n, "sizes": list(sizes), "ae_model": ae_model,
+              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
+              "speed": speeds, "ratios": ratios, "scaling": scale, "bulk": b}
+    atomic_write_text(out / "search.json", json.dumps(result, indent=1))
+    plot(scale, speeds, out / "search.png")
+    log(f"wrote {out / 'search.json'} and {out / 'search.png'}")
+    return result
+
+
+def speed_ratios(speeds: list[dict]) -> dict[str, float]:
+    s32, s64 = speeds[0]["qps"], speeds[1]["qps"]
+    return {
+        "radius2 32 bits: semhash / faiss-hash": s32["semhash radius2"] / s32["faiss-hash radius2"],
+        "radius2 32 bits: semhash / numpy-sorted": s32["semhash radius2"] / s32["numpy-sorted radius2"],
+        "radius2 64 bits: semhash / faiss-multihash": s64["semhash radius2"] / s64["faiss-multihash radius2"],
+        "knn10 32 bits: semhash / faiss-flat": s32["semhash knn10"] / s32["faiss-flat knn10"],
+        "knn10 64 bits: semhash / faiss-flat": s64["semhash knn10"] / s64["faiss-flat knn10"],
+        "knn10 single query 32 bits: semhash / faiss-flat": s32["semhash knn10 single"] / s32["faiss-flat knn10 single"],
+        "knn10 single query 64 bits: semhash / faiss-flat": s64["semhash knn10 single"] / s64["faiss-flat knn10 single"],
+    }
 
 
 def main(argv=None) -> int:
@@ -182,44 +256,8 @@ def main(argv=None) -> int:
     p.add_argument("--ae-model", default=None, help="a 32-bit .semhash model: also scale on its MNIST codes")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    rng = np.random.default_rng(0)
-    n = 100_000 if args.quick else 1_000_000
-    sizes = [10_000, 100_000, 1_000_000] if args.quick else [10_000, 100_000, 1_000_000, 10_000_000]
-
-    print(f"speed at N={n:,}, one thread, batches of {BATCH} queries (best of 3):")
-    speeds = []
-    for bits in (32, 64):
-        row = speed(n, bits, rng)
-        speeds.append(row)
-        for name, v in row["qps"].items():
-            print(f"  {bits} bits  {name:<26} {v:>12,.0f} q/s")
-    ratios = {
-        "radius2 32 bits: semhash / faiss-hash": speeds[0]["qps"]["semhash radius2"] / speeds[0]["qps"]["faiss-hash radius2"],
-        "radius2 32 bits: semhash / numpy-sorted": speeds[0]["qps"]["semhash radius2"] / speeds[0]["qps"]["numpy-sorted radius2"],
-        "radius2 64 bits: semhash / faiss-multihash": speeds[1]["qps"]["semhash radius2"] / speeds[1]["qps"]["faiss-multihash radius2"],
-        "knn10 32 bits: semhash / faiss-flat": speeds[0]["qps"]["semhash knn10"] / speeds[0]["qps"]["faiss-flat knn10"],
-        "knn10 64 bits: semhash / faiss-flat": speeds[1]["qps"]["semhash knn10"] / speeds[1]["qps"]["faiss-flat knn10"],
-    }
-    print("ratios:")
-    for k, v in ratios.items():
-        print(f"  {k:<45} {v:6.2f}x")
-
-    print("cost per query as N grows (32 bits):")
-    scale = scaling(sizes, 32, rng, mnist_codes(32, args.ae_model))
-
-    print(f"bulk add of {n:,} items into SQLite + derived structures, then open:")
-    b = bulk(n, 32, rng)
-    print(f"  add {b['bulk_add_s']:.1f} s, open {b['open_s']:.2f} s, "
-          f"{b['memory_bytes_per_item']:.0f} bytes/item in memory, {b['sqlite_bytes'] / n:.0f} bytes/item in SQLite")
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "search", "semhash": __version__, "quick": args.quick,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
-              "speed": speeds, "ratios": ratios, "scaling": scale, "bulk": b}
-    atomic_write_text(out / "search.json", json.dumps(result, indent=1))
-    plot(scale, speeds, out / "search.png")
-    print(f"wrote {out / 'search.json'} and {out / 'search.png'}")
+    n, sizes = (100_000, (10_000, 100_000, 1_000_000)) if args.quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    run(n, sizes, args.ae_model, out=args.out, log=lambda line: print(line, flush=True))
     return 0
 
 
@@ -231,7 +269,9 @@ def plot(scale, speeds, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for label in dict.fromkeys(r["codes"] for r in scale):
         rows = [r for r in scale if r["codes"] == label]
-        for metric, style, what in (("us_per_query_radius2", "o-", "radius 2"), ("us_per_query_knn10", "s--", "k-NN 10"),
+        for metric, style, what in (("us_per_query_radius2", "o-", "radius 2"),
+                                     ("us_per_query_radius2_bitflip", "^-.", "radius 2, bit-flip plan alone"),
+                                     ("us_per_query_knn10", "s--", "k-NN 10"),
                                      ("faiss_flat_us_per_query_knn10", ":", "FAISS flat k-NN 10")):
             left.plot([r["n"] for r in rows], [r[metric] for r in rows], style, label=f"{label}, {what}")
     left.set(xscale="log", yscale="log", xlabel="database size N", ylabel="microseconds per query",

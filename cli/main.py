@@ -147,7 +147,69 @@ def bench_quality(dataset: str = typer.Option("mnist"), bits: list[int] = typer.
     typer.echo(f"\nwrote {paths[0]} and {paths[1]}")
 
 
+@bench_app.command("search")
+def bench_search(quick: bool = typer.Option(False, "--quick", help="100,000 items, scaling up to 1M (default: 1M, up to 10M)."),
+                 n: Optional[int] = typer.Option(None, "--n", help="Database size for the speed and bulk figures (scaling stops there too)."),
+                 ae_model: Optional[Path] = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
+                 mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
+                 out: Path = typer.Option(Path("semhash-results"), help="Folder for search.json and search.png."),
+                 data_root: Optional[str] = DataRoot, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Search speed against FAISS's binary indexes, one thread: radius, k-NN, scaling, bulk add."""
+    from benchmarks.bench_search import run
+
+    if ae_model is not None and not ae_model.is_file():
+        raise SemhashError(f"{ae_model}: no such model file")
+    size, sizes = (100_000, (10_000, 100_000, 1_000_000)) if quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    if n is not None:
+        size, sizes = n, tuple(s for s in sizes if s < n) + (n,)
+    result = run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out,
+                 log=(lambda line: None) if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+
+
+@bench_app.command("train")
+def bench_train(dataset: str = typer.Option("mnist"), bits: int = typer.Option(32),
+                method: list[str] = typer.Option(["lsh", "pcah", "itq", "ae"], help="Methods (repeat the option)."),
+                ae_epochs: int = typer.Option(3, help="Epochs of the autoencoder to time."),
+                device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
+                limit: Optional[int] = typer.Option(None, help="Train on the first N items only."),
+                out: Path = typer.Option(Path("semhash-results"), help="Folder for train.json and train.png."),
+                data_root: Optional[str] = DataRoot, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Training and encoding speed of the autoencoder and the baselines, on the same data."""
+    from benchmarks.bench_train import run
+
+    if limit is not None and limit < 10:
+        raise SemhashError(f"--limit must be at least 10, got {limit}")
+    result = run(dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out,
+                 log=(lambda line: None) if as_json else typer.echo, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+
+
+@bench_app.command("serve")
+def bench_serve(items: int = typer.Option(1_000_000, help="Random 32-bit codes in the index."),
+                clients: int = typer.Option(32, help="Concurrent HTTP clients."),
+                seconds: float = typer.Option(30.0, help="Duration of each load run."),
+                workers: list[int] = typer.Option([1, 2], help="Server worker counts to measure (repeat the option)."),
+                out: Path = typer.Option(Path("semhash-results"), help="Folder for serve.json and serve.png."),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """The HTTP service under load (k-NN by raw code), beside the same searches in-process."""
+    from benchmarks.bench_serve import run
+
+    result = run(items, clients, seconds, tuple(workers), out, log=(lambda line: None) if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+
+
 IndexName = typer.Option("default", "--name", help="Index name inside the database.")
+BatchSize = typer.Option(5_000, help="Items per transaction: each committed batch survives a crash.")
+
+
+def _batch(size: int) -> int:
+    if size < 1:
+        raise SemhashError(f"--batch-size must be positive, got {size}")
+    return size
 
 
 def _data(dataset: Optional[str], images: Optional[Path], features: Optional[Path], labels: Optional[Path],
@@ -177,14 +239,15 @@ def index_build(index: str = typer.Argument(..., help="SQLite file or database U
                 split: str = typer.Option("train", help="Split of a named data set."),
                 limit: Optional[int] = typer.Option(None, help="Index the first N items only."),
                 resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
-                name: str = IndexName, data_root: Optional[str] = DataRoot,
+                batch_size: int = BatchSize, name: str = IndexName, data_root: Optional[str] = DataRoot,
                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Encode a data set with a model and store items and codes in an index."""
     from index_store.build import build_index
 
     data = _data(dataset, images, features, labels, split, data_root, limit)
     with _bar("indexing", not as_json) as advance:
-        idx = build_index(index, model, data, name=name, resume=resume, progress=advance)
+        idx = build_index(index, model, data, name=name, resume=resume, progress=advance,
+                          batch_size=_batch(batch_size))
     _print_info(idx.info(), as_json)
 
 
@@ -193,7 +256,7 @@ def index_add(index: str = typer.Argument(...), dataset: Optional[str] = typer.O
               images: Optional[Path] = typer.Option(None), features: Optional[Path] = typer.Option(None),
               labels: Optional[Path] = typer.Option(None), split: str = typer.Option("train"),
               limit: Optional[int] = typer.Option(None), model: Optional[Path] = typer.Option(None, help="Default: the index's own model."),
-              name: str = IndexName, data_root: Optional[str] = DataRoot,
+              batch_size: int = BatchSize, name: str = IndexName, data_root: Optional[str] = DataRoot,
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Add items to an existing index (keys already there are an error)."""
     from index_store.build import build_index, index_model
@@ -204,7 +267,8 @@ def index_add(index: str = typer.Argument(...), dataset: Optional[str] = typer.O
     index_model(idx, path)
     data = _data(dataset, images, features, labels, split, data_root, limit)
     with _bar("adding", not as_json) as advance:
-        idx = build_index(index, path, data, name=name, resume=True, progress=advance, adding=True)
+        idx = build_index(index, path, data, name=name, resume=True, progress=advance, adding=True,
+                          batch_size=_batch(batch_size))
     _print_info(idx.info(), as_json)
 
 
@@ -262,6 +326,19 @@ def search(index: str = typer.Argument(..., help="SQLite file or database URL.")
         typer.echo(f"wrote {result['grid']}")
 
 
+@app.command()
+def serve(index: str = typer.Argument(..., help="SQLite file or database URL."),
+          name: Optional[list[str]] = typer.Option(None, "--name", help="Indexes to serve (repeat; default: all in the store)."),
+          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
+          workers: int = typer.Option(1, help="Server processes (uvicorn workers)."),
+          data_root: Optional[str] = DataRoot,
+          log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug.")) -> None:
+    """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
+    from index_store.service import serve as run_server
+
+    run_server(index, name or None, host, port, workers, data_root, log_level)
+
+
 def _print_hits(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -305,6 +382,10 @@ def main() -> None:
     """Console entry point: run the app, turn known errors into one line and an exit code."""
     try:
         app()
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            _fail("interrupted", 130)
+        raise
     except SemhashError as exc:
         _fail(str(exc), 1)
     except KeyboardInterrupt:

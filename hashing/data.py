@@ -274,16 +274,17 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
     return Dataset(path.name, x, labels, SCALE01, str(path), classes or None, files=[str(p) for p in files])
 
 
-def open_image(p: Path):
-    """A fully read PIL image; anything unreadable is one DataError naming the file."""
+def open_image(p, name: str | None = None):
+    """A fully read PIL image from a path or a binary file object; anything unreadable (or absurdly
+    large: PIL's decompression-bomb limit) is one DataError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(p) as im:
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{p}: not a readable image ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{name or p}: not a readable image ({exc})") from None
 
 
 def image_to_tensor(im, size: tuple[int, int], grey: bool) -> torch.Tensor:

@@ -18,7 +18,7 @@ from hashing.files import atomic_write, atomic_write_text
 
 from .search import Searcher, searcher_arrays, searcher_from_arrays
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: open-addressing hash tables
 
 
 def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -> None:
@@ -26,11 +26,20 @@ def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").unlink(missing_ok=True)  # the old files stop being vouched for first
-    atomic_write(folder / "search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
-    atomic_write(folder / "faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
+    sums = {}
+
+    def written(name, write):
+        # checksum our own temp file, not whatever is at the name later: another process may be
+        # saving a different generation into the same folder, and the manifest must not vouch for it
+        def fill(tmp):
+            write(tmp)
+            sums[name] = _checksum(Path(tmp))
+        atomic_write(folder / name, fill)
+
+    written("search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
+    written("faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
     manifest = {"format": CACHE_FORMAT, "generation": generation, "items": len(searcher), "bits": searcher.bits,
-                "sql_updated": updated,
-                "checksums": {f: _checksum(folder / f) for f in ("search.npz", "faiss.index")}}
+                "sql_updated": updated, "checksums": sums}
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
 
 

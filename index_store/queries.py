@@ -13,8 +13,9 @@ from .index import Index
 from .store import StoreError
 
 
-def image_codes(hasher: Hasher, path) -> np.ndarray:
-    """An image file converted as the model's training images were (channels, size, [0, 1]) -> (1, bits/8)."""
+def image_codes(hasher: Hasher, path, name: str | None = None) -> np.ndarray:
+    """An image (a path, or a binary file object such as an upload) converted as the model's training
+    images were (channels, size, [0, 1]) -> (1, bits/8)."""
     from hashing.data import open_image
 
     spec = hasher.spec_
@@ -24,7 +25,7 @@ def image_codes(hasher: Hasher, path) -> np.ndarray:
     channels, height, width = spec.shape
     if channels not in (1, 3):
         raise DataError(f"the model takes {channels}-channel inputs; only grey (1) or RGB (3) images convert")
-    image = open_image(Path(path))
+    image = open_image(path if hasattr(path, "read") else Path(path), name)
     x = image_to_tensor(image, (height, width), grey=channels == 1)
     return hasher.encode(x.unsqueeze(0).numpy())
 

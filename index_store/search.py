@@ -8,6 +8,7 @@ All three return exactly the same set; results are ordered by (distance, tie key
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ SCAN_COST_PER_ITEM = 0.05
 VERIFY_COST = 2.0
 KNN_ROUND_COST = 2.5  # a k-NN round's candidate costs more than a radius search's (two tables'
                       # de-duplication, the sure-distance filter, per-query counts): measured 48 vs 20 ns
+CLOCK_WITHIN = 4.0  # plans the model puts within this factor of the best are timed, not trusted
 ESTIMATE_SAMPLE = 64  # database codes probed to measure how many candidates a query really meets
 MAX_PROBES = 5_000_000  # per query; beyond it the ball is not enumerated
 
@@ -66,6 +68,9 @@ class Searcher:
         self._faiss = None
         self._within = neighbour_profile(self.codes)
         self._candidates: dict[tuple[int, int], float] = {}
+        self._knn_clock: dict[int, dict] = {}
+        self._radius_clock: dict[int, dict] = {}
+        self._knn_starts: dict[int, int | None] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -86,19 +91,44 @@ class Searcher:
         return self.ids.nbytes + self.codes.nbytes * 2 + sum(t.nbytes() for t in self.mih.values())
 
     # --- planning ---
-    def plan(self, radius: int) -> tuple[str, int]:
-        """The cheapest way to search a radius: ("mih", m) (m = 1 is bit-flip) or ("scan", 0)."""
+    def plan(self, radius: int, nq: int = 1000) -> tuple[str, int]:
+        """The fastest way to search nq queries at this radius: ("mih", m) (m = 1 is bit-flip) or
+        ("scan", 0). The probe-unit model ranks the plans; those within CLOCK_WITHIN of the best are
+        then timed (once per radius) and the clock decides."""
+        ranked = sorted(self._radius_costs(radius))
+        close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
+        if len(close) == 1 or not len(self):
+            return close[0]
+        if radius not in self._radius_clock:
+            self._radius_clock[radius] = self._clock(
+                {p: (lambda q, p=p: self._radius_plan(q, radius, *p)) for p in close})
+        return _fastest(self._radius_clock[radius], nq)
+
+    def _radius_costs(self, radius: int) -> list[tuple[float, tuple[str, int]]]:
+        """(model cost in probe units, plan) of every feasible plan."""
         # Every method pays for the results it returns; a scan pays for them on top of the scan.
         results = self.candidates_per_query(1, radius) if 1 in self.mih else self._within[min(radius, self.bits)]
-        best, cost = ("scan", 0), SCAN_COST_PER_ITEM * len(self) + VERIFY_COST * results
+        costs = [(SCAN_COST_PER_ITEM * len(self) + VERIFY_COST * results, ("scan", 0))]
         for m, mih in self.mih.items():
-            probes = mih.probes(radius)
-            if probes > MAX_PROBES:
-                continue
-            c = probes + VERIFY_COST * self.candidates_per_query(m, radius // m)
-            if c < cost:
-                best, cost = ("mih", m), c
-        return best
+            if mih.probes(radius) <= MAX_PROBES:
+                costs.append((mih.probes(radius) + VERIFY_COST * self.candidates_per_query(m, radius // m), ("mih", m)))
+        return costs
+
+    def _clock(self, plans: dict) -> dict:
+        """Seconds per call of each plan as (fixed, per query), from timing it on 1 and on a batch of
+        database codes with one bit flipped (the batch bounded so that a scan takes ~0.1 s)."""
+        n = len(self)
+        batch = int(np.clip(4e7 / max(n, 1), 8, 256))
+        rng = np.random.default_rng(2)
+        q = self.codes[rng.integers(0, n, batch)].copy()
+        bit = rng.integers(0, self.bits, batch)
+        q[np.arange(batch), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
+        out = {}
+        for name, run in plans.items():
+            one, all_ = _seconds(lambda: run(q[:1])), _seconds(lambda: run(q))
+            per_q = max(all_ - one, 0.0) / (batch - 1)
+            out[name] = (max(one - per_q, 0.0), per_q)
+        return out
 
     # --- search ---
     def radius(self, query_codes: np.ndarray, radius: int, rerank=None) -> Results:
@@ -106,10 +136,12 @@ class Searcher:
         q = self._check_queries(query_codes)
         if radius < 0 or radius > self.bits:
             raise ParameterError(f"radius must be between 0 and the code length {self.bits}, got {radius}")
-        how, m = self.plan(radius)
+        return self._collect(len(q), *self._radius_plan(q, radius, *self.plan(radius, len(q))), rerank)
+
+    def _radius_plan(self, q, radius, how, m):
+        """(query index, position, distance) of every item within radius, by one plan, in chunks."""
         work = self._work(m, radius) if how == "mih" else len(self) * SCAN_COST_PER_ITEM
-        parts = [self._radius_part(q[a:b], radius, how, m, a) for a, b in _chunks(len(q), work)]
-        return self._collect(len(q), *_concat(parts), rerank)
+        return _concat([self._radius_part(q[a:b], radius, how, m, a) for a, b in _chunks(len(q), work)])
 
     def _radius_part(self, q, radius, how, m, offset):
         if how == "scan":
@@ -130,8 +162,11 @@ class Searcher:
         if k == 0:
             return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
         start = self._knn_start(k)
-        if start is None and rerank is None:
+        if rerank is None and (start is None or self._scan_is_faster(k, start, len(q))):
             return self._scan_knn(q, k)
+        return self._mih_knn(q, k, start, rerank)
+
+    def _mih_knn(self, q, k, start, rerank) -> Results:
         work = len(self) * SCAN_COST_PER_ITEM if start is None else self._work(max(self.mih), max(self.mih) * (start + 1))
         parts = [self._knn_part(q[a:b], k, start, a) for a, b in _chunks(len(q), work)]
         return _truncate(self._collect(len(q), *_concat(parts), rerank), k)
@@ -139,10 +174,10 @@ class Searcher:
     def _scan_knn(self, q, k) -> Results:
         """FAISS's exact scan, ties put in id order within each query's row (cheap: rows of k)."""
         dist, pos = self.faiss_index.search(q, k)
-        ids = self.ids[pos]
-        order = np.argsort(dist.astype(np.int64) << 40 | ids, axis=1)  # ids < 2^40
-        return Results(np.arange(len(q) + 1, dtype=np.int64) * k, np.take_along_axis(ids, order, 1).ravel(),
-                       np.take_along_axis(dist, order, 1).ravel().astype(np.int64))
+        key = dist.astype(np.int64) << 40 | self.ids[pos]  # ids < 2^40
+        key.sort(axis=1)
+        key = key.ravel()
+        return Results(np.arange(len(q) + 1, dtype=np.int64) * k, key & ((1 << 40) - 1), key >> 40)
 
     def _knn_part(self, q, k, sub_radius, offset):
         """Sure neighbours by MIH rounds of growing substring radius, FAISS's scan for the rest."""
@@ -181,9 +216,22 @@ class Searcher:
         cost = KNN_ROUND_COST * (probes + VERIFY_COST * self.candidates_per_query(m, sub_radius))
         return None if probes > MAX_PROBES or cost > SCAN_COST_PER_ITEM * n else cost
 
+    def _scan_is_faster(self, k: int, start: int, nq: int) -> bool:
+        """Whether FAISS's scan answers nq k-NN queries sooner than MIH rounds, by the clock (timed
+        once per k where the model picks MIH), so that small batches (a server's single query) scan."""
+        if k not in self._knn_clock:
+            self._knn_clock[k] = self._clock({"mih": lambda q: self._mih_knn(q, k, start, None),
+                                              "scan": lambda q: self._scan_knn(q, k)})
+        return _fastest(self._knn_clock[k], nq) == "scan"
+
     def _knn_start(self, k: int) -> int | None:
         """The first substring radius at which a typical query has k neighbours among its sure
         candidates (from the database's own neighbour profile), or None when scanning is cheaper."""
+        if k not in self._knn_starts:
+            self._knn_starts[k] = self._first_sure_radius(k)
+        return self._knn_starts[k]
+
+    def _first_sure_radius(self, k: int) -> int | None:
         m = max(self.mih)
         for sub_radius in range(self.bits // m + 1):
             if self._knn_cost(sub_radius) is None:
@@ -225,10 +273,36 @@ class Searcher:
 
     def _collect(self, nq, qi, pos, dist, rerank) -> Results:
         ids = self.ids[pos]
-        tie = rerank(qi, pos) if rerank is not None else np.zeros(len(pos))
-        order = np.lexsort((ids, tie, dist, qi))
+        if rerank is not None:
+            order = np.lexsort((ids, rerank(qi, pos), dist, qi))
+        else:
+            order = _order(qi, dist, ids, nq, self.bits)
         offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
         return Results(offsets, ids[order], dist[order])
+
+
+def _order(qi, dist, ids, nq: int, bits: int) -> np.ndarray:
+    """Positions sorted by (query, distance, id): one argsort of a packed int64 key where the three
+    fit in 63 bits (3x faster than lexsort on k-NN's candidate lists), else lexsort."""
+    widths = (int(nq).bit_length(), bits.bit_length(), int(ids.max(initial=0)).bit_length())
+    if sum(widths) > 63 or len(ids) == 0 or ids.min() < 0:
+        return np.lexsort((ids, dist, qi))
+    key = (qi.astype(np.int64) << (widths[1] + widths[2])) | (dist.astype(np.int64) << widths[2]) | ids
+    return np.argsort(key)
+
+
+def _fastest(clock: dict, nq: int):
+    """The plan of a clock ({plan: (fixed s, per-query s)}) that answers nq queries soonest."""
+    return min(clock, key=lambda p: clock[p][0] + nq * clock[p][1])
+
+
+def _seconds(fn, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 CHUNK_WORK = 4_000_000  # array elements per chunk of queries: bounds memory at a few hundred MB
@@ -294,13 +368,14 @@ def searcher_from_arrays(a: dict[str, np.ndarray]) -> Searcher:
 
     s = Searcher.__new__(Searcher)
     s.ids, s.codes, s._within = a["ids"], a["codes"], a["within"]
-    s.bits, s._faiss, s.mih, s._candidates = s.codes.shape[1] * 8, None, {}, {}
+    s.bits, s._faiss, s.mih = s.codes.shape[1] * 8, None, {}
+    s._candidates, s._knn_clock, s._radius_clock, s._knn_starts = {}, {}, {}, {}
     if len(s.ids) != len(s.codes):
         raise ValueError("ids and codes differ in length")
     for name in a:
         if name.endswith(".subkeys"):
             m = int(name[3:-len(".subkeys")])
-            tables = [HashTable.from_arrays({k: a[f"mih{m}.{j}.{k}"] for k in ("keys", "rows", "offsets", "shape")})
+            tables = [HashTable.from_arrays({k.split(".")[-1]: v for k, v in a.items() if k.startswith(f"mih{m}.{j}.")})
                       for j in range(m)]
             s.mih[m] = MultiIndexHash(s.bits, substring_bounds(s.bits, m), a[name], tables)
     return s

@@ -281,12 +281,20 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("semhash_write") else "BEGIN")
+
+
+def _busy_timeout_ms() -> int:
+    """How long a writer waits for another's lock: SEMHASH_LOCK_TIMEOUT seconds, else BUSY_TIMEOUT_MS."""
+    try:
+        return max(0, int(float(os.environ["SEMHASH_LOCK_TIMEOUT"]) * 1000))
+    except (KeyError, ValueError):
+        return BUSY_TIMEOUT_MS
 
 
 def _first_line(exc: Exception) -> str:

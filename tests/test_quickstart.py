@@ -43,6 +43,29 @@ def test_the_readme_quickstart_works_as_written(mnist, tmp_path):
     assert (tmp_path / "mnist32.semhash").is_file() and (tmp_path / "query.png").is_file()
     results = json.loads(next(tmp_path.glob("*/quality.json")).read_text())
     assert {r["method"] for r in results["rows"]} == {"ae", "itq", "pcah", "lsh"}
+    serve_block_works(tmp_path, env)
+
+
+def serve_block_works(folder: Path, env: dict) -> None:
+    """The README's "Serve over HTTP" block, on the index the quickstart built (on a free port)."""
+    from servers import free_port, start_server
+
+    text = README.read_text()
+    block = text.split("## Serve over HTTP", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
+    serve, curls = lines[0], lines[1:]
+    assert serve.startswith("semhash serve mnist32.db --port 8000") and all(c.startswith("curl ") for c in curls)
+    port = free_port()
+    server = start_server(str(folder / "mnist32.db"), port, env)
+    try:
+        for command in curls:
+            proc = subprocess.run(command.replace(":8000", f":{port}"), shell=True, cwd=folder, env=env,
+                                  capture_output=True, text=True, timeout=60)
+            answer = json.loads(proc.stdout)
+            assert proc.returncode == 0 and "detail" not in answer, f"{command}\n{proc.stdout}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_the_readme_python_example_runs(tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ def test_every_strategy_gives_the_same_answer(rng):
     s = Searcher(np.arange(5000), codes, m=2)
     answers = []
     for plan in (("mih", 1), ("mih", 2), ("scan", 0)):
-        s.plan = lambda radius, plan=plan: plan
+        s.plan = lambda radius, nq=0, plan=plan: plan
         r = s.radius(queries, 3)
         answers.append((r.offsets.tolist(), r.ids.tolist(), r.distances.tolist()))
     assert answers[0] == answers[1] == answers[2]
@@ -100,14 +100,20 @@ def test_ties_are_reranked_by_float_vectors():
     assert res[0][0].tolist() == [11, 12, 10]
 
 
-def test_hash_table_lookup_finds_every_match(rng):
-    keys = rng.integers(0, 1 << 20, 1000).astype(np.uint64)
-    table = HashTable.build(keys, 20, prefix_bits=8)
-    probes = np.concatenate([keys[:100], rng.integers(0, 1 << 20, 100).astype(np.uint64)])
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(st.integers(0, 63), min_size=1, max_size=300), direct=st.booleans(),
+       shift=st.sampled_from([0, 14, 26]))
+def test_hash_table_lookup_finds_every_match(keys, direct, shift):
+    # few distinct keys, many duplicates, and key 0 (the empty marker's first choice) often present
+    keys = np.array(keys, dtype=np.uint64) << np.uint64(shift)
+    table = HashTable.build(keys, 6 + shift, direct=direct and shift < 20)
+    probes = np.concatenate([keys[:50], (np.arange(64, dtype=np.uint64) << np.uint64(shift)) ^ np.uint64(1)])
     pi, pos = table.lookup(probes)
     got = sorted(zip(pi.tolist(), pos.tolist()))
     expected = sorted((i, j) for i, p in enumerate(probes) for j in np.flatnonzero(keys == p))
     assert got == expected
+    again = HashTable.from_arrays(table.arrays())
+    assert sorted(zip(*(a.tolist() for a in again.lookup(probes)))) == expected
 
 
 def test_bad_queries_are_refused(rng):

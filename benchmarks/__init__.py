@@ -1,0 +1,1 @@
+"""Benchmarks: runnable as scripts (python benchmarks/bench_*.py) and from `semhash bench`."""
