@@ -42,6 +42,9 @@ def run(dataset: str = "mnist", bits: int = 32, methods: tuple[str, ...] = METHO
     data = load_dataset(dataset, "train", root=data_root).subset(limit)
     dev = str(pick_device(device))
     log(f"fitting on {len(data):,} items of {dataset} ({bits} bits; autoencoder: {ae_epochs} epochs on {dev}):")
+    # warm-up, untimed: the first pass over the data pays for page faults and BLAS set-up, which
+    # would otherwise be charged to whichever method runs first
+    make_hasher("lsh", bits=bits).fit(data.subset(min(len(data), 1000))).encode(data)
     rows = []
     for method in methods:
         options = {"epochs": ae_epochs, "device": device, "patience": ae_epochs, "progress": progress} if method == "ae" else {}
