@@ -25,6 +25,7 @@ SCAN_COST_PER_ITEM = 0.05
 VERIFY_COST = 2.0
 KNN_ROUND_COST = 2.5  # a k-NN round's candidate costs more than a radius search's (two tables'
                       # de-duplication, the sure-distance filter, per-query counts): measured 48 vs 20 ns
+SCAN_MARGIN = 1.05  # k-NN probes only when timed at least 5% faster: the scan's cost is the steadier
 CLOCK_WITHIN = 4.0  # plans the model puts within this factor of the best are timed, not trusted
 ESTIMATE_SAMPLE = 64  # database codes probed to measure how many candidates a query really meets
 MAX_PROBES = 5_000_000  # per query; beyond it the ball is not enumerated
@@ -123,9 +124,19 @@ class Searcher:
         q = self.codes[rng.integers(0, n, batch)].copy()
         bit = rng.integers(0, self.bits, batch)
         q[np.arange(batch), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
+        # The plans take turns, so that a slow spell of the machine does not land on one plan only,
+        # each warmed up first; one query: the median over 7 different ones; the batch: best of 3.
+        ones = {name: [] for name in plans}
+        alls = {name: [] for name in plans}
+        for i in range(7):
+            for name, run in plans.items():
+                run(q[(i + 1) % batch:(i + 1) % batch + 1])  # warm this plan's tables up again
+                ones[name].append(_seconds(lambda: run(q[i % batch:i % batch + 1]), 1))
+                if i < 3:
+                    alls[name].append(_seconds(lambda: run(q), 1))
         out = {}
-        for name, run in plans.items():
-            one, all_ = _seconds(lambda: run(q[:1])), _seconds(lambda: run(q))
+        for name in plans:
+            one, all_ = float(np.median(ones[name])), min(alls[name])
             per_q = max(all_ - one, 0.0) / (batch - 1)
             out[name] = (max(one - per_q, 0.0), per_q)
         return out
@@ -222,7 +233,9 @@ class Searcher:
         if k not in self._knn_clock:
             self._knn_clock[k] = self._clock({"mih": lambda q: self._mih_knn(q, k, start, None),
                                               "scan": lambda q: self._scan_knn(q, k)})
-        return _fastest(self._knn_clock[k], nq) == "scan"
+        clock = self._knn_clock[k]
+        scan, mih = (clock[p][0] + nq * clock[p][1] for p in ("scan", "mih"))
+        return scan <= SCAN_MARGIN * mih
 
     def _knn_start(self, k: int) -> int | None:
         """The first substring radius at which a typical query has k neighbours among its sure
