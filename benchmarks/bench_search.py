@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 
 from hashing import __version__
-from hashing.codes import flip_masks, to_int
+from hashing.codes import flip_masks, one_bit_away, to_int
 from hashing.errors import ParameterError
 from hashing.files import atomic_write, atomic_write_text
 from index_store.index import Index
@@ -51,13 +51,6 @@ def best_qps(fn, nq: int, repeats: int = 3) -> float:
     return nq / best
 
 
-def queries_for(codes: np.ndarray, rng, n: int = BATCH) -> np.ndarray:
-    q = codes[rng.integers(0, len(codes), n)].copy()
-    bit = rng.integers(0, codes.shape[1] * 8, n)
-    q[np.arange(n), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
-    return q
-
-
 def numpy_sorted_radius(keys_sorted: np.ndarray, q: np.ndarray, r: int) -> int:
     """Reference peer: probe every code of the ball by binary search in a sorted key array."""
     probes = (to_int(q)[:, None] ^ flip_masks(q.shape[1] * 8, r)[None, :]).ravel()
@@ -68,7 +61,7 @@ def numpy_sorted_radius(keys_sorted: np.ndarray, q: np.ndarray, r: int) -> int:
 
 def speed(n: int, bits: int, rng) -> dict:
     codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8)
-    q = queries_for(codes, rng)
+    q = one_bit_away(codes, BATCH, rng)
     t = time.perf_counter()
     ours = Searcher(np.arange(n), codes)
     build_s = time.perf_counter() - t
@@ -120,7 +113,7 @@ def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=p
         for n in ns:
             codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
             s = Searcher(np.arange(n), codes)
-            q = queries_for(codes, rng)
+            q = one_bit_away(codes, BATCH, rng)
             flat = faiss.IndexBinaryFlat(bits)
             flat.add(codes)
             nq_flat = len(q) if n <= 1_000_000 else 200

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hashing import __version__
+from hashing.codes import one_bit_away
 from hashing.errors import ParameterError
 from hashing.files import atomic_write, atomic_write_text
 from index_store.index import Index
@@ -47,7 +48,7 @@ def run(items: int = 1_000_000, clients: int = 32, seconds: float = 30.0, worker
         idx = Index.create(folder / "serve.db", NAME, 32)
         idx.add([f"item-{i}" for i in range(items)], codes, labels=rng.integers(0, 10, items))
         log(f"index of {items:,} random 32-bit codes built in {time.perf_counter() - t:.1f} s")
-        queries = _queries(codes, rng, 20_000)
+        queries = one_bit_away(codes, 20_000, rng)
         hexes = [q.tobytes().hex() for q in queries]
         inproc = _in_process(Index.open(folder / "serve.db", NAME), queries, seconds)
         log(f"in-process Index.search, one query per call: {inproc['qps']:,.0f} q/s, "
@@ -73,13 +74,6 @@ def run(items: int = 1_000_000, clients: int = 32, seconds: float = 30.0, worker
     return result
 
 
-def _queries(codes: np.ndarray, rng, n: int) -> np.ndarray:
-    q = codes[rng.integers(0, len(codes), n)].copy()
-    bit = rng.integers(0, 32, n)
-    q[np.arange(n), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
-    return q
-
-
 def _in_process(index: Index, queries: np.ndarray, seconds: float) -> dict:
     index.search(queries[:1], k=10)  # load and plan outside the clock
     lat, end, i = [], time.perf_counter() + seconds, 0
@@ -92,12 +86,13 @@ def _in_process(index: Index, queries: np.ndarray, seconds: float) -> dict:
 
 
 def _over_http(db: Path, hexes: list[str], clients: int, seconds: float, workers: int) -> dict:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "serve", str(db),
-                               "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    import httpx
+
+    port = free_port()
+    server = start_server(str(db), port, workers=workers)
     try:
-        _wait_up(server, port, workers)
+        for _ in range(8 * workers):  # a few searches first: time for every worker to be up and primed
+            httpx.post(f"http://127.0.0.1:{port}/indexes/{NAME}/search", json={"codes": ["00000000"], "k": 10}, timeout=60)
         lat, errors, wall = asyncio.run(_load(port, hexes, clients, seconds))
     finally:
         server.terminate()
@@ -143,27 +138,31 @@ def _summary(lat: np.ndarray, wall: float, errors: int, requests: int) -> dict:
             "mean_ms": float(lat.mean() * 1e3)}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_up(server: subprocess.Popen, port: int, workers: int) -> None:
-    """Until /health answers and every worker has loaded the index (a search through each)."""
+def start_server(target: str, port: int, env: dict | None = None, workers: int = 1,
+                 timeout: float = 120) -> subprocess.Popen:
+    """`semhash serve target` in a subprocess, returned once /health answers (also for tests)."""
     import httpx
 
-    deadline = time.time() + 120
+    server = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "serve", target,
+                               "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"the server exited: {server.stderr.read().strip()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                break
+                return server
         except httpx.HTTPError:
-            time.sleep(0.3)
-    for _ in range(8 * workers):  # warm each worker's structures before the clock starts
-        httpx.post(f"http://127.0.0.1:{port}/indexes/{NAME}/search", json={"codes": ["00000000"], "k": 10}, timeout=60)
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError(f"the server did not answer within {timeout:.0f} s")
 
 
 def plot(result: dict, path: Path) -> None:

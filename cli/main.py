@@ -162,10 +162,7 @@ def bench_search(quick: bool = typer.Option(False, "--quick", help="100,000 item
     size, sizes = (100_000, (10_000, 100_000, 1_000_000)) if quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
     if n is not None:
         size, sizes = n, tuple(s for s in sizes if s < n) + (n,)
-    result = run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out,
-                 log=(lambda line: None) if as_json else typer.echo)
-    if as_json:
-        typer.echo(json.dumps(result, indent=1))
+    _bench(as_json, lambda log: run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out, log=log))
 
 
 @bench_app.command("train")
@@ -181,10 +178,8 @@ def bench_train(dataset: str = typer.Option("mnist"), bits: int = typer.Option(3
 
     if limit is not None and limit < 10:
         raise SemhashError(f"--limit must be at least 10, got {limit}")
-    result = run(dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out,
-                 log=(lambda line: None) if as_json else typer.echo, progress=not as_json)
-    if as_json:
-        typer.echo(json.dumps(result, indent=1))
+    _bench(as_json, lambda log: run(dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out,
+                                    log=log, progress=not as_json))
 
 
 @bench_app.command("serve")
@@ -197,7 +192,12 @@ def bench_serve(items: int = typer.Option(1_000_000, help="Random 32-bit codes i
     """The HTTP service under load (k-NN by raw code), beside the same searches in-process."""
     from benchmarks.bench_serve import run
 
-    result = run(items, clients, seconds, tuple(workers), out, log=(lambda line: None) if as_json else typer.echo)
+    _bench(as_json, lambda log: run(items, clients, seconds, tuple(workers), out, log=log))
+
+
+def _bench(as_json: bool, run) -> None:
+    """run(log) prints its table through log and returns the results; --json prints those instead."""
+    result = run((lambda line: None) if as_json else typer.echo)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .codes import pack
-from .hasher import Hasher
+from .hasher import Hasher, _as_float
 from .models import Autoencoder, ModelConfig, Regularizers
 from .train import TrainConfig, TrainResult, train
 
@@ -72,11 +72,8 @@ class AEHasher(Hasher):
         return pack(self.activations(X.reshape(len(X), *self.spec_.shape)) > 0)
 
     def _as_items(self, X) -> np.ndarray:
-        if hasattr(X, "fingerprint"):
-            X = X.x
-        if hasattr(X, "numpy"):
-            X = X.numpy()
-        return np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), *self.spec_.shape)
+        X = _as_float(X.x if hasattr(X, "fingerprint") else X)
+        return np.ascontiguousarray(X).reshape(len(X), *self.spec_.shape)
 
     def header_extra(self) -> dict:
         return {"architecture": self.model_config_.to_dict(), "validation": _plain(self.validation_),

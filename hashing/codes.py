@@ -122,6 +122,15 @@ def substrings(codes: np.ndarray, m: int) -> np.ndarray:
     return keys
 
 
+def one_bit_away(codes: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n codes drawn from `codes` (with replacement), each with one random bit flipped: queries that
+    look like the database without being in it. codes: (N, bits/8) uint8 -> (n, bits/8) uint8."""
+    q = codes[rng.integers(0, len(codes), n)].copy()
+    bit = rng.integers(0, codes.shape[1] * 8, n)
+    q[np.arange(n), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
+    return q
+
+
 def ball_size(bits: int, r: int) -> int:
     """Number of codes within Hamming distance r of a `bits`-bit code."""
     return sum(comb(bits, i) for i in range(min(r, bits) + 1))

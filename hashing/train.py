@@ -10,7 +10,6 @@ early when it has not improved for `patience` epochs, and the best weights are k
 """
 from __future__ import annotations
 
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -21,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from .codes import pack, unpack
-from .data import Dataset, load_dataset
+from .data import IDENTITY, Dataset, load_dataset
 from .errors import ParameterError
+from .files import atomic_write
 from .metrics import evaluate, label_relevance
 from .models import Autoencoder, ModelConfig, Regularizers, code_penalties, corrupt
 
@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
     if len(x_train) < 2:
         raise ParameterError(f"need at least 2 training items, got {len(x_train)}")
 
-    images = data.normalization != "none (features as given)"
+    images = data.normalization != IDENTITY
     mcfg = ModelConfig(input_shape=tuple(data.shape), bits=cfg.bits, bottleneck=cfg.bottleneck, hidden=cfg.hidden,
                        conv=cfg.conv, noise_std=cfg.noise_std, output="sigmoid" if images else "linear")
     model = Autoencoder(mcfg).to(device)
@@ -283,11 +283,9 @@ def _codes(model: Autoencoder, x) -> np.ndarray:
 
 
 def _save_checkpoint(path: Path, model, opt, epoch, history, best, best_state, cfg) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
-                "best": best, "best_state": best_state, "config": cfg.to_dict()}, tmp)
-    os.replace(tmp, path)
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
+             "best": best, "best_state": best_state, "config": cfg.to_dict()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _fits_on_gpu(x: torch.Tensor, device: torch.device) -> bool:

@@ -49,7 +49,7 @@ def build_index(target, model_path, data: Dataset, name: str = "default", resume
     elif adding:
         raise StoreError(f"no index named {name!r} in {target}; build it first")
     else:
-        index = Index.create(target, name, hasher.bits, hasher_path=str(Path(model_path).resolve()))
+        index = Index.create(store, name, hasher.bits, hasher_path=str(Path(model_path).resolve()))
     keys = item_keys(data)
     have = set(store.ids_of(name, keys)) if (resume or adding) else set()
     if adding and have:

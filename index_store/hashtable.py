@@ -73,23 +73,19 @@ class HashTable:
         return probe_idx[hit[owner]], self.rows[table_rows].astype(np.int64)
 
     def _find_slots(self, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probe index, slot) of every probe whose key is in the table, by linear probing."""
+        """(probe index, slot) of every probe whose key is in the table, by linear probing. At load
+        <= 1/4 nearly every probe ends in the first round, at its key or at an empty slot."""
         mask = len(self.slots) - 1
         want = probes.astype(self.slots.dtype)
         slot = _hash(probes, len(self.slots).bit_length() - 1)
-        seen = self.slots[slot]
-        # at load <= 1/4 nearly every probe ends here: a hit or an empty slot, so no compaction yet
-        hit = seen == want
-        found_p, found_s = [np.flatnonzero(hit)], []
-        found_s.append(slot[found_p[0]])
-        todo = np.flatnonzero(~hit & (seen != self.empty))
-        want, slot = want[todo], (slot[todo] + 1) & mask
+        todo = np.arange(len(probes))
+        found_p, found_s = [], []
         while len(todo):
             seen = self.slots[slot]
-            hit = seen == want
+            hit = np.flatnonzero(seen == want)
             found_p.append(todo[hit])
             found_s.append(slot[hit])
-            more = ~hit & (seen != self.empty)  # occupied by another key: the next slot may hold it
+            more = np.flatnonzero((seen != want) & (seen != self.empty))  # another key: look next door
             todo, want, slot = todo[more], want[more], (slot[more] + 1) & mask
         p, s = np.concatenate(found_p), np.concatenate(found_s)
         real = self.slots[s] != self.empty  # a probe for the marker value itself "hits" empty slots

@@ -39,7 +39,8 @@ class Index:
 
     @classmethod
     def create(cls, target, name: str, bits: int, hasher_path: str | None = None, **kw) -> "Index":
-        store = Store(target)
+        """target: a SQLite path, a database URL, or an open Store."""
+        store = target if isinstance(target, Store) else Store(target)
         checksum = header = None
         if hasher_path is not None:
             from hashing.artifact import read_header
@@ -148,10 +149,11 @@ class Index:
     # --- inspection ---
     def info(self) -> dict:
         s = self.searcher
+        nbytes = s.nbytes()
         return {"name": self.name, "url": self.store.url, "bits": self.bits, "items": len(s),
                 "generation": self.row.generation, "updated": self.row.updated.isoformat(),
                 "hasher": self.row.hasher_path, "multi_index_m": [m for m in s.mih],
-                "memory_bytes": s.nbytes(), "memory_bytes_per_item": s.nbytes() / max(len(s), 1),
+                "memory_bytes": nbytes, "memory_bytes_per_item": nbytes / max(len(s), 1),
                 "cache": str(self.cache_folder), "derived": self.last_load}
 
     def verify(self) -> dict:

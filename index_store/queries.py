@@ -34,14 +34,23 @@ def vector_codes(hasher: Hasher, path) -> np.ndarray:
     """A .npy of one vector (d,) or several (n, d), of the model's input size -> (n, bits/8)."""
     from hashing.data import _read_arrays
 
-    x = _read_arrays(Path(path))["x"]
+    return vectors_to_codes(hasher, _read_arrays(Path(path))["x"], str(path))
+
+
+def vectors_to_codes(hasher: Hasher, x, what: str = "vectors") -> np.ndarray:
+    """One vector (d,) or several (n, d) - an array or lists of numbers - of the model's input size
+    -> (n, bits/8). `what` names them in errors (a file, a request)."""
     d = int(np.prod(hasher.spec_.shape))
+    if isinstance(x, list) and len({len(v) for v in x}) > 1:
+        raise DataError(f"{what}: vectors must have {d} values each (the model's input size), got rows of different lengths")
+    x = np.asarray(x)
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[1] != d:
-        raise DataError(f"{path}: vectors must have {d} values each (the model's input size), got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-        raise DataError(f"{path}: vectors must be finite numbers")
+        raise DataError(f"{what}: vectors must have {d} values each (the model's input size), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all() or \
+            np.abs(x).max(initial=0) > np.finfo(np.float32).max:
+        raise DataError(f"{what}: vectors must be finite numbers")
     return hasher.encode(x.astype(np.float32).reshape(len(x), *hasher.spec_.shape))
 
 

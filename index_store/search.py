@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hashing.codes import hamming, hamming_rows
+from hashing.codes import hamming, hamming_rows, one_bit_away
 from hashing.errors import ParameterError
 
 from .multi_index import MultiIndexHash, choose_m
@@ -66,11 +66,15 @@ class Searcher:
         m = m or max(2, choose_m(self.bits, n))  # k-NN needs a split to grow its radius gently
         if m not in self.mih:
             self.mih[m] = MultiIndexHash.build(self.codes, m)
-        self._faiss = None
         self._within = neighbour_profile(self.codes)
-        self._candidates: dict[tuple[int, int], float] = {}
-        self._knn_clock: dict[int, dict] = {}
-        self._radius_clock: dict[int, dict] = {}
+        self._forget()
+
+    def _forget(self) -> None:
+        """Start without the FAISS index and the memos of planning (all derived on first use)."""
+        self._faiss = None
+        self._candidates: dict[tuple[int, int], float] = {}  # (m, substring radius) -> per query
+        self._radius_clock: dict[int, dict] = {}  # radius -> {plan: (fixed s, per-query s)}
+        self._knn_clock: dict[int, dict] = {}  # k -> {"mih" | "scan": (fixed s, per-query s)}
         self._knn_starts: dict[int, int | None] = {}
 
     def __len__(self) -> int:
@@ -96,13 +100,11 @@ class Searcher:
         """The fastest way to search nq queries at this radius: ("mih", m) (m = 1 is bit-flip) or
         ("scan", 0). The probe-unit model ranks the plans; those within CLOCK_WITHIN of the best are
         then timed (once per radius) and the clock decides."""
-        ranked = sorted(self._radius_costs(radius))
-        close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
-        if len(close) == 1 or not len(self):
-            return close[0]
         if radius not in self._radius_clock:
-            self._radius_clock[radius] = self._clock(
-                {p: (lambda q, p=p: self._radius_plan(q, radius, *p)) for p in close})
+            ranked = sorted(self._radius_costs(radius))
+            close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
+            self._radius_clock[radius] = {close[0]: (0.0, 0.0)} if len(close) == 1 or not len(self) else \
+                self._clock({p: (lambda q, p=p: self._radius_plan(q, radius, *p)) for p in close})
         return _fastest(self._radius_clock[radius], nq)
 
     def _radius_costs(self, radius: int) -> list[tuple[float, tuple[str, int]]]:
@@ -118,12 +120,8 @@ class Searcher:
     def _clock(self, plans: dict) -> dict:
         """Seconds per call of each plan as (fixed, per query), from timing it on 1 and on a batch of
         database codes with one bit flipped (the batch bounded so that a scan takes ~0.1 s)."""
-        n = len(self)
-        batch = int(np.clip(4e7 / max(n, 1), 8, 256))
-        rng = np.random.default_rng(2)
-        q = self.codes[rng.integers(0, n, batch)].copy()
-        bit = rng.integers(0, self.bits, batch)
-        q[np.arange(batch), bit // 8] ^= (1 << (bit % 8)).astype(np.uint8)
+        batch = int(np.clip(4e7 / max(len(self), 1), 8, 256))
+        q = one_bit_away(self.codes, batch, np.random.default_rng(2))
         # The plans take turns, so that a slow spell of the machine does not land on one plan only,
         # each warmed up first; one query: the median over 7 different ones; the batch: best of 3.
         ones = {name: [] for name in plans}
@@ -381,8 +379,8 @@ def searcher_from_arrays(a: dict[str, np.ndarray]) -> Searcher:
 
     s = Searcher.__new__(Searcher)
     s.ids, s.codes, s._within = a["ids"], a["codes"], a["within"]
-    s.bits, s._faiss, s.mih = s.codes.shape[1] * 8, None, {}
-    s._candidates, s._knn_clock, s._radius_clock, s._knn_starts = {}, {}, {}, {}
+    s.bits, s.mih = s.codes.shape[1] * 8, {}
+    s._forget()
     if len(s.ids) != len(s.codes):
         raise ValueError("ids and codes differ in length")
     for name in a:

@@ -162,9 +162,7 @@ class Service:
 
     def search(self, name: str, codes: np.ndarray, labels: list[str], k: int, radius: int | None) -> dict:
         index = self.index(name)
-        if radius is not None and radius > index.bits:
-            raise SemhashError(f"radius must be between 0 and the code length {index.bits}, got {radius}")
-        hits = index.search(codes, k=k, radius=radius)
+        hits = index.search(codes, k=k, radius=radius)  # the searcher refuses a radius over the code length
         return {"index": name, "bits": index.bits, "k": k, "radius": radius,
                 "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)]}
 
@@ -176,14 +174,9 @@ class Service:
         return np.frombuffer(bytes.fromhex("".join(codes)), dtype=np.uint8).reshape(len(codes), nbytes)
 
     def encode_vectors(self, name: str, vectors: list[list[float]]) -> np.ndarray:
-        hasher = self.model(name)
-        d = int(np.prod(hasher.spec_.shape))
-        x = np.asarray(vectors, dtype=np.float64) if len({len(v) for v in vectors}) == 1 else None
-        if x is None or x.shape[1] != d:
-            raise SemhashError(f"vectors must have {d} values each (the model's input size {tuple(hasher.spec_.shape)})")
-        if not np.isfinite(x).all() or np.abs(x).max(initial=0) > 1e30:
-            raise SemhashError("vectors must be finite numbers")
-        return hasher.encode(x.astype(np.float32).reshape(len(x), *hasher.spec_.shape))
+        from .queries import vectors_to_codes
+
+        return vectors_to_codes(self.model(name), vectors, "the request")
 
     def encode_image(self, name: str, data: bytes, filename: str | None) -> np.ndarray:
         from .queries import image_codes
@@ -220,13 +213,11 @@ class Service:
 
     def info(self, name: str) -> dict:
         index = self.index(name)
-        s = index.searcher
-        header = index.row.hasher_header or {}
-        takes = header.get("input")
-        return {"name": name, "bits": index.bits, "items": len(s), "generation": index.row.generation,
-                "updated": index.row.updated.isoformat(), "model": index.row.hasher_path,
-                "takes": {"shape": takes.get("shape"), "normalization": takes.get("normalization")} if takes else None,
-                "memory_bytes_per_item": s.nbytes() / max(len(s), 1)}
+        info = index.info()
+        takes = (index.row.hasher_header or {}).get("input")
+        return {**{k: info[k] for k in ("name", "bits", "items", "generation", "updated", "memory_bytes_per_item")},
+                "model": info["hasher"],
+                "takes": {"shape": takes.get("shape"), "normalization": takes.get("normalization")} if takes else None}
 
 
 def create_app(target: str, names: list[str] | None = None, data_root: str | None = None) -> FastAPI:
