@@ -7,13 +7,14 @@ Database = the 60,000 MNIST training images (every hasher is fitted on them), qu
 PCA-ITQ at the same code length; writes quality.json and quality.png (mAP vs bits; precision-recall
 curves over Hamming radii). `semhash bench quality` runs the same.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 
-from hashing import report
-from hashing.protocol import QualityConfig, run_quality
+from ..hashing import report
+from ..hashing.protocol import QualityConfig, run_quality
 
 
 def main(argv=None) -> int:
@@ -33,10 +34,17 @@ def main(argv=None) -> int:
     if args.ae_bottleneck:
         ae_options["bottleneck"] = args.ae_bottleneck
     if args.ae_neighbours is not None:
-        from hashing.models import Regularizers
+        from ..hashing.models import Regularizers
+
         ae_options["reg"] = Regularizers(neighbours=args.ae_neighbours)
-    cfg = QualityConfig(dataset=args.dataset, bits=tuple(args.bits), methods=tuple(args.methods),
-                        queries=args.queries, data_root=args.data_root, ae_options=ae_options)
+    cfg = QualityConfig(
+        dataset=args.dataset,
+        bits=tuple(args.bits),
+        methods=tuple(args.methods),
+        queries=args.queries,
+        data_root=args.data_root,
+        ae_options=ae_options,
+    )
     print(report.HEADER)
     rows = run_quality(cfg, progress=lambda r: print(report.row_line(r), flush=True))
     print("\n" + "\n".join(report.ratios(rows)))

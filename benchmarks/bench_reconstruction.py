@@ -8,6 +8,7 @@ Both are fitted on the 60,000 training images; the error is the sum over the 784
 of the squared difference, averaged over the 10,000 test images. Writes reconstruction.json and
 reconstruction.png (test digits, PCA's and the AE's reconstructions).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hashing import __version__
-from hashing.baselines import principal_directions
-from hashing.data import load_dataset
-from hashing.files import atomic_write, atomic_write_text
-from hashing.models import Regularizers
-from hashing.train import TrainConfig, train
+from ..hashing import __version__
+from ..hashing.baselines import principal_directions
+from ..hashing.data import load_dataset
+from ..hashing.files import atomic_write, atomic_write_text
+from ..hashing.models import Regularizers
+from ..hashing.train import TrainConfig, train
 
 
 def main(argv=None) -> int:
@@ -46,26 +47,53 @@ def main(argv=None) -> int:
     pca_s = time.perf_counter() - t
     pca_err = float(((pca_rec - x_test) ** 2).sum(axis=1).mean())
 
-    cfg = TrainConfig(bits=args.dims, bottleneck="real", hidden=(1000, 500, 250), epochs=args.epochs,
-                      batch_size=128, patience=args.epochs, device=args.device, val_items=0,
-                      reg=Regularizers())  # the plain autoencoder: reconstruction only
+    cfg = TrainConfig(
+        bits=args.dims,
+        bottleneck="real",
+        hidden=(1000, 500, 250),
+        epochs=args.epochs,
+        batch_size=128,
+        patience=args.epochs,
+        device=args.device,
+        val_items=0,
+        reg=Regularizers(),
+    )  # the plain autoencoder: reconstruction only
     result = train(cfg, train_set, progress=True)
     with torch.no_grad():
-        ae_rec = torch.cat([result.model(torch.from_numpy(x_test[i:i + 2000]).view(-1, 1, 28, 28))[0]
-                            for i in range(0, len(x_test), 2000)]).reshape(len(x_test), -1).numpy()
+        ae_rec = (
+            torch.cat(
+                [
+                    result.model(torch.from_numpy(x_test[i : i + 2000]).view(-1, 1, 28, 28))[0]
+                    for i in range(0, len(x_test), 2000)
+                ]
+            )
+            .reshape(len(x_test), -1)
+            .numpy()
+        )
     ae_err = float(((ae_rec - x_test) ** 2).sum(axis=1).mean())
     ratio = ae_err / pca_err
     print(f"average squared reconstruction error per test image ({args.dims} dimensions):")
     print(f"  PCA          {pca_err:7.2f}   (fit {pca_s:.1f} s)")
-    print(f"  deep AE      {ae_err:7.2f}   (train {result.seconds:.0f} s on {result.device}, {len(result.history)} epochs)")
+    print(
+        f"  deep AE      {ae_err:7.2f}   (train {result.seconds:.0f} s on {result.device}, {len(result.history)} epochs)"
+    )
     print(f"  ratio AE/PCA {ratio:7.3f}   (Hinton & Salakhutdinov 2006: 3.00 / 13.87 = 0.22)")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = {"benchmark": "reconstruction", "semhash": __version__, "dims": args.dims, "epochs": len(result.history),
-           "pca_error": pca_err, "ae_error": ae_err, "ratio": ratio, "train_seconds": result.seconds,
-           "device": result.device, "samples_per_second": result.samples_per_second,
-           "reference": {"pca_error": 13.87, "ae_error": 3.00, "ratio": 0.22}}
+    res = {
+        "benchmark": "reconstruction",
+        "semhash": __version__,
+        "dims": args.dims,
+        "epochs": len(result.history),
+        "pca_error": pca_err,
+        "ae_error": ae_err,
+        "ratio": ratio,
+        "train_seconds": result.seconds,
+        "device": result.device,
+        "samples_per_second": result.samples_per_second,
+        "reference": {"pca_error": 13.87, "ae_error": 3.00, "ratio": 0.22},
+    }
     atomic_write_text(out / "reconstruction.json", json.dumps(res, indent=1))
     plot(x_test[:10], pca_rec[:10], ae_rec[:10], out / "reconstruction.png")
     print(f"wrote {out / 'reconstruction.json'} and {out / 'reconstruction.png'}")
@@ -74,6 +102,7 @@ def main(argv=None) -> int:
 
 def plot(x, pca, ae, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -15,6 +15,7 @@ Also: cost per query as N grows (random codes and real PCA-ITQ codes of MNIST, w
 skewed), bulk add of N items into SQLite plus derived structures, opening that index, memory/item.
 Writes search.json and search.png into --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from hashing import __version__
-from hashing.codes import flip_masks, one_bit_away, to_int
-from hashing.errors import ParameterError
-from hashing.files import atomic_write, atomic_write_text
-from index_store.index import Index
-from index_store.search import Searcher
+from ..hashing import __version__
+from ..hashing.codes import flip_masks, one_bit_away, to_int
+from ..hashing.errors import ParameterError
+from ..hashing.files import atomic_write, atomic_write_text
+from ..index_store.index import Index
+from ..index_store.search import Searcher
 
 BATCH = 2000
 SINGLE = 200  # queries timed one per call
@@ -65,15 +66,21 @@ def speed(n: int, bits: int, rng) -> dict:
     t = time.perf_counter()
     ours = Searcher(np.arange(n), codes)
     build_s = time.perf_counter() - t
-    row = {"n": n, "bits": bits, "build_s": build_s, "memory_bytes_per_item": ours.nbytes() / n,
-           "plan_radius2": list(ours.plan(2)), "qps": {}}
+    row = {
+        "n": n,
+        "bits": bits,
+        "build_s": build_s,
+        "memory_bytes_per_item": ours.nbytes() / n,
+        "plan_radius2": list(ours.plan(2)),
+        "qps": {},
+    }
     qps = row["qps"]
     qps["semhash radius2"] = best_qps(lambda: ours.radius(q, 2), len(q))
     qps["semhash knn10"] = best_qps(lambda: ours.knn(q, 10), len(q))
     flat = faiss.IndexBinaryFlat(bits)
     flat.add(codes)
     qps["faiss-flat knn10"] = best_qps(lambda: flat.search(q, 10), len(q))
-    single = [q[i:i + 1] for i in range(SINGLE)]
+    single = [q[i : i + 1] for i in range(SINGLE)]
     qps["semhash knn10 single"] = best_qps(lambda: [ours.knn(x, 10) for x in single], SINGLE)
     qps["faiss-flat knn10 single"] = best_qps(lambda: [flat.search(x, 10) for x in single], SINGLE)
     keys_sorted = np.sort(to_int(codes)) if bits <= 64 else None
@@ -101,14 +108,15 @@ def check_exact(ours: Searcher, codes: np.ndarray, q: np.ndarray) -> None:
     lims, _, ids = flat.range_search(q[:200], 3)
     res = ours.radius(q[:200], 2)
     for i in range(200):
-        assert set(ids[lims[i]:lims[i + 1]].tolist()) == set(res[i][0].tolist()), "radius search is not exact"
+        assert set(ids[lims[i] : lims[i + 1]].tolist()) == set(res[i][0].tolist()), "radius search is not exact"
 
 
 def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=print) -> list[dict]:
     """Cost per query as N grows, ours and FAISS's scan, on random codes and on real ones."""
     rows = []
-    sets = [("random", None, sizes)] + [(label, codes, [n for n in (10_000, 30_000, len(codes)) if n <= len(codes)])
-                                        for label, codes in real.items()]  # MNIST: 70,000 images
+    sets = [("random", None, sizes)] + [
+        (label, codes, [n for n in (10_000, 30_000, len(codes)) if n <= len(codes)]) for label, codes in real.items()
+    ]  # MNIST: 70,000 images
     for label, source, ns in sets:
         for n in ns:
             codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
@@ -117,18 +125,27 @@ def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=p
             flat = faiss.IndexBinaryFlat(bits)
             flat.add(codes)
             nq_flat = len(q) if n <= 1_000_000 else 200
-            rows.append({"codes": label, "n": n, "bits": bits, "plan_radius2": list(s.plan(2)),
-                         "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
-                         "us_per_query_radius2_bitflip": 1e6 / best_qps(lambda: bit_flip_only(s).radius(q, 2), len(q)),
-                         "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
-                         "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q)),
-                         # the same queries as ours, but a sample of them beyond 1M (a scan of 10M is 10 ms)
-                         "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:nq_flat], 10), nq_flat)})
+            rows.append(
+                {
+                    "codes": label,
+                    "n": n,
+                    "bits": bits,
+                    "plan_radius2": list(s.plan(2)),
+                    "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
+                    "us_per_query_radius2_bitflip": 1e6 / best_qps(lambda: bit_flip_only(s).radius(q, 2), len(q)),
+                    "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
+                    "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q)),
+                    # the same queries as ours, but a sample of them beyond 1M (a scan of 10M is 10 ms)
+                    "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:nq_flat], 10), nq_flat),
+                }
+            )
             r = rows[-1]
-            log(f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
+            log(
+                f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
                 f"(bit-flip plan alone {r['us_per_query_radius2_bitflip']:5.1f}) "
-                  f"({r['results_per_query_radius2']:8.1f} results), knn10 {r['us_per_query_knn10']:7.1f} us/query, "
-                  f"faiss-flat knn10 {r['faiss_flat_us_per_query_knn10']:9.1f} us/query")
+                f"({r['results_per_query_radius2']:8.1f} results), knn10 {r['us_per_query_knn10']:7.1f} us/query, "
+                f"faiss-flat knn10 {r['faiss_flat_us_per_query_knn10']:9.1f} us/query"
+            )
     return rows
 
 
@@ -144,10 +161,10 @@ def bit_flip_only(s: Searcher) -> Searcher:
 def mnist_codes(bits: int, ae_model: str | None, data_root: str | None = None, log=print) -> dict[str, np.ndarray]:
     """Real, clustered codes of all 70,000 MNIST images: PCA-ITQ's, and the autoencoder's when a
     trained model is given. Empty without MNIST."""
-    from hashing.baselines import ITQ
-    from hashing.data import load_dataset
-    from hashing.errors import DataError
-    from hashing.hasher import load_hasher
+    from ..hashing.baselines import ITQ
+    from ..hashing.data import load_dataset
+    from ..hashing.errors import DataError
+    from ..hashing.hasher import load_hasher
 
     try:
         train = load_dataset("mnist", "train", root=data_root, download=False)
@@ -181,16 +198,27 @@ def bulk(n: int, bits: int, rng) -> dict:
         open_s = time.perf_counter() - t
         assert again.last_load == "cache" and len(again.searcher) == n
         info = again.info()
-        return {"n": n, "bits": bits, "bulk_add_s": add_s, "open_s": open_s,
-                "memory_bytes_per_item": info["memory_bytes_per_item"],
-                "sqlite_bytes": sum(f.stat().st_size for f in folder.glob("bench.db*") if f.is_file())}  # WAL too
+        return {
+            "n": n,
+            "bits": bits,
+            "bulk_add_s": add_s,
+            "open_s": open_s,
+            "memory_bytes_per_item": info["memory_bytes_per_item"],
+            "sqlite_bytes": sum(f.stat().st_size for f in folder.glob("bench.db*") if f.is_file()),
+        }  # WAL too
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run(n: int = 1_000_000, sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 10_000_000),
-        ae_model: str | None = None, mnist: bool = True, data_root: str | None = None,
-        out: str | Path = "benchmarks/results", log=print) -> dict:
+def run(
+    n: int = 1_000_000,
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 10_000_000),
+    ae_model: str | None = None,
+    mnist: bool = True,
+    data_root: str | None = None,
+    out: str | Path = "benchmarks/results",
+    log=print,
+) -> dict:
     """The whole benchmark: speed at n, scaling over sizes, bulk add of n; writes search.json and
     search.png into out and returns the JSON's content."""
     if n < 1000 or min(sizes) < 1000:
@@ -215,15 +243,26 @@ def run(n: int = 1_000_000, sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000
         scale = scaling(list(sizes), 32, rng, real, log)
         log(f"bulk add of {n:,} items into SQLite + derived structures, then open:")
         b = bulk(n, 32, rng)
-        log(f"  add {b['bulk_add_s']:.1f} s, open {b['open_s']:.2f} s, {b['memory_bytes_per_item']:.0f} bytes/item "
-            f"in memory, {b['sqlite_bytes'] / n:.0f} bytes/item in SQLite")
+        log(
+            f"  add {b['bulk_add_s']:.1f} s, open {b['open_s']:.2f} s, {b['memory_bytes_per_item']:.0f} bytes/item "
+            f"in memory, {b['sqlite_bytes'] / n:.0f} bytes/item in SQLite"
+        )
     finally:
         faiss.omp_set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "search", "semhash": __version__, "n": n, "sizes": list(sizes), "ae_model": ae_model,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
-              "speed": speeds, "ratios": ratios, "scaling": scale, "bulk": b}
+    result = {
+        "benchmark": "search",
+        "semhash": __version__,
+        "n": n,
+        "sizes": list(sizes),
+        "ae_model": ae_model,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
+        "speed": speeds,
+        "ratios": ratios,
+        "scaling": scale,
+        "bulk": b,
+    }
     atomic_write_text(out / "search.json", json.dumps(result, indent=1))
     plot(scale, speeds, out / "search.png")
     log(f"wrote {out / 'search.json'} and {out / 'search.png'}")
@@ -238,8 +277,10 @@ def speed_ratios(speeds: list[dict]) -> dict[str, float]:
         "radius2 64 bits: semhash / faiss-multihash": s64["semhash radius2"] / s64["faiss-multihash radius2"],
         "knn10 32 bits: semhash / faiss-flat": s32["semhash knn10"] / s32["faiss-flat knn10"],
         "knn10 64 bits: semhash / faiss-flat": s64["semhash knn10"] / s64["faiss-flat knn10"],
-        "knn10 single query 32 bits: semhash / faiss-flat": s32["semhash knn10 single"] / s32["faiss-flat knn10 single"],
-        "knn10 single query 64 bits: semhash / faiss-flat": s64["semhash knn10 single"] / s64["faiss-flat knn10 single"],
+        "knn10 single query 32 bits: semhash / faiss-flat": s32["semhash knn10 single"]
+        / s32["faiss-flat knn10 single"],
+        "knn10 single query 64 bits: semhash / faiss-flat": s64["semhash knn10 single"]
+        / s64["faiss-flat knn10 single"],
     }
 
 
@@ -249,26 +290,36 @@ def main(argv=None) -> int:
     p.add_argument("--ae-model", default=None, help="a 32-bit .semhash model: also scale on its MNIST codes")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    n, sizes = (100_000, (10_000, 100_000, 1_000_000)) if args.quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    n, sizes = (
+        (100_000, (10_000, 100_000, 1_000_000)) if args.quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    )
     run(n, sizes, args.ae_model, out=args.out, log=lambda line: print(line, flush=True))
     return 0
 
 
 def plot(scale, speeds, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for label in dict.fromkeys(r["codes"] for r in scale):
         rows = [r for r in scale if r["codes"] == label]
-        for metric, style, what in (("us_per_query_radius2", "o-", "radius 2"),
-                                     ("us_per_query_radius2_bitflip", "^-.", "radius 2, bit-flip plan alone"),
-                                     ("us_per_query_knn10", "s--", "k-NN 10"),
-                                     ("faiss_flat_us_per_query_knn10", ":", "FAISS flat k-NN 10")):
+        for metric, style, what in (
+            ("us_per_query_radius2", "o-", "radius 2"),
+            ("us_per_query_radius2_bitflip", "^-.", "radius 2, bit-flip plan alone"),
+            ("us_per_query_knn10", "s--", "k-NN 10"),
+            ("faiss_flat_us_per_query_knn10", ":", "FAISS flat k-NN 10"),
+        ):
             left.plot([r["n"] for r in rows], [r[metric] for r in rows], style, label=f"{label}, {what}")
-    left.set(xscale="log", yscale="log", xlabel="database size N", ylabel="microseconds per query",
-             title="32-bit codes: cost per query vs N (one thread)")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="database size N",
+        ylabel="microseconds per query",
+        title="32-bit codes: cost per query vs N (one thread)",
+    )
     names = sorted({k for s in speeds for k in s["qps"]})
     x = np.arange(len(names))
     for i, s in enumerate(speeds):

@@ -10,6 +10,7 @@ are answered in-process (Index.search, one query per call, one thread) for compa
 queries/s, p50/p99 latency and errors (must be 0) for each worker count; writes serve.json and
 serve.png into --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,23 @@ from pathlib import Path
 
 import numpy as np
 
-from hashing import __version__
-from hashing.codes import one_bit_away
-from hashing.errors import ParameterError
-from hashing.files import atomic_write, atomic_write_text
-from index_store.index import Index
+from ..hashing import __version__
+from ..hashing.codes import one_bit_away
+from ..hashing.errors import ParameterError
+from ..hashing.files import atomic_write, atomic_write_text
+from ..index_store.index import Index
 
 NAME = "bench"
 
 
-def run(items: int = 1_000_000, clients: int = 32, seconds: float = 30.0, workers: tuple[int, ...] = (1, 2),
-        out: str | Path = "benchmarks/results", log=print) -> dict:
+def run(
+    items: int = 1_000_000,
+    clients: int = 32,
+    seconds: float = 30.0,
+    workers: tuple[int, ...] = (1, 2),
+    out: str | Path = "benchmarks/results",
+    log=print,
+) -> dict:
     if items < 1000 or clients < 1 or seconds <= 0 or not workers or min(workers) < 1:
         raise ParameterError("need at least 1,000 items, 1 client, a positive duration and positive worker counts")
     folder = Path(tempfile.mkdtemp(prefix="semhash-serve-"))
@@ -51,23 +58,34 @@ def run(items: int = 1_000_000, clients: int = 32, seconds: float = 30.0, worker
         queries = one_bit_away(codes, 20_000, rng)
         hexes = [q.tobytes().hex() for q in queries]
         inproc = _in_process(Index.open(folder / "serve.db", NAME), queries, seconds)
-        log(f"in-process Index.search, one query per call: {inproc['qps']:,.0f} q/s, "
-            f"p50 {inproc['p50_ms']:.2f} ms, p99 {inproc['p99_ms']:.2f} ms")
+        log(
+            f"in-process Index.search, one query per call: {inproc['qps']:,.0f} q/s, "
+            f"p50 {inproc['p50_ms']:.2f} ms, p99 {inproc['p99_ms']:.2f} ms"
+        )
         rows = []
         for w in workers:
             row = _over_http(folder / "serve.db", hexes, clients, seconds, w)
             row["ratio_to_in_process"] = row["qps"] / inproc["qps"]
             rows.append(row)
-            log(f"HTTP, {w} worker(s), {clients} clients, {seconds:.0f} s: {row['qps']:,.0f} q/s, p50 {row['p50_ms']:.2f} ms, "
+            log(
+                f"HTTP, {w} worker(s), {clients} clients, {seconds:.0f} s: {row['qps']:,.0f} q/s, p50 {row['p50_ms']:.2f} ms, "
                 f"p99 {row['p99_ms']:.2f} ms, {row['errors']} errors of {row['requests']:,} requests; "
-                f"{row['ratio_to_in_process']:.2f}x in-process")
+                f"{row['ratio_to_in_process']:.2f}x in-process"
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "serve", "semhash": __version__, "items": items, "clients": clients, "seconds": seconds,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-              "in_process": inproc, "http": rows}
+    result = {
+        "benchmark": "serve",
+        "semhash": __version__,
+        "items": items,
+        "clients": clients,
+        "seconds": seconds,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "in_process": inproc,
+        "http": rows,
+    }
     atomic_write_text(out / "serve.json", json.dumps(result, indent=1))
     plot(result, out / "serve.png")
     log(f"wrote {out / 'serve.json'} and {out / 'serve.png'}")
@@ -92,7 +110,9 @@ def _over_http(db: Path, hexes: list[str], clients: int, seconds: float, workers
     server = start_server(str(db), port, workers=workers)
     try:
         for _ in range(8 * workers):  # a few searches first: time for every worker to be up and primed
-            httpx.post(f"http://127.0.0.1:{port}/indexes/{NAME}/search", json={"codes": ["00000000"], "k": 10}, timeout=60)
+            httpx.post(
+                f"http://127.0.0.1:{port}/indexes/{NAME}/search", json={"codes": ["00000000"], "k": 10}, timeout=60
+            )
         lat, errors, wall = asyncio.run(_load(port, hexes, clients, seconds))
     finally:
         server.terminate()
@@ -111,6 +131,7 @@ async def _load(port: int, hexes: list[str], clients: int, seconds: float):
     lat, errors = [], 0
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+
         async def client(c: int):
             nonlocal errors
             i = c
@@ -126,6 +147,7 @@ async def _load(port: int, hexes: list[str], clients: int, seconds: float):
                 else:
                     errors += 1
                 i += clients
+
         start = time.perf_counter()
         end = start + seconds
         await asyncio.gather(*(client(c) for c in range(clients)))
@@ -133,9 +155,14 @@ async def _load(port: int, hexes: list[str], clients: int, seconds: float):
 
 
 def _summary(lat: np.ndarray, wall: float, errors: int, requests: int) -> dict:
-    return {"requests": requests, "errors": errors, "qps": len(lat) / wall,
-            "p50_ms": float(np.percentile(lat, 50) * 1e3), "p99_ms": float(np.percentile(lat, 99) * 1e3),
-            "mean_ms": float(lat.mean() * 1e3)}
+    return {
+        "requests": requests,
+        "errors": errors,
+        "qps": len(lat) / wall,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "mean_ms": float(lat.mean() * 1e3),
+    }
 
 
 def free_port() -> int:
@@ -144,14 +171,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(target: str, port: int, env: dict | None = None, workers: int = 1,
-                 timeout: float = 120) -> subprocess.Popen:
+def start_server(
+    target: str, port: int, env: dict | None = None, workers: int = 1, timeout: float = 120
+) -> subprocess.Popen:
     """`semhash serve target` in a subprocess, returned once /health answers (also for tests)."""
     import httpx
 
-    server = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "serve", target,
-                               "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from semhash.cli.main import main; main()",
+            "serve",
+            target,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.time() + timeout
     while time.time() < deadline:
         if server.poll() is not None:
@@ -167,6 +211,7 @@ def start_server(target: str, port: int, env: dict | None = None, workers: int =
 
 def plot(result: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -5,6 +5,7 @@ epoch (mAP@all, precision within radius 2, empty balls, bit usage), to see how t
 
 One JSON line per epoch on stdout; benchmarks/README.md records what each configuration reached.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,11 @@ import time
 
 import torch
 
-from hashing.codes import pack, unpack
-from hashing.data import load_dataset
-from hashing.metrics import evaluate, label_relevance
-from hashing.models import Regularizers
-from hashing.train import TrainConfig, train
+from ..hashing.codes import pack, unpack
+from ..hashing.data import load_dataset
+from ..hashing.metrics import evaluate, label_relevance
+from ..hashing.models import Regularizers
+from ..hashing.train import TrainConfig, train
 
 
 def main(argv=None) -> int:
@@ -44,15 +45,30 @@ def main(argv=None) -> int:
             codes_q = pack((model.activations(q.x) > 0).numpy())
         rep = evaluate(codes_q, codes_db, rel)
         on = unpack(codes_db).mean(0)
-        print(json.dumps({"epoch": metrics["epoch"], "map": round(rep.map_all, 4),
-                          "p_r2": round(rep.precision_at_radius, 4), "empty": round(rep.empty_ball_fraction, 4),
-                          "bits_on": [round(float(on.min()), 3), round(float(on.max()), 3)],
-                          "val_map": round(metrics["map"], 4), "seconds": round(time.perf_counter() - t0, 1)}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "epoch": metrics["epoch"],
+                    "map": round(rep.map_all, 4),
+                    "p_r2": round(rep.precision_at_radius, 4),
+                    "empty": round(rep.empty_ball_fraction, 4),
+                    "bits_on": [round(float(on.min()), 3), round(float(on.max()), 3)],
+                    "val_map": round(metrics["map"], 4),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            ),
+            flush=True,
+        )
 
-    cfg = TrainConfig(bits=args.bits, epochs=args.epochs, patience=args.epochs, bottleneck=args.bottleneck,
-                      noise_std=args.noise_std, threads=args.threads,
-                      reg=Regularizers(neighbours=args.neighbours, k_neighbours=args.k, mask_prob=args.mask))
+    cfg = TrainConfig(
+        bits=args.bits,
+        epochs=args.epochs,
+        patience=args.epochs,
+        bottleneck=args.bottleneck,
+        noise_std=args.noise_std,
+        threads=args.threads,
+        reg=Regularizers(neighbours=args.neighbours, k_neighbours=args.k, mask_prob=args.mask),
+    )
     train(cfg, db, progress=False, on_epoch=measure)
     return 0
 

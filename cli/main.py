@@ -3,25 +3,31 @@
 Errors a user can act on (SemhashError) and bad files print one line on stderr and exit 1;
 Ctrl-C exits 130. No tracebacks.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from hashing import __version__
-from hashing.errors import SemhashError
+from ..hashing import __version__
+from ..hashing.errors import SemhashError
 
-app = typer.Typer(help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-index_app = typer.Typer(help="Build and maintain indexes (INDEX: a SQLite path or a database URL).", no_args_is_help=True)
+index_app = typer.Typer(
+    help="Build and maintain indexes (INDEX: a SQLite path or a database URL).", no_args_is_help=True
+)
 app.add_typer(index_app, name="index")
 
 
@@ -32,8 +38,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def root(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")) -> None:
+def root(
+    version: bool | None = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """semhash: semantic hashing retrieval."""
 
 
@@ -41,13 +50,15 @@ DataRoot = typer.Option(None, "--data-root", help="Data root (default: $SEMHASH_
 
 
 @data_app.command("info")
-def data_info(name: str = typer.Argument(..., help="mnist, fashion-mnist, cifar10, digits, an image folder or a .npy/.npz file."),
-              split: str = typer.Option("train", help="train or test."),
-              data_root: Optional[str] = DataRoot,
-              no_download: bool = typer.Option(False, "--no-download", help="Never download; use local files only."),
-              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def data_info(
+    name: str = typer.Argument(..., help="mnist, fashion-mnist, cifar10, digits, an image folder or a .npy/.npz file."),
+    split: str = typer.Option("train", help="train or test."),
+    data_root: str | None = DataRoot,
+    no_download: bool = typer.Option(False, "--no-download", help="Never download; use local files only."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Size, item shape, classes and origin of a data set."""
-    from hashing.data import describe, load_dataset
+    from ..hashing.data import describe, load_dataset
 
     info = describe(load_dataset(name, split=split, root=data_root, download=not no_download))
     if as_json:
@@ -60,13 +71,15 @@ def data_info(name: str = typer.Argument(..., help="mnist, fashion-mnist, cifar1
 
 
 @data_app.command("export")
-def data_export(name: str = typer.Argument(..., help="An image data set: mnist, fashion-mnist, cifar10, digits, a folder."),
-                item: int = typer.Option(0, help="Row of the item in its split."),
-                split: str = typer.Option("test", help="train or test."),
-                output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
-                data_root: Optional[str] = DataRoot) -> None:
+def data_export(
+    name: str = typer.Argument(..., help="An image data set: mnist, fashion-mnist, cifar10, digits, a folder."),
+    item: int = typer.Option(0, help="Row of the item in its split."),
+    split: str = typer.Option("test", help="train or test."),
+    output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
+    data_root: str | None = DataRoot,
+) -> None:
     """Write one item of an image data set as a PNG (to search with, for instance)."""
-    from hashing.data import load_dataset, save_image
+    from ..hashing.data import load_dataset, save_image
 
     ds = load_dataset(name, split=split, root=data_root)
     label = "" if ds.labels is None else f" (label {int(ds.labels[item])})" if 0 <= item < len(ds) else ""
@@ -74,33 +87,42 @@ def data_export(name: str = typer.Argument(..., help="An image data set: mnist, 
 
 
 @app.command()
-def train(dataset: str = typer.Option("mnist", help="Data set to train on (its train split)."),
-          bits: int = typer.Option(32, help="Code length: 8 to 256, a multiple of 8."),
-          method: str = typer.Option("ae", help="ae (autoencoder), itq, pcah or lsh."),
-          output: Path = typer.Option(..., "-o", "--output", help="Where to write the .semhash model."),
-          bottleneck: str = typer.Option("noise", help="ae: noise, ste, bernoulli or real."),
-          epochs: Optional[int] = typer.Option(None, help="ae: training epochs (default: the recipe's)."),
-          device: str = typer.Option("auto", help="ae: auto (cuda, then mps, then cpu), cpu, cuda, ..."),
-          neighbours: Optional[float] = typer.Option(None, help="ae: weight of the k-NN graph term (0 turns it off)."),
-          conv: bool = typer.Option(False, "--conv", help="ae: convolutional encoder/decoder."),
-          checkpoint: Optional[Path] = typer.Option(None, help="ae: checkpoint file, written every epoch."),
-          resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
-          limit: Optional[int] = typer.Option(None, help="Train on the first N items only."),
-          seed: int = typer.Option(0, help="Random seed."),
-          data_root: Optional[str] = DataRoot,
-          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def train(
+    dataset: str = typer.Option("mnist", help="Data set to train on (its train split)."),
+    bits: int = typer.Option(32, help="Code length: 8 to 256, a multiple of 8."),
+    method: str = typer.Option("ae", help="ae (autoencoder), itq, pcah or lsh."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .semhash model."),
+    bottleneck: str = typer.Option("noise", help="ae: noise, ste, bernoulli or real."),
+    epochs: int | None = typer.Option(None, help="ae: training epochs (default: the recipe's)."),
+    device: str = typer.Option("auto", help="ae: auto (cuda, then mps, then cpu), cpu, cuda, ..."),
+    neighbours: float | None = typer.Option(None, help="ae: weight of the k-NN graph term (0 turns it off)."),
+    conv: bool = typer.Option(False, "--conv", help="ae: convolutional encoder/decoder."),
+    checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every epoch."),
+    resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
+    limit: int | None = typer.Option(None, help="Train on the first N items only."),
+    seed: int = typer.Option(0, help="Random seed."),
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Train a hasher on a data set and save it as a self-describing .semhash model."""
-    from hashing.data import load_dataset
-    from hashing.hasher import train_to_file
+    from ..hashing.data import load_dataset
+    from ..hashing.hasher import train_to_file
 
     options = {}
     if method == "ae":
-        options = {"bottleneck": bottleneck, "device": device, "conv": conv, "progress": not as_json,
-                   "checkpoint": str(checkpoint) if checkpoint else None, "resume": resume}
+        options = {
+            "bottleneck": bottleneck,
+            "device": device,
+            "conv": conv,
+            "progress": not as_json,
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "resume": resume,
+        }
         if epochs is not None:
             options["epochs"] = epochs
         if neighbours is not None:
-            from hashing.train import TrainConfig
+            from ..hashing.train import TrainConfig
+
             options["reg"] = {**TrainConfig().reg.to_dict(), "neighbours": neighbours}
     data = load_dataset(dataset, "train", root=data_root)
     if limit is not None:
@@ -111,31 +133,48 @@ def train(dataset: str = typer.Option("mnist", help="Data set to train on (its t
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"trained {method} with {bits}-bit codes on {summary['items']:,} items of {dataset} "
-               f"in {summary['seconds']:.1f} s")
+    typer.echo(
+        f"trained {method} with {bits}-bit codes on {summary['items']:,} items of {dataset} "
+        f"in {summary['seconds']:.1f} s"
+    )
     if "validation" in summary:
         v = summary["validation"]
-        typer.echo(f"validation: mAP {v.get('map', float('nan')):.3f}, precision within radius 2 "
-                   f"{v.get('precision_at_radius2', float('nan')):.3f}")
+        typer.echo(
+            f"validation: mAP {v.get('map', float('nan')):.3f}, precision within radius 2 "
+            f"{v.get('precision_at_radius2', float('nan')):.3f}"
+        )
     typer.echo(f"wrote {summary['model']}")
 
 
 @bench_app.command("quality")
-def bench_quality(dataset: str = typer.Option("mnist"), bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
-                  method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
-                  queries: int = typer.Option(1000), ae_epochs: Optional[int] = typer.Option(None),
-                  device: str = typer.Option("auto"), limit: Optional[int] = typer.Option(None, help="Database of the first N training items."),
-                  out: Path = typer.Option(Path("semhash-results"), help="Folder for quality.json and quality.png."),
-                  data_root: Optional[str] = DataRoot, as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_quality(
+    dataset: str = typer.Option("mnist"),
+    bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
+    method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
+    queries: int = typer.Option(1000),
+    ae_epochs: int | None = typer.Option(None),
+    device: str = typer.Option("auto"),
+    limit: int | None = typer.Option(None, help="Database of the first N training items."),
+    out: Path = typer.Option(Path("semhash-results"), help="Folder for quality.json and quality.png."),
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Retrieval quality of the autoencoder and the baselines, side by side (the MNIST protocol)."""
-    from hashing import report
-    from hashing.protocol import QualityConfig, run_quality
+    from ..hashing import report
+    from ..hashing.protocol import QualityConfig, run_quality
 
     if queries < 1:
         raise SemhashError(f"--queries must be positive, got {queries}")
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
-    cfg = QualityConfig(dataset=dataset, bits=tuple(bits), methods=tuple(method), queries=queries,
-                        data_root=data_root, database_limit=limit, ae_options=ae_options)
+    cfg = QualityConfig(
+        dataset=dataset,
+        bits=tuple(bits),
+        methods=tuple(method),
+        queries=queries,
+        data_root=data_root,
+        database_limit=limit,
+        ae_options=ae_options,
+    )
     if not as_json:
         typer.echo(report.HEADER)
     rows = run_quality(cfg, progress=None if as_json else lambda r: typer.echo(report.row_line(r)))
@@ -148,49 +187,66 @@ def bench_quality(dataset: str = typer.Option("mnist"), bits: list[int] = typer.
 
 
 @bench_app.command("search")
-def bench_search(quick: bool = typer.Option(False, "--quick", help="100,000 items, scaling up to 1M (default: 1M, up to 10M)."),
-                 n: Optional[int] = typer.Option(None, "--n", help="Database size for the speed and bulk figures (scaling stops there too)."),
-                 ae_model: Optional[Path] = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
-                 mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
-                 out: Path = typer.Option(Path("semhash-results"), help="Folder for search.json and search.png."),
-                 data_root: Optional[str] = DataRoot, as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_search(
+    quick: bool = typer.Option(False, "--quick", help="100,000 items, scaling up to 1M (default: 1M, up to 10M)."),
+    n: int | None = typer.Option(
+        None, "--n", help="Database size for the speed and bulk figures (scaling stops there too)."
+    ),
+    ae_model: Path | None = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
+    mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
+    out: Path = typer.Option(Path("semhash-results"), help="Folder for search.json and search.png."),
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Search speed against FAISS's binary indexes, one thread: radius, k-NN, scaling, bulk add."""
-    from benchmarks.bench_search import run
+    from ..benchmarks.bench_search import run
 
     if ae_model is not None and not ae_model.is_file():
         raise SemhashError(f"{ae_model}: no such model file")
-    size, sizes = (100_000, (10_000, 100_000, 1_000_000)) if quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    size, sizes = (
+        (100_000, (10_000, 100_000, 1_000_000)) if quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    )
     if n is not None:
         size, sizes = n, tuple(s for s in sizes if s < n) + (n,)
     _bench(as_json, lambda log: run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out, log=log))
 
 
 @bench_app.command("train")
-def bench_train(dataset: str = typer.Option("mnist"), bits: int = typer.Option(32),
-                method: list[str] = typer.Option(["lsh", "pcah", "itq", "ae"], help="Methods (repeat the option)."),
-                ae_epochs: int = typer.Option(3, help="Epochs of the autoencoder to time."),
-                device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
-                limit: Optional[int] = typer.Option(None, help="Train on the first N items only."),
-                out: Path = typer.Option(Path("semhash-results"), help="Folder for train.json and train.png."),
-                data_root: Optional[str] = DataRoot, as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_train(
+    dataset: str = typer.Option("mnist"),
+    bits: int = typer.Option(32),
+    method: list[str] = typer.Option(["lsh", "pcah", "itq", "ae"], help="Methods (repeat the option)."),
+    ae_epochs: int = typer.Option(3, help="Epochs of the autoencoder to time."),
+    device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
+    limit: int | None = typer.Option(None, help="Train on the first N items only."),
+    out: Path = typer.Option(Path("semhash-results"), help="Folder for train.json and train.png."),
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Training and encoding speed of the autoencoder and the baselines, on the same data."""
-    from benchmarks.bench_train import run
+    from ..benchmarks.bench_train import run
 
     if limit is not None and limit < 10:
         raise SemhashError(f"--limit must be at least 10, got {limit}")
-    _bench(as_json, lambda log: run(dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out,
-                                    log=log, progress=not as_json))
+    _bench(
+        as_json,
+        lambda log: run(
+            dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out, log=log, progress=not as_json
+        ),
+    )
 
 
 @bench_app.command("serve")
-def bench_serve(items: int = typer.Option(1_000_000, help="Random 32-bit codes in the index."),
-                clients: int = typer.Option(32, help="Concurrent HTTP clients."),
-                seconds: float = typer.Option(30.0, help="Duration of each load run."),
-                workers: list[int] = typer.Option([1, 2], help="Server worker counts to measure (repeat the option)."),
-                out: Path = typer.Option(Path("semhash-results"), help="Folder for serve.json and serve.png."),
-                as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_serve(
+    items: int = typer.Option(1_000_000, help="Random 32-bit codes in the index."),
+    clients: int = typer.Option(32, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(30.0, help="Duration of each load run."),
+    workers: list[int] = typer.Option([1, 2], help="Server worker counts to measure (repeat the option)."),
+    out: Path = typer.Option(Path("semhash-results"), help="Folder for serve.json and serve.png."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """The HTTP service under load (k-NN by raw code), beside the same searches in-process."""
-    from benchmarks.bench_serve import run
+    from ..benchmarks.bench_serve import run
 
     _bench(as_json, lambda log: run(items, clients, seconds, tuple(workers), out, log=log))
 
@@ -212,9 +268,16 @@ def _batch(size: int) -> int:
     return size
 
 
-def _data(dataset: Optional[str], images: Optional[Path], features: Optional[Path], labels: Optional[Path],
-          split: str, data_root: Optional[str], limit: Optional[int]):
-    from hashing.data import load_dataset
+def _data(
+    dataset: str | None,
+    images: Path | None,
+    features: Path | None,
+    labels: Path | None,
+    split: str,
+    data_root: str | None,
+    limit: int | None,
+):
+    from ..hashing.data import load_dataset
 
     given = [v for v in (dataset, images, features) if v is not None]
     if len(given) != 1:
@@ -230,94 +293,129 @@ def _data(dataset: Optional[str], images: Optional[Path], features: Optional[Pat
 
 
 @index_app.command("build")
-def index_build(index: str = typer.Argument(..., help="SQLite file or database URL."),
-                model: Path = typer.Option(..., help="The .semhash model that encodes the items."),
-                dataset: Optional[str] = typer.Option(None, help="A named data set (mnist, digits, ...)."),
-                images: Optional[Path] = typer.Option(None, help="A folder of images."),
-                features: Optional[Path] = typer.Option(None, help="A .npy/.npz feature matrix."),
-                labels: Optional[Path] = typer.Option(None, help="Labels (.npy) for --features."),
-                split: str = typer.Option("train", help="Split of a named data set."),
-                limit: Optional[int] = typer.Option(None, help="Index the first N items only."),
-                resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
-                batch_size: int = BatchSize, name: str = IndexName, data_root: Optional[str] = DataRoot,
-                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def index_build(
+    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    model: Path = typer.Option(..., help="The .semhash model that encodes the items."),
+    dataset: str | None = typer.Option(None, help="A named data set (mnist, digits, ...)."),
+    images: Path | None = typer.Option(None, help="A folder of images."),
+    features: Path | None = typer.Option(None, help="A .npy/.npz feature matrix."),
+    labels: Path | None = typer.Option(None, help="Labels (.npy) for --features."),
+    split: str = typer.Option("train", help="Split of a named data set."),
+    limit: int | None = typer.Option(None, help="Index the first N items only."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
+    batch_size: int = BatchSize,
+    name: str = IndexName,
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Encode a data set with a model and store items and codes in an index."""
-    from index_store.build import build_index
+    from ..index_store.build import build_index
 
     data = _data(dataset, images, features, labels, split, data_root, limit)
     with _bar("indexing", not as_json) as advance:
-        idx = build_index(index, model, data, name=name, resume=resume, progress=advance,
-                          batch_size=_batch(batch_size))
+        idx = build_index(index, model, data, name=name, resume=resume, progress=advance, batch_size=_batch(batch_size))
     _print_info(idx.info(), as_json)
 
 
 @index_app.command("add")
-def index_add(index: str = typer.Argument(...), dataset: Optional[str] = typer.Option(None),
-              images: Optional[Path] = typer.Option(None), features: Optional[Path] = typer.Option(None),
-              labels: Optional[Path] = typer.Option(None), split: str = typer.Option("train"),
-              limit: Optional[int] = typer.Option(None), model: Optional[Path] = typer.Option(None, help="Default: the index's own model."),
-              batch_size: int = BatchSize, name: str = IndexName, data_root: Optional[str] = DataRoot,
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def index_add(
+    index: str = typer.Argument(...),
+    dataset: str | None = typer.Option(None),
+    images: Path | None = typer.Option(None),
+    features: Path | None = typer.Option(None),
+    labels: Path | None = typer.Option(None),
+    split: str = typer.Option("train"),
+    limit: int | None = typer.Option(None),
+    model: Path | None = typer.Option(None, help="Default: the index's own model."),
+    batch_size: int = BatchSize,
+    name: str = IndexName,
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Add items to an existing index (keys already there are an error)."""
-    from index_store.build import build_index, index_model
-    from index_store.index import Index
+    from ..index_store.build import build_index, index_model
+    from ..index_store.index import Index
 
     idx = Index.open(index, name)
     path = model or idx.row.hasher_path
     index_model(idx, path)
     data = _data(dataset, images, features, labels, split, data_root, limit)
     with _bar("adding", not as_json) as advance:
-        idx = build_index(index, path, data, name=name, resume=True, progress=advance, adding=True,
-                          batch_size=_batch(batch_size))
+        idx = build_index(
+            index, path, data, name=name, resume=True, progress=advance, adding=True, batch_size=_batch(batch_size)
+        )
     _print_info(idx.info(), as_json)
 
 
 @index_app.command("remove")
-def index_remove(index: str = typer.Argument(...), keys: list[str] = typer.Argument(..., help="Item keys."),
-                 name: str = IndexName, as_json: bool = typer.Option(False, "--json")) -> None:
+def index_remove(
+    index: str = typer.Argument(...),
+    keys: list[str] = typer.Argument(..., help="Item keys."),
+    name: str = IndexName,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Remove items by key (all or nothing)."""
-    from index_store.index import Index
+    from ..index_store.index import Index
 
     removed = Index.open(index, name).remove(keys)
     typer.echo(json.dumps({"removed": len(removed)}) if as_json else f"removed {len(removed)} item(s)")
 
 
 @index_app.command("info")
-def index_info(index: str = typer.Argument(...), name: str = IndexName,
-               as_json: bool = typer.Option(False, "--json")) -> None:
+def index_info(
+    index: str = typer.Argument(...), name: str = IndexName, as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Size, code length, model, memory and cache state of an index."""
-    from index_store.index import Index
+    from ..index_store.index import Index
 
     _print_info(Index.open(index, name).info(), as_json)
 
 
 @index_app.command("verify")
-def index_verify(index: str = typer.Argument(...), name: str = IndexName,
-                 as_json: bool = typer.Option(False, "--json")) -> None:
+def index_verify(
+    index: str = typer.Argument(...), name: str = IndexName, as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Check the derived structures against SQL, rebuilding them if they differ."""
-    from index_store.index import Index
+    from ..index_store.index import Index
 
     _print_info(Index.open(index, name).verify(), as_json)
 
 
 @app.command()
-def search(index: str = typer.Argument(..., help="SQLite file or database URL."),
-           image: Optional[Path] = typer.Option(None, help="Query with an image file."),
-           item: Optional[list[str]] = typer.Option(None, help="Query with stored items, by key."),
-           vector: Optional[Path] = typer.Option(None, help="Query with vectors from a .npy file."),
-           dataset: Optional[str] = typer.Option(None, help="Query with items of a data set."),
-           split: str = typer.Option("test"), limit: int = typer.Option(1, help="With --dataset: this many queries."),
-           k: Optional[int] = typer.Option(10, "-k", help="Neighbours per query."),
-           radius: Optional[int] = typer.Option(None, help="Only items within this Hamming distance."),
-           model: Optional[Path] = typer.Option(None, help="Default: the index's own model."),
-           show: Optional[Path] = typer.Option(None, help="Write the queries and neighbours as an image grid (PNG)."),
-           name: str = IndexName, data_root: Optional[str] = DataRoot,
-           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def search(
+    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    image: Path | None = typer.Option(None, help="Query with an image file."),
+    item: list[str] | None = typer.Option(None, help="Query with stored items, by key."),
+    vector: Path | None = typer.Option(None, help="Query with vectors from a .npy file."),
+    dataset: str | None = typer.Option(None, help="Query with items of a data set."),
+    split: str = typer.Option("test"),
+    limit: int = typer.Option(1, help="With --dataset: this many queries."),
+    k: int | None = typer.Option(10, "-k", help="Neighbours per query."),
+    radius: int | None = typer.Option(None, help="Only items within this Hamming distance."),
+    model: Path | None = typer.Option(None, help="Default: the index's own model."),
+    show: Path | None = typer.Option(None, help="Write the queries and neighbours as an image grid (PNG)."),
+    name: str = IndexName,
+    data_root: str | None = DataRoot,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
-    from index_store.queries import search_from
+    from ..index_store.queries import search_from
 
-    result = search_from(index, name=name, image=image, items=item, vector=vector, dataset=dataset, split=split,
-                         limit=limit, k=k, radius=radius, model=model, data_root=data_root, show=show)
+    result = search_from(
+        index,
+        name=name,
+        image=image,
+        items=item,
+        vector=vector,
+        dataset=dataset,
+        split=split,
+        limit=limit,
+        k=k,
+        radius=radius,
+        model=model,
+        data_root=data_root,
+        show=show,
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return
@@ -327,14 +425,17 @@ def search(index: str = typer.Argument(..., help="SQLite file or database URL.")
 
 
 @app.command()
-def serve(index: str = typer.Argument(..., help="SQLite file or database URL."),
-          name: Optional[list[str]] = typer.Option(None, "--name", help="Indexes to serve (repeat; default: all in the store)."),
-          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
-          workers: int = typer.Option(1, help="Server processes (uvicorn workers)."),
-          data_root: Optional[str] = DataRoot,
-          log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug.")) -> None:
+def serve(
+    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    name: list[str] | None = typer.Option(None, "--name", help="Indexes to serve (repeat; default: all in the store)."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    workers: int = typer.Option(1, help="Server processes (uvicorn workers)."),
+    data_root: str | None = DataRoot,
+    log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug."),
+) -> None:
     """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
-    from index_store.service import serve as run_server
+    from ..index_store.service import serve as run_server
 
     run_server(index, name or None, host, port, workers, data_root, log_level)
 
@@ -349,7 +450,9 @@ def _print_hits(result: dict) -> None:
         for col in ("key", "label", "distance", "source"):
             table.add_column(col, justify="right" if col in ("label", "distance") else "left")
         for h in q["hits"]:
-            table.add_row(h["key"], "" if h["label"] is None else str(h["label"]), str(h["distance"]), h["source"] or "")
+            table.add_row(
+                h["key"], "" if h["label"] is None else str(h["label"]), str(h["distance"]), h["source"] or ""
+            )
         console.print(table)
 
 

@@ -1,4 +1,5 @@
 """semhash.hashing: binary codes, hashers (PCAH, ITQ, LSH, autoencoders), data and metrics."""
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -1,4 +1,5 @@
 """The autoencoder as a Hasher: same interface as the baselines (fit, encode, save, load_hasher)."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -43,7 +44,7 @@ class AEHasher(Hasher):
             d.pop(transient)
         return d
 
-    def fit(self, X, spec=None) -> "AEHasher":
+    def fit(self, X, spec=None) -> AEHasher:
         """X: a hashing.data.Dataset (labels make the validation mAP; else bit balance is tracked)."""
         from .data import Dataset
         from .hasher import InputSpec
@@ -58,9 +59,13 @@ class AEHasher(Hasher):
         self.model_ = result.model
         self.model_config_ = result.model.cfg
         self.validation_ = result.best
-        self.training_ = {"device": result.device, "seconds": result.seconds,
-                          "samples_per_second": result.samples_per_second, "epochs": len(result.history),
-                          "history": result.history}
+        self.training_ = {
+            "device": result.device,
+            "seconds": result.seconds,
+            "samples_per_second": result.samples_per_second,
+            "epochs": len(result.history),
+            "history": result.history,
+        }
 
     def activations(self, X) -> np.ndarray:
         """Continuous pre-binarization activations: (n, bits) float32 (kept for re-ranking)."""
@@ -76,17 +81,29 @@ class AEHasher(Hasher):
         return np.ascontiguousarray(X).reshape(len(X), *self.spec_.shape)
 
     def header_extra(self) -> dict:
-        return {"architecture": self.model_config_.to_dict(), "validation": _plain(self.validation_),
-                "training": _plain({k: v for k, v in self.training_.items() if k != "history"})}
+        return {
+            "architecture": self.model_config_.to_dict(),
+            "validation": _plain(self.validation_),
+            "training": _plain({k: v for k, v in self.training_.items() if k != "history"}),
+        }
 
     def _state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
 
     def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         arch = (header or {}).get("architecture")
-        mcfg = ModelConfig.from_dict(arch) if arch else ModelConfig(
-            input_shape=tuple(self.spec_.shape), bits=self.bits, bottleneck=self.train_config.bottleneck,
-            hidden=self.train_config.hidden, conv=self.train_config.conv, noise_std=self.train_config.noise_std)
+        mcfg = (
+            ModelConfig.from_dict(arch)
+            if arch
+            else ModelConfig(
+                input_shape=tuple(self.spec_.shape),
+                bits=self.bits,
+                bottleneck=self.train_config.bottleneck,
+                hidden=self.train_config.hidden,
+                conv=self.train_config.conv,
+                noise_std=self.train_config.noise_std,
+            )
+        )
         if tuple(mcfg.input_shape) != tuple(self.spec_.shape) or mcfg.bits != self.bits:
             raise ValueError("architecture does not match the header's input shape or bits")
         model = Autoencoder(mcfg)

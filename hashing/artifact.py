@@ -4,6 +4,7 @@ The header (safetensors metadata key "semhash") carries format, format_version, 
 input spec (shape, normalization, data fingerprint), config and library version, so a file can be
 checked before it is used. Writes are atomic: a temp file in the same folder, then a rename.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,6 +62,8 @@ def _open(path):
     if header.get("format") != FORMAT or not isinstance(header.get("format_version"), int):
         raise ArtifactError(f"{path}: corrupt semhash header")
     if header["format_version"] > FORMAT_VERSION:
-        raise ArtifactError(f"{path}: written by a newer semhash (format {header['format_version']}, "
-                            f"this one reads {FORMAT_VERSION}); upgrade semhash")
+        raise ArtifactError(
+            f"{path}: written by a newer semhash (format {header['format_version']}, "
+            f"this one reads {FORMAT_VERSION}); upgrade semhash"
+        )
     return handle, header

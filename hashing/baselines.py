@@ -7,6 +7,7 @@ All three centre the data and threshold a linear projection at zero: bit j of x 
   ITQ   the principal directions rotated by R, learned by Iterative Quantization
         (Gong & Lazebnik, CVPR 2011) to minimise the quantization loss ||B - V R||_F.
 """
+
 from __future__ import annotations
 
 import numpy as np

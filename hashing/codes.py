@@ -4,6 +4,7 @@ Bit order is FAISS's: bit i of a code lives in byte i // 8 at bit position i % 8
 first). Packed codes are `(n, bits/8) uint8` and go to `faiss.IndexBinary*` unchanged. Read as a
 little-endian integer, bit i of a code is bit i of its integer key.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -59,11 +60,11 @@ def hamming(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> np.ndarray:
         raise ParameterError(f"code lengths differ: {a.shape[1] * 8} vs {b.shape[1] * 8} bits")
     out = np.empty((len(wa), len(wb)), dtype=np.uint16)
     for start in range(0, len(wa), chunk):
-        block = wa[start:start + chunk]
+        block = wa[start : start + chunk]
         acc = np.zeros((len(block), len(wb)), dtype=np.uint16)
         for w in range(wa.shape[1]):
             acc += np.bitwise_count(block[:, w, None] ^ wb[None, :, w])
-        out[start:start + chunk] = acc
+        out[start : start + chunk] = acc
     return out
 
 
@@ -115,10 +116,10 @@ def substrings(codes: np.ndarray, m: int) -> np.ndarray:
             keys[:, j] = (whole >> np.uint64(start)) & np.uint64((1 << (stop - start)) - 1)
         return keys
     for rows in range(0, len(codes), 65536):  # unpacked bits are 8x the codes: bound the memory
-        bits = unpack(codes[rows:rows + 65536])
+        bits = unpack(codes[rows : rows + 65536])
         for j, (start, stop) in enumerate(bounds):
             weights = np.left_shift(np.uint64(1), np.arange(stop - start, dtype=np.uint64))
-            keys[rows:rows + len(bits), j] = bits[:, start:stop].astype(np.uint64) @ weights
+            keys[rows : rows + len(bits), j] = bits[:, start:stop].astype(np.uint64) @ weights
     return keys
 
 
@@ -150,7 +151,8 @@ def flip_masks(bits: int, r: int, limit: int = 10_000_000) -> np.ndarray:
     if size > limit:
         raise ParameterError(
             f"a radius-{r} ball around a {bits}-bit code holds {size:,} codes (limit {limit:,}); "
-            "use a smaller radius or k-NN search")
+            "use a smaller radius or k-NN search"
+        )
     singles = np.left_shift(np.uint64(1), np.arange(bits, dtype=np.uint64))
     masks = [np.zeros(1, dtype=np.uint64)]
     for d in range(1, min(r, bits) + 1):

@@ -9,6 +9,7 @@ downloads there when the files are missing and the network is up. Offline, the s
 are used where they are; MNIST-style `raw/*.gz` alone is extracted first (into the cache when the
 root is read-only, as the shared copy is).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -70,7 +71,7 @@ class Dataset:
         """(n, prod(shape)) float32 numpy view, as the linear hashers take it."""
         return self.x.reshape(len(self.x), -1).numpy()
 
-    def subset(self, stop: int | None = None, start: int = 0) -> "Dataset":
+    def subset(self, stop: int | None = None, start: int = 0) -> Dataset:
         cut = lambda v: None if v is None else v[start:stop]  # noqa: E731
         return replace(self, x=self.x[start:stop], labels=cut(self.labels), files=cut(self.files), _fingerprint=None)
 
@@ -87,8 +88,13 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
-                 download: bool = True, labels: str | os.PathLike | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    labels: str | os.PathLike | None = None,
+) -> Dataset:
     """Load a named data set or a path (image folder, .npy/.npz features) as a Dataset."""
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
@@ -111,6 +117,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
 
 # --- torchvision sets -------------------------------------------------------------------------
 
+
 def _load_mnist_like(name: str, split: str, root, download: bool) -> Dataset:
     from torchvision.datasets import MNIST, FashionMNIST
 
@@ -124,8 +131,10 @@ def _load_mnist_like(name: str, split: str, root, download: bool) -> Dataset:
         ds = cls(str(load_root), train=split == "train", download=download and not have_files)
     except (RuntimeError, OSError, ValueError, EOFError, AssertionError) as exc:
         if have_files:
-            raise DataError(f"{name}: the raw files in {Path(load_root) / cls.__name__ / 'raw'} are corrupt "
-                            f"({type(exc).__name__}: {exc}); delete them and load again") from None
+            raise DataError(
+                f"{name}: the raw files in {Path(load_root) / cls.__name__ / 'raw'} are corrupt "
+                f"({type(exc).__name__}: {exc}); delete them and load again"
+            ) from None
         raise _missing(name, base / cls.__name__ / "raw", exc, download) from None
     x = ds.data.unsqueeze(1).float().div_(255.0)  # (n, 1, 28, 28) in [0, 1]
     data = Dataset(name, x, ds.targets.long(), SCALE01, str(Path(ds.raw_folder)), list(ds.classes), split)
@@ -164,8 +173,9 @@ def _writable(folder: Path) -> bool:
 
 def _atomic_copy(src: Path, dst: Path, gunzip: bool) -> None:
     def copy(tmp: str) -> None:
-        with open(tmp, "wb") as out, (gzip.open(src, "rb") if gunzip else open(src, "rb")) as inp:
+        with open(tmp, "wb") as out, gzip.open(src, "rb") if gunzip else open(src, "rb") as inp:
             shutil.copyfileobj(inp, out)
+
     try:
         atomic_write(dst, copy)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -181,8 +191,15 @@ def _load_cifar10(split: str, root, download: bool) -> Dataset:
     except (RuntimeError, OSError, ValueError, EOFError) as exc:
         raise _missing("cifar10", base / CIFAR10.base_folder, exc, download) from None
     x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, 32, 32)
-    return Dataset("cifar10", x, torch.tensor(ds.targets, dtype=torch.long), SCALE01,
-                   str(base / CIFAR10.base_folder), list(ds.classes), split)
+    return Dataset(
+        "cifar10",
+        x,
+        torch.tensor(ds.targets, dtype=torch.long),
+        SCALE01,
+        str(base / CIFAR10.base_folder),
+        list(ds.classes),
+        split,
+    )
 
 
 def _missing(name: str, where: Path, exc: Exception, download: bool) -> DataError:
@@ -191,7 +208,9 @@ def _missing(name: str, where: Path, exc: Exception, download: bool) -> DataErro
         why = f"not found in {where} and the download failed ({first.rstrip(':')})"
     else:
         why = f"not found in {where} (downloads are off)"
-    return DataError(f"{name} {why}; put the files there or point --data-root / SEMHASH_DATA at a data root that has them")
+    return DataError(
+        f"{name} {why}; put the files there or point --data-root / SEMHASH_DATA at a data root that has them"
+    )
 
 
 # --- bundled and local data ----------------------------------------------------------------------
@@ -205,8 +224,15 @@ def _load_digits(split: str) -> Dataset:
     d = load_digits()
     sl = slice(0, DIGITS_TRAIN) if split == "train" else slice(DIGITS_TRAIN, None)
     x = torch.from_numpy(d.images[sl].astype(np.float32) / 16.0).unsqueeze(1)  # (n, 1, 8, 8) in [0, 1]
-    return Dataset("digits", x, torch.from_numpy(d.target[sl].astype(np.int64)), "pixels/16 -> [0, 1]",
-                   "sklearn.datasets.load_digits", [str(i) for i in range(10)], split)
+    return Dataset(
+        "digits",
+        x,
+        torch.from_numpy(d.target[sl].astype(np.int64)),
+        "pixels/16 -> [0, 1]",
+        "sklearn.datasets.load_digits",
+        [str(i) for i in range(10)],
+        split,
+    )
 
 
 def load_features(path: str | os.PathLike, labels: str | os.PathLike | None = None) -> Dataset:
@@ -246,8 +272,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: loaded[k] for k in loaded.files}
 
 
-def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = None,
-                      grey: bool | None = None) -> Dataset:
+def load_image_folder(
+    path: str | os.PathLike, size: tuple[int, int] | None = None, grey: bool | None = None
+) -> Dataset:
     """Images under a folder; class = sub-folder name when there are sub-folders, else no labels.
 
     size: (height, width) every image is resized to (default: the first image's size);
@@ -304,11 +331,17 @@ def describe(ds: Dataset) -> dict:
     if ds.labels is not None:
         values, n = torch.unique(ds.labels, return_counts=True)
         counts = {int(v): int(c) for v, c in zip(values, n)}
-    return {"name": ds.name, "split": ds.split, "items": len(ds), "shape": list(ds.shape),
-            "classes": list(ds.classes or ([] if counts is None else map(str, counts))),
-            "class_counts": list(counts.values()) if counts else [],
-            "normalization": ds.normalization, "source": ds.source,
-            **({"extracted_from": ds.extracted_from} if ds.extracted_from else {})}
+    return {
+        "name": ds.name,
+        "split": ds.split,
+        "items": len(ds),
+        "shape": list(ds.shape),
+        "classes": list(ds.classes or ([] if counts is None else map(str, counts))),
+        "class_counts": list(counts.values()) if counts else [],
+        "normalization": ds.normalization,
+        "source": ds.source,
+        **({"extracted_from": ds.extracted_from} if ds.extracted_from else {}),
+    }
 
 
 def save_image(ds: Dataset, i: int, path: str | os.PathLike) -> Path:

@@ -1,11 +1,12 @@
 """Atomic file writes: write to a temp file in the target's folder, then rename over the target, so a
 reader (or a crash) sees the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

@@ -4,6 +4,7 @@ scikit-learn habit: `fit(X)` learns and validates; learned state lives in explic
 in `_`; `encode(X)` is pure and returns packed codes `(n, bits/8) uint8` in FAISS bit order.
 `save(path)` writes a self-describing .semhash artifact; `load_hasher(path)` reads any of them back.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ from . import artifact
 from .codes import check_bits
 from .errors import ArtifactError, DataError, ParameterError
 
-REGISTRY: dict[str, type["Hasher"]] = {}
+REGISTRY: dict[str, type[Hasher]] = {}
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class InputSpec:
     dataset: str = ""
 
     @classmethod
-    def of(cls, dataset) -> "InputSpec":
+    def of(cls, dataset) -> InputSpec:
         """The spec of a hashing.data.Dataset."""
         return cls(dataset.shape, dataset.normalization, dataset.fingerprint, dataset.name)
 
@@ -58,7 +59,7 @@ class Hasher:
             REGISTRY[cls.method] = cls
 
     # --- public API ---
-    def fit(self, X, spec: InputSpec | None = None) -> "Hasher":
+    def fit(self, X, spec: InputSpec | None = None) -> Hasher:
         """X: (n, *shape) float array or a hashing.data.Dataset. Returns self."""
         check_bits(self.bits)
         if hasattr(X, "fingerprint"):  # a Dataset
@@ -84,8 +85,13 @@ class Hasher:
 
     def save(self, path: str | os.PathLike) -> Path:
         self._check_fitted()
-        header = {"method": self.method, "bits": self.bits, "config": self.config(),
-                  "input": {**asdict(self.spec_), "shape": list(self.spec_.shape)}, **self.header_extra()}
+        header = {
+            "method": self.method,
+            "bits": self.bits,
+            "config": self.config(),
+            "input": {**asdict(self.spec_), "shape": list(self.spec_.shape)},
+            **self.header_extra(),
+        }
         return artifact.save(path, self._state(), header)
 
     def header_extra(self) -> dict:
@@ -168,8 +174,15 @@ def train_to_file(method: str, data, output: str | os.PathLike, bits: int = 32, 
     hasher.fit(data)
     seconds = time.perf_counter() - start
     path = hasher.save(output)
-    summary = {"model": str(path), "method": method, "bits": bits, "dataset": data.name, "items": len(data),
-               "input_shape": list(data.shape), "seconds": round(seconds, 2)}
+    summary = {
+        "model": str(path),
+        "method": method,
+        "bits": bits,
+        "dataset": data.name,
+        "items": len(data),
+        "input_shape": list(data.shape),
+        "seconds": round(seconds, 2),
+    }
     for key in ("validation_", "training_"):
         extra = getattr(hasher, key, None)
         if extra:

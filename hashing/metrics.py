@@ -12,6 +12,7 @@ tie-breaking and does not depend on database order.
 Relevance: same label (labelled data), or being among a query's true Euclidean neighbours
 (unlabelled vectors; see `euclidean_neighbours`).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from .errors import ParameterError
 class Histograms:
     """total[q, d] / relevant[q, d]: database items / relevant items at Hamming distance d from query q."""
 
-    total: np.ndarray     # (nq, bits+1) int64
+    total: np.ndarray  # (nq, bits+1) int64
     relevant: np.ndarray  # (nq, bits+1) int64
 
     @property
@@ -63,11 +64,13 @@ def label_relevance(query_labels, db_labels):
 
 def neighbour_relevance(neighbours: np.ndarray, n_db: int):
     """Relevance = among the query's true neighbours; neighbours: (nq, k) database ids."""
+
     def rel(rows):
         ids = neighbours[rows]
         out = np.zeros((len(ids), n_db), dtype=bool)
         out[np.arange(len(ids))[:, None], ids] = True
         return out
+
     return rel
 
 
@@ -82,6 +85,7 @@ def euclidean_neighbours(queries: np.ndarray, database: np.ndarray, k: int) -> n
 
 
 # --- tie-aware ranked metrics ------------------------------------------------------------------
+
 
 def _harmonic(n: int) -> np.ndarray:
     """H[i] = 1 + 1/2 + ... + 1/i, H[0] = 0."""
@@ -98,8 +102,8 @@ def _ranked(h: Histograms, k: int | None) -> tuple[np.ndarray, np.ndarray]:
     """
     n = h.total.astype(np.float64)
     r = h.relevant.astype(np.float64)
-    c = np.cumsum(h.total, axis=1) - h.total          # items before each tie
-    R = np.cumsum(h.relevant, axis=1) - h.relevant    # relevant items before each tie
+    c = np.cumsum(h.total, axis=1) - h.total  # items before each tie
+    R = np.cumsum(h.relevant, axis=1) - h.relevant  # relevant items before each tie
     m = h.total if k is None else np.clip(k - c, 0, h.total)
     H = _harmonic(int(h.total.sum(axis=1).max()))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,14 +182,23 @@ class Report:
         return asdict(self)
 
 
-def evaluate(query_codes: np.ndarray, db_codes: np.ndarray, relevance, k: int = 1000,
-             radius: int = 2) -> Report:
+def evaluate(query_codes: np.ndarray, db_codes: np.ndarray, relevance, k: int = 1000, radius: int = 2) -> Report:
     """All metrics for one code set; relevance as for histograms()."""
     h = histograms(query_codes, db_codes, relevance)
     p_k, r_k = precision_recall_at_k(h, k)
     p_r, r_r, empty = ball(h, radius)
-    return Report(bits=h.bits, queries=len(query_codes), database=len(db_codes),
-                  map_all=float(average_precision(h).mean()), map_at_k=float(average_precision(h, k).mean()),
-                  k=k, precision_at_k=float(p_k.mean()), recall_at_k=float(r_k.mean()), radius=radius,
-                  precision_at_radius=float(p_r.mean()), recall_at_radius=float(r_r.mean()),
-                  empty_ball_fraction=float(empty.mean()), pr_curve=pr_curve(h))
+    return Report(
+        bits=h.bits,
+        queries=len(query_codes),
+        database=len(db_codes),
+        map_all=float(average_precision(h).mean()),
+        map_at_k=float(average_precision(h, k).mean()),
+        k=k,
+        precision_at_k=float(p_k.mean()),
+        recall_at_k=float(r_k.mean()),
+        radius=radius,
+        precision_at_radius=float(p_r.mean()),
+        recall_at_radius=float(r_r.mean()),
+        empty_ball_fraction=float(empty.mean()),
+        pr_curve=pr_curve(h),
+    )

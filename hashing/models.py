@@ -12,6 +12,7 @@ Bottleneck methods:
              threshold a at 0.
 Encoding always returns [a > 0], i.e. sigmoid(a) > 0.5, so codes are exactly binary for every method.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -35,7 +36,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (1000, 500, 250)
     conv: bool = False
     noise_std: float = 4.0
-    output: str = "sigmoid"   # "sigmoid" for [0, 1] images (BCE), "linear" for real features (MSE)
+    output: str = "sigmoid"  # "sigmoid" for [0, 1] images (BCE), "linear" for real features (MSE)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -43,7 +44,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
         d["input_shape"], d["hidden"] = tuple(d["input_shape"]), tuple(d["hidden"])
         return cls(**d)
@@ -96,8 +97,9 @@ class Autoencoder(nn.Module):
             self.encoder, self.decoder = _conv_pair(cfg, out_act)
         else:
             self.encoder = nn.Sequential(nn.Flatten(), _mlp([d, *cfg.hidden, cfg.bits], None))
-            self.decoder = nn.Sequential(_mlp([cfg.bits, *reversed(cfg.hidden), d], out_act),
-                                         nn.Unflatten(1, tuple(cfg.input_shape)))
+            self.decoder = nn.Sequential(
+                _mlp([cfg.bits, *reversed(cfg.hidden), d], out_act), nn.Unflatten(1, tuple(cfg.input_shape))
+            )
         self.bottleneck = Bottleneck(cfg.bottleneck, cfg.noise_std)
 
     def forward(self, x: torch.Tensor):
@@ -111,7 +113,7 @@ class Autoencoder(nn.Module):
         was = self.training
         self.eval()
         device = next(self.parameters()).device
-        out = [self.encoder(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+        out = [self.encoder(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
         self.train(was)
         return torch.cat(out) if out else torch.zeros(0, self.cfg.bits)
 
@@ -123,13 +125,25 @@ def _conv_pair(cfg: ModelConfig, out_act):
         raise ValueError(f"the convolutional model needs height and width divisible by 4, got {h}x{w}")
     flat = 64 * (h // 4) * (w // 4)
     encoder = nn.Sequential(
-        nn.Conv2d(c, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(flat, 256), nn.ReLU(), nn.Linear(256, cfg.bits))
-    decoder = [nn.Linear(cfg.bits, 256), nn.ReLU(), nn.Linear(256, flat), nn.ReLU(),
-               nn.Unflatten(1, (64, h // 4, w // 4)),
-               nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),
-               nn.ConvTranspose2d(32, c, 4, stride=2, padding=1)]
+        nn.Conv2d(c, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(flat, 256),
+        nn.ReLU(),
+        nn.Linear(256, cfg.bits),
+    )
+    decoder = [
+        nn.Linear(cfg.bits, 256),
+        nn.ReLU(),
+        nn.Linear(256, flat),
+        nn.ReLU(),
+        nn.Unflatten(1, (64, h // 4, w // 4)),
+        nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, c, 4, stride=2, padding=1),
+    ]
     if out_act is not None:
         decoder.append(out_act)
     return encoder, nn.Sequential(*decoder)
@@ -178,8 +192,7 @@ def code_penalties(h: torch.Tensor, reg: Regularizers) -> dict[str, torch.Tensor
         c = h - h.mean(0)
         cov = c.T @ c / max(len(h) - 1, 1)
         off = cov - torch.diag(torch.diagonal(cov))
-        terms["decorrelation"] = reg.decorrelation * (off ** 2).sum() / h.shape[1]
+        terms["decorrelation"] = reg.decorrelation * (off**2).sum() / h.shape[1]
     if reg.sparsity > 0:
         terms["sparsity"] = reg.sparsity * h.mean()
     return terms
-

@@ -4,6 +4,7 @@ MNIST protocol: database = the 60,000 training images (also the training set of 
 queries = the first 1,000 test images, relevance = same label. Other labelled data sets follow the
 same shape (train split = database, first `queries` of the test split = queries).
 """
+
 from __future__ import annotations
 
 import time
@@ -61,8 +62,18 @@ def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
             t3 = time.perf_counter()
             on = unpack(db_codes).mean(axis=0)
             training = {k: v for k, v in getattr(hasher, "training_", {}).items() if k != "history"}
-            rows.append(QualityRow(method, bits, t1 - t0, t2 - t1, t3 - t2, report.to_dict(),
-                                   (float(on.min()), float(on.max())), training))
+            rows.append(
+                QualityRow(
+                    method,
+                    bits,
+                    t1 - t0,
+                    t2 - t1,
+                    t3 - t2,
+                    report.to_dict(),
+                    (float(on.min()), float(on.max())),
+                    training,
+                )
+            )
             if progress:
                 progress(rows[-1])
     return rows

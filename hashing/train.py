@@ -1,6 +1,6 @@
 """Train an autoencoder hasher. Config at the top, the loop in plain sight (nanoGPT's train.py habit).
 
-    from hashing.train import TrainConfig, train
+    from semhash.hashing.train import TrainConfig, train
     result = train(TrainConfig(dataset="mnist", bits=32))   # -> TrainResult(model, history, ...)
 
 The loss is reconstruction (BCE for [0, 1] images, MSE for real features) plus the optional
@@ -8,6 +8,7 @@ regularizers of hashing.models.Regularizers. Each epoch a held-out split is enco
 measured (queries from the held-out split against a slice of the training set); training stops
 early when it has not improved for `patience` epochs, and the best weights are kept.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,7 +33,7 @@ class TrainConfig:
     # data
     dataset: str = "mnist"
     data_root: str | None = None
-    limit: int | None = None             # train on the first `limit` items only
+    limit: int | None = None  # train on the first `limit` items only
     # model
     bits: int = 32
     bottleneck: str = "noise"
@@ -46,15 +47,15 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     # validation and early stopping
-    val_items: int = 2000                # held out of the training data
-    val_database: int = 10_000           # training items the held-out queries are ranked against
+    val_items: int = 2000  # held out of the training data
+    val_database: int = 10_000  # training items the held-out queries are ranked against
     patience: int = 8
     # system
     device: str = "auto"
     compile: bool = False
     seed: int = 0
     threads: int | None = None
-    checkpoint: str | None = None        # saved every epoch; resume=True continues from it
+    checkpoint: str | None = None  # saved every epoch; resume=True continues from it
     resume: bool = False
 
     def to_dict(self) -> dict:
@@ -63,7 +64,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["hidden"] = tuple(d["hidden"])
         d["reg"] = Regularizers(**d["reg"])
@@ -72,9 +73,9 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: Autoencoder                   # best weights, on the CPU, in eval mode
+    model: Autoencoder  # best weights, on the CPU, in eval mode
     history: list[dict]
-    best: dict                           # validation metrics of the kept weights
+    best: dict  # validation metrics of the kept weights
     device: str
     seconds: float
     samples_per_second: float
@@ -119,14 +120,21 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
     # --- split: the last val_items are held out; the loop never sees them ---
     n_val = min(cfg.val_items, len(data) // 5)
     x_all = data.x.float()
-    x_train, x_val = x_all[: len(x_all) - n_val], x_all[len(x_all) - n_val:]
+    x_train, x_val = x_all[: len(x_all) - n_val], x_all[len(x_all) - n_val :]
     labels = data.labels
     if len(x_train) < 2:
         raise ParameterError(f"need at least 2 training items, got {len(x_train)}")
 
     images = data.normalization != IDENTITY
-    mcfg = ModelConfig(input_shape=tuple(data.shape), bits=cfg.bits, bottleneck=cfg.bottleneck, hidden=cfg.hidden,
-                       conv=cfg.conv, noise_std=cfg.noise_std, output="sigmoid" if images else "linear")
+    mcfg = ModelConfig(
+        input_shape=tuple(data.shape),
+        bits=cfg.bits,
+        bottleneck=cfg.bottleneck,
+        hidden=cfg.hidden,
+        conv=cfg.conv,
+        noise_std=cfg.noise_std,
+        output="sigmoid" if images else "linear",
+    )
     model = Autoencoder(mcfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step_model = torch.compile(model) if cfg.compile else model
@@ -145,10 +153,17 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
     if ckpt is not None and cfg.resume and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         if state["config"] != cfg.to_dict() | {"resume": state["config"]["resume"]}:
-            raise ParameterError(f"{ckpt} was written by a different training configuration; start afresh without --resume")
+            raise ParameterError(
+                f"{ckpt} was written by a different training configuration; start afresh without --resume"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        history, best, best_state, start_epoch = state["history"], state["best"], state["best_state"], state["epoch"] + 1
+        history, best, best_state, start_epoch = (
+            state["history"],
+            state["best"],
+            state["best_state"],
+            state["epoch"] + 1,
+        )
         best_map = max(h["map"] for h in history) if history else -1.0
 
     bar = _progress(progress)
@@ -160,7 +175,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
             perm = torch.randperm(len(x_train), device=x_dev.device)
             total, t_epoch = 0.0, time.perf_counter()
             for i in range(0, len(perm), cfg.batch_size):
-                idx = perm[i:i + cfg.batch_size]
+                idx = perm[i : i + cfg.batch_size]
                 xb = x_dev[idx]
                 if nb_dev is not None:  # each item travels with one of its k nearest neighbours
                     pick = torch.randint(0, nb_dev.shape[1], (len(idx),), device=nb_dev.device)
@@ -174,8 +189,11 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 seen += len(xb)
-                bar.update(task, advance=len(idx),
-                           info=f"loss {float(loss.detach()):.3f}  {seen / (time.perf_counter() - t_start):,.0f} samples/s")
+                bar.update(
+                    task,
+                    advance=len(idx),
+                    info=f"loss {float(loss.detach()):.3f}  {seen / (time.perf_counter() - t_start):,.0f} samples/s",
+                )
             metrics = validation(model, x_train, x_val, labels, len(x_train), cfg)
             metrics.update(epoch=epoch, loss=total / len(x_train), seconds=time.perf_counter() - t_epoch)
             history.append(metrics)
@@ -189,8 +207,10 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
             if metrics["map"] >= best_map - KEEP_WITHIN:
                 best = metrics
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            summary = (f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}  "
-                       f"bits on {metrics['bits_on_min']:.2f}-{metrics['bits_on_max']:.2f}  {metrics['seconds']:.1f} s")
+            summary = (
+                f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}  "
+                f"bits on {metrics['bits_on_min']:.2f}-{metrics['bits_on_max']:.2f}  {metrics['seconds']:.1f} s"
+            )
             bar.update(task, info=summary)
             if progress:
                 bar.console.print(summary)  # a line per epoch, also in logs where the bar cannot redraw
@@ -219,8 +239,8 @@ def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):
     return sum(parts.values()), parts
 
 
-MIN_DELTA = 0.002     # a smaller rise of validation mAP is noise, not progress
-KEEP_WITHIN = 0.005   # weights within this of the best validation mAP are as good: keep the later ones
+MIN_DELTA = 0.002  # a smaller rise of validation mAP is noise, not progress
+KEEP_WITHIN = 0.005  # weights within this of the best validation mAP are as good: keep the later ones
 NEGATIVE_WEIGHT = 4.0  # measured: 4 keeps bits balanced where 1 let them collapse to constants
 BALANCE_WEIGHT = 4.0
 
@@ -237,7 +257,7 @@ def spectral_pair_loss(h: torch.Tensor) -> torch.Tensor:
     pos = (si * sj).sum(1).mean() / bits
     cross = si @ sj.T / bits
     off = cross - torch.diag(torch.diagonal(cross))
-    unrelated = (off ** 2).sum() / max(n * (n - 1), 1)
+    unrelated = (off**2).sum() / max(n * (n - 1), 1)
     return -2 * pos + NEGATIVE_WEIGHT * unrelated + BALANCE_WEIGHT * (s.mean(0) ** 2).mean()
 
 
@@ -270,7 +290,7 @@ def validation(model: Autoencoder, x_train, x_val, labels, n_train: int, cfg: Tr
         out["map"] = -float(np.mean(np.abs(on - 0.5)))  # unlabeled: prefer balanced bits
         return out
     codes_q = _codes(model, x_val)
-    rel = label_relevance(labels[n_train:n_train + len(x_val)].numpy(), labels[: len(db)].numpy())
+    rel = label_relevance(labels[n_train : n_train + len(x_val)].numpy(), labels[: len(db)].numpy())
     rep = evaluate(codes_q, codes_db, rel, k=min(100, len(db)), radius=2)
     out.update(map=rep.map_all, precision_at_radius2=rep.precision_at_radius, empty=rep.empty_ball_fraction)
     return out
@@ -283,8 +303,15 @@ def _codes(model: Autoencoder, x) -> np.ndarray:
 
 
 def _save_checkpoint(path: Path, model, opt, epoch, history, best, best_state, cfg) -> None:
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
-             "best": best, "best_state": best_state, "config": cfg.to_dict()}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "best": best,
+        "best_state": best_state,
+        "config": cfg.to_dict(),
+    }
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -297,6 +324,13 @@ def _fits_on_gpu(x: torch.Tensor, device: torch.device) -> bool:
 def _progress(enabled: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                    disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        disable=not enabled,
+        transient=False,
+    )

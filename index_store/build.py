@@ -5,6 +5,7 @@
 Items are encoded and committed in batches; each committed batch survives a crash, and
 `resume=True` skips the keys already stored, so an interrupted build finishes where it stopped.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hashing.data import Dataset
-from hashing.errors import ArtifactError
-from hashing.hasher import Hasher, load_hasher
-
+from ..hashing.data import Dataset
+from ..hashing.errors import ArtifactError
+from ..hashing.hasher import Hasher, load_hasher
 from .index import Index, _file_checksum
 from .store import Store, StoreError
 
@@ -31,8 +31,16 @@ def item_keys(data: Dataset) -> list[str]:
     return [f"{prefix}/{i}" for i in range(len(data))]
 
 
-def build_index(target, model_path, data: Dataset, name: str = "default", resume: bool = False,
-                adding: bool = False, batch_size: int = BUILD_BATCH, progress=None) -> Index:
+def build_index(
+    target,
+    model_path,
+    data: Dataset,
+    name: str = "default",
+    resume: bool = False,
+    adding: bool = False,
+    batch_size: int = BUILD_BATCH,
+    progress=None,
+) -> Index:
     """Encode `data` with the model and add it to index `name`.
 
     build (default): the index is created, or must be empty; resume: keys already stored are skipped;
@@ -44,8 +52,10 @@ def build_index(target, model_path, data: Dataset, name: str = "default", resume
         index = Index(store, name)
         check_model(index, model_path, hasher)
         if not (resume or adding) and index.row.item_count:
-            raise StoreError(f"index {name!r} already holds {index.row.item_count:,} items; "
-                             "use --resume to finish an interrupted build, or another name")
+            raise StoreError(
+                f"index {name!r} already holds {index.row.item_count:,} items; "
+                "use --resume to finish an interrupted build, or another name"
+            )
     elif adding:
         raise StoreError(f"no index named {name!r} in {target}; build it first")
     else:
@@ -63,11 +73,16 @@ def build_index(target, model_path, data: Dataset, name: str = "default", resume
     # derived structures once, not after every batch.
     codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
     for start in range(0, len(todo), batch_size):
-        codes[start:start + batch_size] = hasher.encode(data.x[todo[start:start + batch_size]])
+        codes[start : start + batch_size] = hasher.encode(data.x[todo[start : start + batch_size]])
     done = len(keys) - len(todo)
-    index.add([keys[i] for i in todo], codes, labels=None if labels is None else labels[todo],
-              sources=[str(sources[i]) for i in todo] if sources else [f"{data.source}#{i}" for i in todo],
-              batch_size=batch_size, progress=(lambda n: progress(done + n, len(keys))) if progress else None)
+    index.add(
+        [keys[i] for i in todo],
+        codes,
+        labels=None if labels is None else labels[todo],
+        sources=[str(sources[i]) for i in todo] if sources else [f"{data.source}#{i}" for i in todo],
+        batch_size=batch_size,
+        progress=(lambda n: progress(done + n, len(keys))) if progress else None,
+    )
     return index
 
 
@@ -75,10 +90,14 @@ def check_model(index: Index, model_path, hasher: Hasher | None = None) -> Hashe
     """The index's model must be this file: same code length, same bytes as when the index was built."""
     hasher = hasher or load_hasher(model_path)
     if hasher.bits != index.bits:
-        raise ArtifactError(f"{model_path} makes {hasher.bits}-bit codes, index {index.name!r} holds {index.bits}-bit codes")
+        raise ArtifactError(
+            f"{model_path} makes {hasher.bits}-bit codes, index {index.name!r} holds {index.bits}-bit codes"
+        )
     if index.row.hasher_checksum and _file_checksum(model_path) != index.row.hasher_checksum:
-        raise ArtifactError(f"{model_path} is not the model index {index.name!r} was built with "
-                            f"({index.row.hasher_path}); codes would not be comparable")
+        raise ArtifactError(
+            f"{model_path} is not the model index {index.name!r} was built with "
+            f"({index.row.hasher_path}); codes would not be comparable"
+        )
     return hasher
 
 
@@ -90,4 +109,3 @@ def index_model(index: Index, model_path=None) -> Hasher:
     if not os.path.exists(path):
         raise ArtifactError(f"the model of index {index.name!r} is gone ({path}); pass --model")
     return check_model(index, path)
-

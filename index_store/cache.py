@@ -6,6 +6,7 @@ written to a temp name and renamed, the manifest last, so a crash leaves either 
 set or a set the manifest does not vouch for; either way `load` tells, and the caller rebuilds
 from SQL.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hashing.files import atomic_write, atomic_write_text
-
+from ..hashing.files import atomic_write, atomic_write_text
 from .search import Searcher, searcher_arrays, searcher_from_arrays
 
 CACHE_FORMAT = 2  # 2: open-addressing hash tables
@@ -34,12 +34,19 @@ def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -
         def fill(tmp):
             write(tmp)
             sums[name] = _checksum(Path(tmp))
+
         atomic_write(folder / name, fill)
 
     written("search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
     written("faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
-    manifest = {"format": CACHE_FORMAT, "generation": generation, "items": len(searcher), "bits": searcher.bits,
-                "sql_updated": updated, "checksums": sums}
+    manifest = {
+        "format": CACHE_FORMAT,
+        "generation": generation,
+        "items": len(searcher),
+        "bits": searcher.bits,
+        "sql_updated": updated,
+        "checksums": sums,
+    }
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
 
 

@@ -1,5 +1,6 @@
 """Search results as a picture: each query's image followed by its neighbours' images, with their
 labels and Hamming distances (for `semhash search --show grid.png`)."""
+
 from __future__ import annotations
 
 import os
@@ -8,15 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hashing.data import NAMED, load_dataset
-from hashing.files import atomic_write
+from ..hashing.data import NAMED, load_dataset
+from ..hashing.files import atomic_write
 
 
 def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | None:
     """(H, W) or (H, W, 3) floats in [0, 1] of an indexed item: its image file, or its row of a
     named data set (keys '<name>/<split>/<row>'); None when neither is at hand."""
     if source and os.path.isfile(source):
-        from hashing.data import open_image
+        from ..hashing.data import open_image
+
         return np.asarray(open_image(Path(source)).convert("RGB"), dtype=np.float32) / 255.0
     parts = key.split("/")
     if len(parts) == 3 and parts[0] in NAMED and parts[1] in ("train", "test") and parts[2].isdigit():
@@ -39,6 +41,7 @@ def _hwc(x) -> np.ndarray:
 def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_root=None) -> Path:
     """One row per query: the query, then its hits left to right."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -46,9 +49,13 @@ def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_r
     cols = 1 + max((len(q["hits"]) for q in queries), default=0)
     fig, axes = plt.subplots(len(queries), cols, figsize=(1.3 * cols, 1.5 * len(queries)), squeeze=False)
     for r, (q, pixels) in enumerate(zip(queries, query_pixels)):
-        cells = [(pixels, "query")] + [(item_pixels(h["key"], h["source"], data_root),
-                                        f"{'' if h['label'] is None else h['label']}  d={h['distance']}")
-                                       for h in q["hits"]]
+        cells = [(pixels, "query")] + [
+            (
+                item_pixels(h["key"], h["source"], data_root),
+                f"{'' if h['label'] is None else h['label']}  d={h['distance']}",
+            )
+            for h in q["hits"]
+        ]
         for c, ax in enumerate(axes[r]):
             ax.axis("off")
             if c < len(cells):

@@ -10,6 +10,7 @@ that run:
           cost per probe close to its in-cache cost (a bucket array plus a key array costs 2-3
           cache misses per probe).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ class HashTable:
     empty: int = 0
 
     @classmethod
-    def build(cls, keys: np.ndarray, key_bits: int, direct: bool | None = None) -> "HashTable":
+    def build(cls, keys: np.ndarray, key_bits: int, direct: bool | None = None) -> HashTable:
         """keys: (n,) uint64, the key of the item at each position."""
         keys = np.asarray(keys, dtype=np.uint64)
         index_type = np.int32 if len(keys) < 2**31 else np.int64
@@ -65,8 +66,9 @@ class HashTable:
             probe_idx, slot = self._find_slots(probes)
             run = self.slot_run[slot].astype(np.int64)
         # start and stop in one gather: a view of overlapping (offsets[i], offsets[i+1]) pairs
-        pairs = np.lib.stride_tricks.as_strided(self.offsets, (len(self.offsets) - 1, 2),
-                                                (self.offsets.itemsize,) * 2, writeable=False)
+        pairs = np.lib.stride_tricks.as_strided(
+            self.offsets, (len(self.offsets) - 1, 2), (self.offsets.itemsize,) * 2, writeable=False
+        )
         bounds = pairs[run]
         hit = np.flatnonzero(bounds[:, 1] > bounds[:, 0])
         owner, table_rows = expand_ranges(bounds[hit, 0], bounds[hit, 1])
@@ -95,19 +97,25 @@ class HashTable:
         return sum(a.nbytes for a in self.arrays().values())
 
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {"rows": self.rows, "offsets": self.offsets,
-               "shape": np.array([self.key_bits, self.empty], dtype=np.uint64)}
+        out = {
+            "rows": self.rows,
+            "offsets": self.offsets,
+            "shape": np.array([self.key_bits, self.empty], dtype=np.uint64),
+        }
         if not self.direct:
             out.update(slots=self.slots, slot_run=self.slot_run)
         return out
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "HashTable":
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> HashTable:
         key_bits, empty = (int(v) for v in a["shape"])
         t = cls(key_bits, a["rows"], a["offsets"], a.get("slots"), a.get("slot_run"), empty)
         runs = (1 << key_bits) if t.direct else len(t.slots)
-        if t.offsets[-1] != len(t.rows) or (t.direct and len(t.offsets) != runs + 1) or \
-                (not t.direct and (len(t.slot_run) != runs or runs & (runs - 1))):
+        if (
+            t.offsets[-1] != len(t.rows)
+            or (t.direct and len(t.offsets) != runs + 1)
+            or (not t.direct and (len(t.slot_run) != runs or runs & (runs - 1)))
+        ):
             raise ValueError("hash table arrays are inconsistent")
         return t
 

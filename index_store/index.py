@@ -7,6 +7,7 @@
 The derived structures (hash tables, multi-index tables, FAISS index) are rebuilt from SQL
 whenever the on-disk cache is missing, stale or corrupt; `verify()` checks them against SQL.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hashing.data import cache_dir as user_cache_dir
-
+from ..hashing.data import cache_dir as user_cache_dir
 from . import cache
 from .search import Results, Searcher, _truncate, vector_rerank
 from .store import IndexRow, Store, StoreError
@@ -34,16 +34,17 @@ class Index:
         self.last_load = ""  # how the derived structures were obtained: "cache", "rebuilt: <why>"
 
     @classmethod
-    def open(cls, target, name: str = "default", **kw) -> "Index":
+    def open(cls, target, name: str = "default", **kw) -> Index:
         return cls(Store(target), name, **kw)
 
     @classmethod
-    def create(cls, target, name: str, bits: int, hasher_path: str | None = None, **kw) -> "Index":
+    def create(cls, target, name: str, bits: int, hasher_path: str | None = None, **kw) -> Index:
         """target: a SQLite path, a database URL, or an open Store."""
         store = target if isinstance(target, Store) else Store(target)
         checksum = header = None
         if hasher_path is not None:
-            from hashing.artifact import read_header
+            from ..hashing.artifact import read_header
+
             header = read_header(hasher_path)
             checksum = _file_checksum(hasher_path)
         store.create_index(name, bits, str(hasher_path) if hasher_path else None, checksum, header)
@@ -54,8 +55,17 @@ class Index:
         return self.row.bits
 
     # --- writing ---
-    def add(self, keys, codes, labels=None, sources=None, metas=None, vectors=None,
-            batch_size: int = DEFAULT_BATCH, progress=None) -> np.ndarray:
+    def add(
+        self,
+        keys,
+        codes,
+        labels=None,
+        sources=None,
+        metas=None,
+        vectors=None,
+        batch_size: int = DEFAULT_BATCH,
+        progress=None,
+    ) -> np.ndarray:
         """Add items in transactions of batch_size; each committed batch stays if a later one fails."""
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or len(codes) != len(keys):
@@ -65,8 +75,11 @@ class Index:
         for start in range(0, len(keys), batch_size):
             sl = slice(start, start + batch_size)
             part = lambda v: None if v is None else v[sl]  # noqa: E731
-            ids.append(self.store.add(self.name, list(keys[sl]), codes[sl], part(labels), part(sources),
-                                      part(metas), part(vectors)))
+            ids.append(
+                self.store.add(
+                    self.name, list(keys[sl]), codes[sl], part(labels), part(sources), part(metas), part(vectors)
+                )
+            )
             if progress:
                 progress(min(start + batch_size, len(keys)))
         new_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
@@ -117,8 +130,9 @@ class Index:
             pass  # a read-only cache folder costs a rebuild next time, nothing else
 
     # --- search ---
-    def search(self, query_codes, k: int | None = 10, radius: int | None = None,
-               query_vectors: np.ndarray | None = None) -> list[list[dict]]:
+    def search(
+        self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
+    ) -> list[list[dict]]:
         """Per query, the matching items with their distance and metadata (one SQL query in all).
 
         radius only: every item within it; k only: the k nearest; both: the k nearest within the radius.
@@ -132,8 +146,9 @@ class Index:
             out.append([{**meta[int(j)], "distance": int(d)} for j, d in zip(ids, dists)])
         return out
 
-    def search_ids(self, query_codes, k: int | None = 10, radius: int | None = None,
-                   query_vectors: np.ndarray | None = None) -> Results:
+    def search_ids(
+        self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
+    ) -> Results:
         s = self.searcher
         rerank = None
         if query_vectors is not None:
@@ -150,11 +165,20 @@ class Index:
     def info(self) -> dict:
         s = self.searcher
         nbytes = s.nbytes()
-        return {"name": self.name, "url": self.store.url, "bits": self.bits, "items": len(s),
-                "generation": self.row.generation, "updated": self.row.updated.isoformat(),
-                "hasher": self.row.hasher_path, "multi_index_m": [m for m in s.mih],
-                "memory_bytes": nbytes, "memory_bytes_per_item": nbytes / max(len(s), 1),
-                "cache": str(self.cache_folder), "derived": self.last_load}
+        return {
+            "name": self.name,
+            "url": self.store.url,
+            "bits": self.bits,
+            "items": len(s),
+            "generation": self.row.generation,
+            "updated": self.row.updated.isoformat(),
+            "hasher": self.row.hasher_path,
+            "multi_index_m": [m for m in s.mih],
+            "memory_bytes": nbytes,
+            "memory_bytes_per_item": nbytes / max(len(s), 1),
+            "cache": str(self.cache_folder),
+            "derived": self.last_load,
+        }
 
     def verify(self) -> dict:
         """Check the derived structures against SQL; rebuild them if they differ."""
@@ -164,8 +188,12 @@ class Index:
         same = len(ids) == len(s) and (s.ids[order] == ids).all() and (s.codes[order] == codes).all()
         if not same:
             self.rebuild("differed from SQL")
-        return {"items": len(ids), "generation": generation, "derived_matched_sql": bool(same),
-                "derived": self.last_load}
+        return {
+            "items": len(ids),
+            "generation": generation,
+            "derived_matched_sql": bool(same),
+            "derived": self.last_load,
+        }
 
 
 def default_cache_folder(store: Store, name: str) -> Path:

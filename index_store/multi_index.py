@@ -6,6 +6,7 @@ is within floor(r / m). So probing each table with every flip of the query's sub
 radius finds a candidate set that contains every true neighbour; candidates are then verified by
 their full distance. With m = 1 this is plain bit-flip probing of a single whole-code table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,7 @@ from math import ceil, log2
 
 import numpy as np
 
-from hashing.codes import ball_size, flip_masks, substring_bounds, substrings
-
+from ..hashing.codes import ball_size, flip_masks, substring_bounds, substrings
 from .hashtable import HashTable
 
 
@@ -28,7 +28,7 @@ class MultiIndexHash:
     tables: list[HashTable]
 
     @classmethod
-    def build(cls, codes: np.ndarray, m: int) -> "MultiIndexHash":
+    def build(cls, codes: np.ndarray, m: int) -> MultiIndexHash:
         """codes: (n, bits/8) uint8 in position order."""
         bits = codes.shape[1] * 8
         bounds = substring_bounds(bits, m)
@@ -46,8 +46,7 @@ class MultiIndexHash:
 
     def expected_candidates(self, radius: int, n: int) -> float:
         """Candidates per query if codes were uniform: probes x items per bucket."""
-        return sum(ball_size(stop - start, radius // self.m) * n / 2.0 ** (stop - start)
-                   for start, stop in self.bounds)
+        return sum(ball_size(stop - start, radius // self.m) * n / 2.0 ** (stop - start) for start, stop in self.bounds)
 
     def candidates(self, query_codes: np.ndarray, sub_radius: int) -> tuple[np.ndarray, np.ndarray]:
         """(query index, item position) pairs, each pair once, of every item that has at least one

@@ -8,18 +8,33 @@ codes    (index_id, item_id): the packed code, plus integer keys of its 32-bit s
          (s0..s7, indexed) so that SQL alone can find candidates by multi-index hashing.
 vectors  (index_id, item_id): optional float32 vectors for re-ranking ties.
 """
+
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, ForeignKeyConstraint, Index, Integer, LargeBinary,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-SQL_SUBSTRINGS = 8   # s0..s7: 32-bit substrings of codes up to 256 bits
+SQL_SUBSTRINGS = 8  # s0..s7: 32-bit substrings of codes up to 256 bits
 SQL_SUBSTRING_BITS = 32
 
 metadata = MetaData()
 
 indexes = Table(
-    "semhash_indexes", metadata,
+    "semhash_indexes",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("bits", Integer, nullable=False),
@@ -34,7 +49,8 @@ indexes = Table(
 )
 
 items = Table(
-    "semhash_items", metadata,
+    "semhash_items",
+    metadata,
     Column("index_id", Integer, primary_key=True, autoincrement=False),
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("key", String(500), nullable=False),
@@ -46,11 +62,11 @@ items = Table(
 )
 
 
-
 def _per_item(name: str, *columns: Column) -> Table:
     """A table with one row per item, keyed and cascaded like the item it belongs to."""
     return Table(
-        name, metadata,
+        name,
+        metadata,
         Column("index_id", Integer, primary_key=True, autoincrement=False),
         Column("item_id", BigInteger, primary_key=True, autoincrement=False),
         *columns,
@@ -58,11 +74,19 @@ def _per_item(name: str, *columns: Column) -> Table:
     )
 
 
-codes = _per_item("semhash_codes", Column("code", LargeBinary, nullable=False),
-                  *[Column(f"s{j}", BigInteger) for j in range(SQL_SUBSTRINGS)])
+codes = _per_item(
+    "semhash_codes",
+    Column("code", LargeBinary, nullable=False),
+    *[Column(f"s{j}", BigInteger) for j in range(SQL_SUBSTRINGS)],
+)
 for _j in range(SQL_SUBSTRINGS):  # partial: short codes leave the higher substrings NULL and unindexed
     _col = codes.c[f"s{_j}"]
-    Index(f"ix_semhash_codes_s{_j}", codes.c.index_id, _col,
-          sqlite_where=_col.isnot(None), postgresql_where=_col.isnot(None))
+    Index(
+        f"ix_semhash_codes_s{_j}",
+        codes.c.index_id,
+        _col,
+        sqlite_where=_col.isnot(None),
+        postgresql_where=_col.isnot(None),
+    )
 
 vectors = _per_item("semhash_vectors", Column("vector", LargeBinary, nullable=False))

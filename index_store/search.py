@@ -6,6 +6,7 @@ Three ways to answer, picked per call by a cost model in "probe units" (one hash
   scan      FAISS's exact scan (range_search / k-NN on IndexBinaryFlat), when probing costs more.
 All three return exactly the same set; results are ordered by (distance, tie key, item id).
 """
+
 from __future__ import annotations
 
 import time
@@ -13,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hashing.codes import hamming, hamming_rows, one_bit_away
-from hashing.errors import ParameterError
-
+from ..hashing.codes import hamming, hamming_rows, one_bit_away
+from ..hashing.errors import ParameterError
 from .multi_index import MultiIndexHash, choose_m
 
 # Relative costs in probe units, measured on the development machine (numpy, one thread; 1M codes):
@@ -24,7 +24,7 @@ from .multi_index import MultiIndexHash, choose_m
 SCAN_COST_PER_ITEM = 0.05
 VERIFY_COST = 2.0
 KNN_ROUND_COST = 2.5  # a k-NN round's candidate costs more than a radius search's (two tables'
-                      # de-duplication, the sure-distance filter, per-query counts): measured 48 vs 20 ns
+# de-duplication, the sure-distance filter, per-query counts): measured 48 vs 20 ns
 SCAN_MARGIN = 1.05  # k-NN probes only when timed at least 5% faster: the scan's cost is the steadier
 CLOCK_WITHIN = 4.0  # plans the model puts within this factor of the best are timed, not trusted
 ESTIMATE_SAMPLE = 64  # database codes probed to measure how many candidates a query really meets
@@ -35,8 +35,8 @@ MAX_PROBES = 5_000_000  # per query; beyond it the ball is not enumerated
 class Results:
     """Ragged results of a query batch: query i owns ids[offsets[i]:offsets[i+1]] (and distances)."""
 
-    offsets: np.ndarray    # (nq + 1,) int64
-    ids: np.ndarray        # (total,) int64 item ids
+    offsets: np.ndarray  # (nq + 1,) int64
+    ids: np.ndarray  # (total,) int64 item ids
     distances: np.ndarray  # (total,) int64 Hamming distances, ascending within a query
 
     def __len__(self) -> int:
@@ -103,8 +103,11 @@ class Searcher:
         if radius not in self._radius_clock:
             ranked = sorted(self._radius_costs(radius))
             close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
-            self._radius_clock[radius] = {close[0]: (0.0, 0.0)} if len(close) == 1 or not len(self) else \
-                self._clock({p: (lambda q, p=p: self._radius_plan(q, radius, *p)) for p in close})
+            self._radius_clock[radius] = (
+                {close[0]: (0.0, 0.0)}
+                if len(close) == 1 or not len(self)
+                else self._clock({p: (lambda q, p=p: self._radius_plan(q, radius, *p)) for p in close})
+            )
         return _fastest(self._radius_clock[radius], nq)
 
     def _radius_costs(self, radius: int) -> list[tuple[float, tuple[str, int]]]:
@@ -128,8 +131,8 @@ class Searcher:
         alls = {name: [] for name in plans}
         for i in range(7):
             for name, run in plans.items():
-                run(q[(i + 1) % batch:(i + 1) % batch + 1])  # warm this plan's tables up again
-                ones[name].append(_seconds(lambda: run(q[i % batch:i % batch + 1]), 1))
+                run(q[(i + 1) % batch : (i + 1) % batch + 1])  # warm this plan's tables up again
+                ones[name].append(_seconds(lambda: run(q[i % batch : i % batch + 1]), 1))
                 if i < 3:
                     alls[name].append(_seconds(lambda: run(q), 1))
         out = {}
@@ -176,7 +179,9 @@ class Searcher:
         return self._mih_knn(q, k, start, rerank)
 
     def _mih_knn(self, q, k, start, rerank) -> Results:
-        work = len(self) * SCAN_COST_PER_ITEM if start is None else self._work(max(self.mih), max(self.mih) * (start + 1))
+        work = (
+            len(self) * SCAN_COST_PER_ITEM if start is None else self._work(max(self.mih), max(self.mih) * (start + 1))
+        )
         parts = [self._knn_part(q[a:b], k, start, a) for a, b in _chunks(len(q), work)]
         return _truncate(self._collect(len(q), *_concat(parts), rerank), k)
 
@@ -229,8 +234,9 @@ class Searcher:
         """Whether FAISS's scan answers nq k-NN queries sooner than MIH rounds, by the clock (timed
         once per k where the model picks MIH), so that small batches (a server's single query) scan."""
         if k not in self._knn_clock:
-            self._knn_clock[k] = self._clock({"mih": lambda q: self._mih_knn(q, k, start, None),
-                                              "scan": lambda q: self._scan_knn(q, k)})
+            self._knn_clock[k] = self._clock(
+                {"mih": lambda q: self._mih_knn(q, k, start, None), "scan": lambda q: self._scan_knn(q, k)}
+            )
         clock = self._knn_clock[k]
         scan, mih = (clock[p][0] + nq * clock[p][1] for p in ("scan", "mih"))
         return scan <= SCAN_MARGIN * mih
@@ -273,8 +279,9 @@ class Searcher:
         if q.ndim == 1:
             q = q[None]
         if q.dtype != np.uint8 or q.shape[1] * 8 != self.bits:
-            raise ParameterError(f"queries must be {self.bits}-bit packed codes (n, {self.bits // 8}) uint8, "
-                                 f"got {q.dtype} {q.shape}")
+            raise ParameterError(
+                f"queries must be {self.bits}-bit packed codes (n, {self.bits // 8}) uint8, got {q.dtype} {q.shape}"
+            )
         return q
 
     def _scan_radius(self, q, radius):
@@ -339,9 +346,11 @@ def _truncate(res: Results, k: int) -> Results:
 def vector_rerank(query_vectors: np.ndarray, item_vectors: np.ndarray):
     """A tie key for Searcher: squared Euclidean distance between the query's and the item's float
     vectors (item_vectors in position order), so items at equal Hamming distance come nearest first."""
+
     def key(qi, pos):
         diff = item_vectors[pos] - query_vectors[qi]
         return np.einsum("ij,ij->i", diff, diff)
+
     return key
 
 
@@ -373,8 +382,7 @@ def searcher_arrays(s: Searcher) -> dict[str, np.ndarray]:
 
 def searcher_from_arrays(a: dict[str, np.ndarray]) -> Searcher:
     """Inverse of searcher_arrays, without recomputing anything."""
-    from hashing.codes import substring_bounds
-
+    from ..hashing.codes import substring_bounds
     from .hashtable import HashTable
 
     s = Searcher.__new__(Searcher)
@@ -385,8 +393,10 @@ def searcher_from_arrays(a: dict[str, np.ndarray]) -> Searcher:
         raise ValueError("ids and codes differ in length")
     for name in a:
         if name.endswith(".subkeys"):
-            m = int(name[3:-len(".subkeys")])
-            tables = [HashTable.from_arrays({k.split(".")[-1]: v for k, v in a.items() if k.startswith(f"mih{m}.{j}.")})
-                      for j in range(m)]
+            m = int(name[3 : -len(".subkeys")])
+            tables = [
+                HashTable.from_arrays({k.split(".")[-1]: v for k, v in a.items() if k.startswith(f"mih{m}.{j}.")})
+                for j in range(m)
+            ]
             s.mih[m] = MultiIndexHash(s.bits, substring_bounds(s.bits, m), a[name], tables)
     return s

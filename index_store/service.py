@@ -7,6 +7,7 @@ Each request reads the index's generation from SQL and reloads the derived struc
 moved, so several replicas serving one PostgreSQL store see each other's additions. Bad requests
 are 4xx with a one-line `detail`; searches and reads run in the server's thread pool.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,16 +16,15 @@ import os
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from hashing import __version__
-from hashing.errors import SemhashError
-
+from ..hashing import __version__
+from ..hashing.errors import SemhashError
 from .index import Index
 from .store import Store, StoreError
 
@@ -33,7 +33,7 @@ MAX_QUERIES = 1000
 MAX_UPLOAD_BYTES = 10 << 20
 
 K = Annotated[int, Field(ge=1, le=MAX_K, description="Neighbours per query.")]
-Radius = Annotated[Optional[int], Field(ge=0, le=256, description="Only items within this Hamming distance.")]
+Radius = Annotated[int | None, Field(ge=0, le=256, description="Only items within this Hamming distance.")]
 
 
 class NotFound(SemhashError):
@@ -43,14 +43,16 @@ class NotFound(SemhashError):
 # --- request and response bodies ---
 class CodeQuery(BaseModel):
     codes: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$", max_length=64)]] = Field(
-        min_length=1, max_length=MAX_QUERIES, description="Packed codes in hex, bits/4 digits each (FAISS bit order).")
+        min_length=1, max_length=MAX_QUERIES, description="Packed codes in hex, bits/4 digits each (FAISS bit order)."
+    )
     k: K = 10
     radius: Radius = None
 
 
 class VectorQuery(BaseModel):
-    vectors: list[list[float]] = Field(min_length=1, max_length=MAX_QUERIES,
-                                       description="Input vectors of the index's model (flattened items).")
+    vectors: list[list[float]] = Field(
+        min_length=1, max_length=MAX_QUERIES, description="Input vectors of the index's model (flattened items)."
+    )
     k: K = 10
     radius: Radius = None
 
@@ -64,9 +66,9 @@ class ItemQuery(BaseModel):
 class Item(BaseModel):
     id: int
     key: str
-    label: Optional[int] = None
-    source: Optional[str] = None
-    meta: Optional[dict] = None
+    label: int | None = None
+    source: str | None = None
+    meta: dict | None = None
 
 
 class Hit(Item):
@@ -82,15 +84,15 @@ class SearchResult(BaseModel):
     index: str
     bits: int
     k: int
-    radius: Optional[int]
+    radius: int | None
     queries: list[QueryHits]
 
 
 class NewItem(BaseModel):
     key: str = Field(min_length=1, max_length=500)
     vector: list[float] = Field(min_length=1)
-    label: Optional[int] = Field(None, ge=-2**31, lt=2**31)
-    meta: Optional[dict] = None
+    label: int | None = Field(None, ge=-(2**31), lt=2**31)
+    meta: dict | None = None
 
 
 class NewItems(BaseModel):
@@ -109,8 +111,8 @@ class IndexInfo(BaseModel):
     items: int
     generation: int
     updated: str
-    model: Optional[str]
-    takes: Optional[dict] = Field(None, description="What the model encodes: item shape and normalization.")
+    model: str | None
+    takes: dict | None = Field(None, description="What the model encodes: item shape and normalization.")
     memory_bytes_per_item: float
 
 
@@ -163,14 +165,21 @@ class Service:
     def search(self, name: str, codes: np.ndarray, labels: list[str], k: int, radius: int | None) -> dict:
         index = self.index(name)
         hits = index.search(codes, k=k, radius=radius)  # the searcher refuses a radius over the code length
-        return {"index": name, "bits": index.bits, "k": k, "radius": radius,
-                "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)]}
+        return {
+            "index": name,
+            "bits": index.bits,
+            "k": k,
+            "radius": radius,
+            "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)],
+        }
 
     def codes_from_hex(self, name: str, codes: list[str]) -> np.ndarray:
         nbytes = self.index(name).bits // 8
         bad = [c for c in codes if len(c) != 2 * nbytes]
         if bad:
-            raise SemhashError(f"index {name!r} holds {nbytes * 8}-bit codes: {2 * nbytes} hex digits each, got {len(bad[0])}")
+            raise SemhashError(
+                f"index {name!r} holds {nbytes * 8}-bit codes: {2 * nbytes} hex digits each, got {len(bad[0])}"
+            )
         return np.frombuffer(bytes.fromhex("".join(codes)), dtype=np.uint8).reshape(len(codes), nbytes)
 
     def encode_vectors(self, name: str, vectors: list[list[float]]) -> np.ndarray:
@@ -215,9 +224,11 @@ class Service:
         index = self.index(name)
         info = index.info()
         takes = (index.row.hasher_header or {}).get("input")
-        return {**{k: info[k] for k in ("name", "bits", "items", "generation", "updated", "memory_bytes_per_item")},
-                "model": info["hasher"],
-                "takes": {"shape": takes.get("shape"), "normalization": takes.get("normalization")} if takes else None}
+        return {
+            **{k: info[k] for k in ("name", "bits", "items", "generation", "updated", "memory_bytes_per_item")},
+            "model": info["hasher"],
+            "takes": {"shape": takes.get("shape"), "normalization": takes.get("normalization")} if takes else None,
+        }
 
 
 def create_app(target: str, names: list[str] | None = None, data_root: str | None = None) -> FastAPI:
@@ -229,8 +240,12 @@ def create_app(target: str, names: list[str] | None = None, data_root: str | Non
         service.prime()
         yield
 
-    app = FastAPI(title="semhash", version=__version__, lifespan=lifespan,
-                  description="Semantic hashing retrieval: Hamming-ball and k-NN search over binary codes.")
+    app = FastAPI(
+        title="semhash",
+        version=__version__,
+        lifespan=lifespan,
+        description="Semantic hashing retrieval: Hamming-ball and k-NN search over binary codes.",
+    )
     app.state.service = service
 
     @app.exception_handler(SemhashError)
@@ -277,9 +292,12 @@ def create_app(target: str, names: list[str] | None = None, data_root: str | Non
         return _json(service.search(name, codes, body.keys, body.k, body.radius))
 
     @app.post("/indexes/{name}/search/image", response_model=SearchResult, responses=ERRORS, tags=["search"])
-    async def search_image(name: str, image: UploadFile = File(..., description="An image file (PNG, JPEG, ...)."),
-                     k: int = Form(10, ge=1, le=MAX_K),
-                     radius: int = Form(-1, ge=-1, le=256, description="Only items within this Hamming distance; -1: any.")):
+    async def search_image(
+        name: str,
+        image: UploadFile = File(..., description="An image file (PNG, JPEG, ...)."),
+        k: int = Form(10, ge=1, le=MAX_K),
+        radius: int = Form(-1, ge=-1, le=256, description="Only items within this Hamming distance; -1: any."),
+    ):
         """Search with an uploaded image, converted as the model's training images were."""
         # (form fields cannot carry null, hence -1 and "" for "none" in multipart requests)
         codes = service.encode_image(name, await image.read(MAX_UPLOAD_BYTES + 1), image.filename)
@@ -297,16 +315,27 @@ def create_app(target: str, names: list[str] | None = None, data_root: str | Non
     def add_items(name: str, body: NewItems):
         """Add items given by their input vectors (encoded by the index's model)."""
         codes = service.encode_vectors(name, [it.vector for it in body.items])
-        return service.add(name, [it.key for it in body.items], codes, labels=[it.label for it in body.items],
-                           sources=["api"] * len(codes), metas=[it.meta for it in body.items])
+        return service.add(
+            name,
+            [it.key for it in body.items],
+            codes,
+            labels=[it.label for it in body.items],
+            sources=["api"] * len(codes),
+            metas=[it.meta for it in body.items],
+        )
 
     @app.post("/indexes/{name}/items/image", response_model=Changed, responses=ERRORS, tags=["items"])
-    def add_image(name: str, image: UploadFile = File(...), key: str = Form(..., min_length=1, max_length=500),
-                  label: str = Form("", pattern=r"^(-?[0-9]{1,9})?$", description="An integer label, or empty.")):
+    def add_image(
+        name: str,
+        image: UploadFile = File(...),
+        key: str = Form(..., min_length=1, max_length=500),
+        label: str = Form("", pattern=r"^(-?[0-9]{1,9})?$", description="An integer label, or empty."),
+    ):
         """Add one item given by an image."""
         codes = service.encode_image(name, image.file.read(MAX_UPLOAD_BYTES + 1), image.filename)
-        return service.add(name, [key], codes, labels=[int(label) if label else None],
-                           sources=[f"upload:{image.filename or ''}"])
+        return service.add(
+            name, [key], codes, labels=[int(label) if label else None], sources=[f"upload:{image.filename or ''}"]
+        )
 
     @app.delete("/indexes/{name}/items", response_model=Changed, responses=ERRORS, tags=["items"])
     def remove_items(name: str, key: list[str] = Query(..., min_length=1, max_length=MAX_QUERIES)):
@@ -364,8 +393,15 @@ def app_from_env() -> FastAPI:
     return create_app(cfg["target"], cfg.get("names"), cfg.get("data_root"))
 
 
-def serve(target: str, names: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
-          workers: int = 1, data_root: str | None = None, log_level: str = "info") -> None:
+def serve(
+    target: str,
+    names: list[str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    data_root: str | None = None,
+    log_level: str = "info",
+) -> None:
     """Run the service under uvicorn until interrupted (checks the store before it listens)."""
     import uvicorn
 
@@ -373,5 +409,11 @@ def serve(target: str, names: list[str] | None = None, host: str = "127.0.0.1", 
         raise SemhashError(f"--workers must be positive and --port within 0-65535, got {workers} and {port}")
     Service(target, names)  # a bad target or name fails here, as one line, not in every worker
     os.environ[CONFIG_ENV] = json.dumps({"target": target, "names": names, "data_root": data_root})
-    uvicorn.run("index_store.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+    uvicorn.run(
+        "semhash.index_store.service:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )

@@ -4,6 +4,7 @@ Every write is one transaction that takes the index's write lock first (SQLite: 
 PostgreSQL: SELECT ... FOR UPDATE on the index row), hands out item ids from the index row and bumps
 its generation, so readers can tell whether their derived structures are stale.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,8 @@ from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
-from hashing.codes import check_bits, substrings
-from hashing.errors import SemhashError
-
+from ..hashing.codes import check_bits, substrings
+from ..hashing.errors import SemhashError
 from . import schema as S
 
 BUSY_TIMEOUT_MS = 10_000
@@ -78,15 +78,32 @@ class Store:
         return Path(db) if self.is_sqlite and db and db != ":memory:" else None
 
     # --- indexes ---
-    def create_index(self, name: str, bits: int, hasher_path: str | None = None,
-                     hasher_checksum: str | None = None, hasher_header: dict | None = None) -> IndexRow:
+    def create_index(
+        self,
+        name: str,
+        bits: int,
+        hasher_path: str | None = None,
+        hasher_checksum: str | None = None,
+        hasher_header: dict | None = None,
+    ) -> IndexRow:
         check_bits(bits)
         now = datetime.now(timezone.utc)
         try:
             with self._write() as conn:
-                conn.execute(S.indexes.insert().values(
-                    name=name, bits=bits, hasher_path=hasher_path, hasher_checksum=hasher_checksum,
-                    hasher_header=hasher_header, created=now, updated=now, generation=0, next_item=1, item_count=0))
+                conn.execute(
+                    S.indexes.insert().values(
+                        name=name,
+                        bits=bits,
+                        hasher_path=hasher_path,
+                        hasher_checksum=hasher_checksum,
+                        hasher_header=hasher_header,
+                        created=now,
+                        updated=now,
+                        generation=0,
+                        next_item=1,
+                        item_count=0,
+                    )
+                )
         except IntegrityError:
             raise StoreError(f"index {name!r} already exists in {_safe(self.url)}") from None
         return self.get_index(name)
@@ -95,7 +112,9 @@ class Store:
         with self._read() as conn:
             row = conn.execute(select(S.indexes).where(S.indexes.c.name == name)).mappings().first()
         if row is None:
-            raise StoreError(f"no index named {name!r} in {_safe(self.url)} (known: {', '.join(self.index_names()) or 'none'})")
+            raise StoreError(
+                f"no index named {name!r} in {_safe(self.url)} (known: {', '.join(self.index_names()) or 'none'})"
+            )
         return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
 
     def index_names(self) -> list[str]:
@@ -111,15 +130,25 @@ class Store:
             conn.execute(delete(S.indexes).where(S.indexes.c.id == idx.id))
 
     # --- items ---
-    def add(self, name: str, keys: list[str], codes: np.ndarray, labels=None, sources=None, metas=None,
-            vectors: np.ndarray | None = None) -> np.ndarray:
+    def add(
+        self,
+        name: str,
+        keys: list[str],
+        codes: np.ndarray,
+        labels=None,
+        sources=None,
+        metas=None,
+        vectors: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Add items in one transaction; returns their new ids (n,) int64. All or nothing."""
         n = len(keys)
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         with self._write() as conn:
             idx = self._lock(conn, name)
             if codes.shape != (n, idx.bits // 8):
-                raise StoreError(f"index {name!r} holds {idx.bits}-bit codes; got codes of shape {codes.shape} for {n} keys")
+                raise StoreError(
+                    f"index {name!r} holds {idx.bits}-bit codes; got codes of shape {codes.shape} for {n} keys"
+                )
             if vectors is not None and len(vectors) != n:
                 raise StoreError(f"{len(vectors)} vectors for {n} items")
             if len(set(keys)) != n:
@@ -128,20 +157,36 @@ class Store:
             ids = np.arange(first, first + n, dtype=np.int64)
             subs = _sql_substrings(codes)
             col = lambda values, i: None if values is None else values[i]  # noqa: E731
-            item_rows = [{"index_id": idx.id, "id": int(ids[i]), "key": str(keys[i]),
-                          "label": None if labels is None or labels[i] is None else int(labels[i]),
-                          "source": col(sources, i), "meta": col(metas, i)} for i in range(n)]
-            code_rows = [{"index_id": idx.id, "item_id": int(ids[i]), "code": codes[i].tobytes(),
-                          **{f"s{j}": (int(subs[i, j]) if j < subs.shape[1] else None) for j in range(S.SQL_SUBSTRINGS)}}
-                         for i in range(n)]
+            item_rows = [
+                {
+                    "index_id": idx.id,
+                    "id": int(ids[i]),
+                    "key": str(keys[i]),
+                    "label": None if labels is None or labels[i] is None else int(labels[i]),
+                    "source": col(sources, i),
+                    "meta": col(metas, i),
+                }
+                for i in range(n)
+            ]
+            code_rows = [
+                {
+                    "index_id": idx.id,
+                    "item_id": int(ids[i]),
+                    "code": codes[i].tobytes(),
+                    **{f"s{j}": (int(subs[i, j]) if j < subs.shape[1] else None) for j in range(S.SQL_SUBSTRINGS)},
+                }
+                for i in range(n)
+            ]
             try:
                 if n:
                     conn.execute(S.items.insert(), item_rows)
                     conn.execute(S.codes.insert(), code_rows)
                     if vectors is not None:
                         v = np.ascontiguousarray(vectors, dtype=np.float32)
-                        conn.execute(S.vectors.insert(), [{"index_id": idx.id, "item_id": int(ids[i]),
-                                                           "vector": v[i].tobytes()} for i in range(n)])
+                        conn.execute(
+                            S.vectors.insert(),
+                            [{"index_id": idx.id, "item_id": int(ids[i]), "vector": v[i].tobytes()} for i in range(n)],
+                        )
             except IntegrityError:
                 raise StoreError(f"some of these keys are already in index {name!r}; remove them first") from None
             self._bump(conn, idx.id, next_item=first + n, delta=n)
@@ -151,8 +196,13 @@ class Store:
         """Remove items by key in one transaction; returns the removed ids. Unknown keys are an error."""
         with self._write() as conn:
             idx = self._lock(conn, name)
-            found = dict(conn.execute(select(S.items.c.key, S.items.c.id).where(
-                S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys]))).all())
+            found = dict(
+                conn.execute(
+                    select(S.items.c.key, S.items.c.id).where(
+                        S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys])
+                    )
+                ).all()
+            )
             missing = [k for k in keys if str(k) not in found]
             if missing:
                 raise StoreError(f"{len(missing)} key(s) not in index {name!r}, e.g. {missing[0]!r}; nothing removed")
@@ -167,8 +217,11 @@ class Store:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._read() as conn:
             idx = self._index_in(conn, name)
-            rows = conn.execute(select(S.codes.c.item_id, S.codes.c.code).where(S.codes.c.index_id == idx.id)
-                                .order_by(S.codes.c.item_id)).all()
+            rows = conn.execute(
+                select(S.codes.c.item_id, S.codes.c.code)
+                .where(S.codes.c.index_id == idx.id)
+                .order_by(S.codes.c.item_id)
+            ).all()
         nbytes = idx.bits // 8
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), nbytes).copy()
@@ -178,8 +231,11 @@ class Store:
         """Float vectors of the given ids (in that order), or None if the index keeps none."""
         with self._read() as conn:
             idx = self._index_in(conn, name)
-            rows = dict(conn.execute(select(S.vectors.c.item_id, S.vectors.c.vector)
-                                     .where(S.vectors.c.index_id == idx.id)).all())
+            rows = dict(
+                conn.execute(
+                    select(S.vectors.c.item_id, S.vectors.c.vector).where(S.vectors.c.index_id == idx.id)
+                ).all()
+            )
         if not rows:
             return None
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
@@ -191,22 +247,31 @@ class Store:
         with self._read() as conn:
             idx = self._index_in(conn, name)
             for chunk in range(0, len(ids), 30_000):  # stay below bind-parameter limits
-                rows = conn.execute(select(S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source,
-                                           S.items.c.meta).where(S.items.c.index_id == idx.id,
-                                                                 S.items.c.id.in_(ids[chunk:chunk + 30_000]))).mappings()
+                rows = conn.execute(
+                    select(S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source, S.items.c.meta).where(
+                        S.items.c.index_id == idx.id, S.items.c.id.in_(ids[chunk : chunk + 30_000])
+                    )
+                ).mappings()
                 out.update({r["id"]: dict(r) for r in rows})
         return out
 
     def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
         with self._read() as conn:
             idx = self._index_in(conn, name)
-            return dict(conn.execute(select(S.items.c.key, S.items.c.id).where(
-                S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys]))).all())
+            return dict(
+                conn.execute(
+                    select(S.items.c.key, S.items.c.id).where(
+                        S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys])
+                    )
+                ).all()
+            )
 
     def count(self, name: str) -> int:
         with self._read() as conn:
             idx = self._index_in(conn, name)
-            return conn.execute(select(func.count()).select_from(S.items).where(S.items.c.index_id == idx.id)).scalar_one()
+            return conn.execute(
+                select(func.count()).select_from(S.items).where(S.items.c.index_id == idx.id)
+            ).scalar_one()
 
     # --- plumbing ---
     def _read(self):
@@ -232,8 +297,11 @@ class Store:
         return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
 
     def _bump(self, conn, index_id: int, delta: int, next_item: int | None = None) -> None:
-        values = {"generation": S.indexes.c.generation + 1, "item_count": S.indexes.c.item_count + delta,
-                  "updated": datetime.now(timezone.utc)}
+        values = {
+            "generation": S.indexes.c.generation + 1,
+            "item_count": S.indexes.c.item_count + delta,
+            "updated": datetime.now(timezone.utc),
+        }
         if next_item is not None:
             values["next_item"] = next_item
         conn.execute(update(S.indexes).where(S.indexes.c.id == index_id).values(**values))
@@ -275,6 +343,7 @@ def _sql_substrings(codes: np.ndarray) -> np.ndarray:
 def _sqlite_setup(engine: Engine) -> None:
     """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE for writes, so a
     second writer waits for the lock up front instead of failing half-way through."""
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN

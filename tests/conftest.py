@@ -1,10 +1,11 @@
 """Shared fixtures: small real data (scikit-learn digits) and the real MNIST when it is there."""
+
 import os
 
 import numpy as np
 import pytest
 
-from hashing.data import load_dataset
+from semhash.hashing.data import load_dataset
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +20,12 @@ def mnist():
 
     Skipped when the MNIST files are not under the data root, unless SEMHASH_REQUIRE_MNIST=1 (CI).
     """
-    from hashing.errors import DataError
+    from semhash.hashing.errors import DataError
 
     try:
-        return load_dataset("mnist", "train", download=False), load_dataset("mnist", "test", download=False).subset(1000)
+        return load_dataset("mnist", "train", download=False), load_dataset("mnist", "test", download=False).subset(
+            1000
+        )
     except DataError as exc:
         if os.environ.get("SEMHASH_REQUIRE_MNIST") == "1":
             raise
@@ -58,5 +61,6 @@ def store_target(request, tmp_path, monkeypatch):
 def index_name(request):
     """An index name unique to the test, so tests sharing one PostgreSQL database do not meet."""
     import uuid
+
     base = "".join(c if c.isalnum() else "-" for c in request.node.name[:60])
     return f"{base}-{uuid.uuid4().hex[:8]}"

@@ -1,20 +1,22 @@
 """The autoencoder hasher: trains on small real data (digits), beats LSH, round-trips through its
 artifact, and refuses artifacts that do not match."""
+
 import numpy as np
 import pytest
 import torch
 
-from hashing import artifact
-from hashing.ae import AEHasher
-from hashing.baselines import LSH
-from hashing.errors import ArtifactError, DataError, ParameterError
-from hashing.hasher import load_hasher
-from hashing.metrics import evaluate, label_relevance
-from hashing.models import METHODS, Autoencoder, Bottleneck, ModelConfig, Regularizers
-from hashing.train import TrainConfig, train
+from semhash.hashing import artifact
+from semhash.hashing.ae import AEHasher
+from semhash.hashing.baselines import LSH
+from semhash.hashing.errors import ArtifactError, DataError, ParameterError
+from semhash.hashing.hasher import load_hasher
+from semhash.hashing.metrics import evaluate, label_relevance
+from semhash.hashing.models import METHODS, Autoencoder, Bottleneck, ModelConfig, Regularizers
+from semhash.hashing.train import TrainConfig, train
 
-SMALL = dict(hidden=(256, 128), epochs=30, batch_size=32, val_items=200, val_database=1300, patience=20,
-             device="cpu", threads=1)
+SMALL = dict(
+    hidden=(256, 128), epochs=30, batch_size=32, val_items=200, val_database=1300, patience=20, device="cpu", threads=1
+)
 
 
 def map_all(hasher, train_set, test_set):
@@ -37,7 +39,8 @@ def test_training_reduces_the_loss_and_beats_lsh(trained, digits):
 
 
 def test_no_dead_bits(trained, digits):
-    from hashing.codes import unpack
+    from semhash.hashing.codes import unpack
+
     on = unpack(trained.encode(digits[0])).mean(axis=0)
     assert on.min() > 0.02 and on.max() < 0.98
 
@@ -59,8 +62,11 @@ def test_an_artifact_with_wrong_weights_is_refused(trained, tmp_path):
     path = trained.save(tmp_path / "ae.semhash")
     tensors, header = artifact.load(path)
     header["architecture"]["hidden"] = [99, 128]  # the header no longer describes the weights
-    artifact.save(tmp_path / "bad.semhash", tensors, {k: v for k, v in header.items()
-                                                      if k not in ("format", "format_version", "library_version")})
+    artifact.save(
+        tmp_path / "bad.semhash",
+        tensors,
+        {k: v for k, v in header.items() if k not in ("format", "format_version", "library_version")},
+    )
     with pytest.raises(ArtifactError, match="corrupt ae model"):
         load_hasher(tmp_path / "bad.semhash")
 
@@ -85,7 +91,7 @@ def test_every_bottleneck_encodes_exactly_binary_codes(method):
     _, a, h = model(x)
     if method != "real":
         assert set(torch.unique(h).tolist()) <= {0.0, 1.0}
-    codes = (model.activations(x) > 0)
+    codes = model.activations(x) > 0
     assert codes.dtype == torch.bool and codes.shape == (50, 16)
 
 
@@ -95,17 +101,22 @@ def test_convolutional_variant_trains_on_digits(digits):
 
 
 def test_regularizers_and_the_neighbour_term_run(digits):
-    reg = Regularizers(mask_prob=0.2, input_noise=0.05, balance=1.0, decorrelation=1.0, sparsity=0.01,
-                       neighbours=1.0, k_neighbours=5)
+    reg = Regularizers(
+        mask_prob=0.2, input_noise=0.05, balance=1.0, decorrelation=1.0, sparsity=0.01, neighbours=1.0, k_neighbours=5
+    )
     h = AEHasher(bits=16, reg=reg, **{**SMALL, "epochs": 2}).fit(digits[0].subset(500))
     assert len(h.training_["history"]) == 2
 
 
 def test_features_use_mse_and_a_linear_output(rng):
-    from hashing.data import Dataset, IDENTITY
+    from semhash.hashing.data import IDENTITY, Dataset
+
     x = torch.from_numpy(rng.standard_normal((300, 10)).astype(np.float32) * 3)
-    result = train(TrainConfig(bits=8, hidden=(16,), epochs=10, device="cpu", val_items=0, reg=Regularizers()),
-                   Dataset("feat", x, None, IDENTITY, "test"), progress=False)
+    result = train(
+        TrainConfig(bits=8, hidden=(16,), epochs=10, device="cpu", val_items=0, reg=Regularizers()),
+        Dataset("feat", x, None, IDENTITY, "test"),
+        progress=False,
+    )
     assert result.model.cfg.output == "linear" and result.history[-1]["loss"] < result.history[0]["loss"]
 
 
@@ -117,8 +128,9 @@ def test_checkpoint_and_resume_continue_where_training_stopped(digits, tmp_path)
     cfg4 = TrainConfig(bits=16, **{**SMALL, "epochs": 4}, checkpoint=str(ckpt), resume=True)
     with pytest.raises(ParameterError, match="different training configuration"):
         train(cfg4, digits[0], progress=False)  # epochs differ: the old run is not this one
-    again = train(TrainConfig(bits=16, **{**SMALL, "epochs": 2}, checkpoint=str(ckpt), resume=True), digits[0],
-                  progress=False)
+    again = train(
+        TrainConfig(bits=16, **{**SMALL, "epochs": 2}, checkpoint=str(ckpt), resume=True), digits[0], progress=False
+    )
     assert [h["epoch"] for h in again.history] == [0, 1]  # nothing left to do: history restored
 
 
@@ -129,8 +141,10 @@ def test_seeded_cpu_training_is_reproducible(digits):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("bad, message", [(dict(epochs=0), "epochs must be positive"),
-                                          (dict(lr=-1.0), "learning rate"), (dict(bits=12), "multiple of 8")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [(dict(epochs=0), "epochs must be positive"), (dict(lr=-1.0), "learning rate"), (dict(bits=12), "multiple of 8")],
+)
 def test_absurd_parameters_are_refused(bad, message, digits):
     with pytest.raises(ParameterError, match=message):
         train(TrainConfig(**{**dict(bits=16, hidden=(8,)), **bad}), digits[0], progress=False)

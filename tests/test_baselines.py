@@ -1,12 +1,13 @@
 """PCAH, ITQ and LSH: one interface, self-describing artifacts, and the quality order the literature reports."""
+
 import numpy as np
 import pytest
 
-from hashing import artifact
-from hashing.baselines import BASELINES, ITQ, LSH, PCAH
-from hashing.errors import ArtifactError, DataError
-from hashing.hasher import load_hasher
-from hashing.metrics import evaluate, label_relevance
+from semhash.hashing import artifact
+from semhash.hashing.baselines import BASELINES, ITQ, LSH, PCAH
+from semhash.hashing.errors import ArtifactError, DataError
+from semhash.hashing.hasher import load_hasher
+from semhash.hashing.metrics import evaluate, label_relevance
 
 
 def quality(hasher, train, test):
@@ -34,7 +35,8 @@ def test_encode_is_pure_and_codes_are_balanced_for_itq(digits):
     hasher = ITQ(bits=16).fit(train)
     first = hasher.encode(train)
     np.testing.assert_array_equal(hasher.encode(train), first)
-    from hashing.codes import unpack
+    from semhash.hashing.codes import unpack
+
     on = unpack(first).mean(axis=0)
     assert ((on > 0.2) & (on < 0.8)).all()
 
@@ -73,6 +75,7 @@ def test_loading_refuses_missing_truncated_and_foreign_files(digits, tmp_path):
     with pytest.raises(ArtifactError, match="not a semhash model file"):
         load_hasher(truncated)
     from safetensors.numpy import save_file
+
     save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(ArtifactError, match="no semhash header"):
         load_hasher(tmp_path / "foreign.safetensors")
@@ -81,8 +84,12 @@ def test_loading_refuses_missing_truncated_and_foreign_files(digits, tmp_path):
 def test_loading_refuses_a_newer_format_and_mismatched_tensors(digits, tmp_path):
     hasher = PCAH(bits=16).fit(digits[0])
     state = hasher._state()
-    header = {"method": "pcah", "bits": 16, "config": hasher.config(),
-              "input": {"shape": [1, 8, 8], "normalization": "x", "fingerprint": "f"}}
+    header = {
+        "method": "pcah",
+        "bits": 16,
+        "config": hasher.config(),
+        "input": {"shape": [1, 8, 8], "normalization": "x", "fingerprint": "f"},
+    }
     artifact.save(tmp_path / "wrong.semhash", {**state, "projection": state["projection"][:, :8]}, header)
     with pytest.raises(ArtifactError, match="corrupt pcah model"):
         load_hasher(tmp_path / "wrong.semhash")

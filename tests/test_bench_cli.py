@@ -1,9 +1,10 @@
 """`semhash bench search|train` on small sizes: tables, ratios, JSON and PNG, ours beside the peers."""
+
 import json
 
 from typer.testing import CliRunner
 
-from cli.main import app
+from semhash.cli.main import app
 
 runner = CliRunner()
 
@@ -22,8 +23,23 @@ def test_bench_search_measures_ours_and_faiss_and_writes_json_and_png(tmp_path):
 
 
 def test_bench_train_times_every_method_on_the_same_data(tmp_path):
-    out = runner.invoke(app, ["bench", "train", "--dataset", "digits", "--bits", "16", "--ae-epochs", "1",
-                              "--device", "cpu", "--out", str(tmp_path)])
+    out = runner.invoke(
+        app,
+        [
+            "bench",
+            "train",
+            "--dataset",
+            "digits",
+            "--bits",
+            "16",
+            "--ae-epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "fit itq" not in out.output and "fit ae / itq" in out.output
     result = json.loads((tmp_path / "train.json").read_text())
@@ -34,8 +50,24 @@ def test_bench_train_times_every_method_on_the_same_data(tmp_path):
 
 
 def test_bench_serve_loads_a_real_server_and_compares_with_in_process(tmp_path):
-    out = runner.invoke(app, ["bench", "serve", "--items", "2000", "--clients", "4", "--seconds", "1",
-                              "--workers", "1", "--out", str(tmp_path), "--json"])
+    out = runner.invoke(
+        app,
+        [
+            "bench",
+            "serve",
+            "--items",
+            "2000",
+            "--clients",
+            "4",
+            "--seconds",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     http = result["http"][0]

@@ -5,16 +5,16 @@ screenshot to tests/screenshots/browse.png.
 
 Skipped where Chromium is not installed, unless SEMHASH_REQUIRE_BROWSER=1 (CI).
 """
+
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-
-from hashing.hasher import make_hasher
-from index_store.build import build_index
-
 from servers import free_port, png_bytes, start_server
+
+from semhash.hashing.hasher import make_hasher
+from semhash.index_store.build import build_index
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -56,11 +56,13 @@ def cards(driver, css):
 
 def wait_for(driver, condition, what, timeout=20):
     from selenium.webdriver.support.ui import WebDriverWait
+
     return WebDriverWait(driver, timeout).until(lambda d: condition(d), message=what)
 
 
 def set_number(driver, element_id, value):
     from selenium.webdriver.common.keys import Keys
+
     field = driver.find_element("id", element_id)
     field.clear()
     field.send_keys(str(value), Keys.TAB)  # TAB fires the change event the page listens to
@@ -68,7 +70,8 @@ def set_number(driver, element_id, value):
 
 def loaded_images(driver, css) -> int:
     return driver.execute_script(
-        f"return [...document.querySelectorAll('{css} img')].filter(i => i.complete && i.naturalWidth > 0).length")
+        f"return [...document.querySelectorAll('{css} img')].filter(i => i.complete && i.naturalWidth > 0).length"
+    )
 
 
 def test_pick_upload_and_change_k_and_radius(browser, server, digits):
@@ -101,8 +104,11 @@ def test_pick_upload_and_change_k_and_radius(browser, server, digits):
     png.write_bytes(png_bytes(digits[1].x[0, 0].numpy()))
     set_number(browser, "radius", "")
     browser.find_element("id", "file").send_keys(str(png))
-    wait_for(browser, lambda d: "query.png" in d.find_element("id", "query").text and len(cards(d, "#results .hit")) == 50,
-             "50 neighbours of the uploaded image")
+    wait_for(
+        browser,
+        lambda d: "query.png" in d.find_element("id", "query").text and len(cards(d, "#results .hit")) == 50,
+        "50 neighbours of the uploaded image",
+    )
     labels = [h.text.split()[0] for h in cards(browser, "#results .hit")[:10]]
     assert labels.count(str(int(digits[1].labels[0]))) >= 5  # mostly the same digit as the query
 

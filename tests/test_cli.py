@@ -1,4 +1,5 @@
 """The semhash command: help, version, data info, and one-line errors with a non-zero exit code."""
+
 import json
 import subprocess
 import sys
@@ -6,20 +7,26 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from semhash.cli.main import app
 
 runner = CliRunner()
 
 
 def semhash(*args, env=None):
     """Run the real console entry point in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from semhash.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_help_and_version():
     assert "data" in runner.invoke(app, ["--help"]).output
-    from hashing import __version__
+    from semhash.hashing import __version__
+
     out = runner.invoke(app, ["--version"])
     assert out.exit_code == 0 and out.output.strip() == f"semhash {__version__}"
 
@@ -32,16 +39,23 @@ def test_data_info_json_for_digits():
 
 def test_data_info_human_readable_for_a_feature_file(tmp_path):
     import numpy as np
+
     np.save(tmp_path / "f.npy", np.ones((5, 3), np.float32))
     out = runner.invoke(app, ["data", "info", str(tmp_path / "f.npy")])
     assert out.exit_code == 0 and "items: 5" in out.output and "shape: 3" in out.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["data", "info", "nosuchset"], "error: unknown data set 'nosuchset'"),
-    (["data", "info", "digits", "--split", "dev"], "error: unknown split 'dev'"),
-    (["data", "info", "mnist", "--data-root", "/nonexistent/root", "--no-download"], "not found in /nonexistent/root"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "info", "nosuchset"], "error: unknown data set 'nosuchset'"),
+        (["data", "info", "digits", "--split", "dev"], "error: unknown split 'dev'"),
+        (
+            ["data", "info", "mnist", "--data-root", "/nonexistent/root", "--no-download"],
+            "not found in /nonexistent/root",
+        ),
+    ],
+)
 def test_errors_are_one_line_on_stderr_with_exit_code_1(args, message):
     proc = semhash(*args)
     assert proc.returncode == 1
@@ -59,7 +73,12 @@ def built(tmp_path_factory):
     """A 16-bit ITQ model of digits and an index of its training split, made through the CLI."""
     folder = tmp_path_factory.mktemp("cli")
     model, db = folder / "d16.semhash", folder / "items.db"
-    assert runner.invoke(app, ["train", "--dataset", "digits", "--method", "itq", "--bits", "16", "-o", str(model)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["train", "--dataset", "digits", "--method", "itq", "--bits", "16", "-o", str(model)]
+        ).exit_code
+        == 0
+    )
     out = runner.invoke(app, ["index", "build", str(db), "--model", str(model), "--dataset", "digits", "--json"])
     assert out.exit_code == 0, out.output
     return folder, model, db
@@ -88,6 +107,7 @@ def test_search_with_an_exported_image_and_a_radius(built):
 
 def test_index_add_verify_and_remove(built, tmp_path):
     import numpy as np
+
     folder, model, db = built
     feats = tmp_path / "extra.npy"
     np.save(feats, np.random.default_rng(0).random((5, 64)).astype(np.float32))
@@ -100,21 +120,30 @@ def test_index_add_verify_and_remove(built, tmp_path):
     assert verify["items"] == 1498 and verify["derived_matched_sql"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["search", "{db}", "--item", "digits/train/9", "-k", "0"], "k must be positive"),
-    (["search", "{db}", "--item", "digits/train/9", "--radius", "17"], "between 0 and the code length 16"),
-    (["search", "{db}", "--item", "no-such-key"], "no item 'no-such-key'"),
-    (["search", "{db}", "--image", "{model}"], "not a readable image"),
-    (["search", "{db}", "--image", "{folder}/missing.png"], "missing.png"),
-    (["search", "{db}"], "give exactly one query"),
-    (["search", "{folder}/nowhere.db", "--item", "x"], "no index named 'default'"),
-    (["search", "{db}", "--item", "x", "--name", "other"], "no index named 'other'"),
-    (["index", "build", "{folder}/new.db", "--model", "{folder}/missing.semhash", "--dataset", "digits"], "no such model file"),
-    (["index", "build", "{db}", "--model", "{model}", "--dataset", "digits"], "already holds"),
-    (["index", "build", "{folder}/new2.db", "--model", "{model}", "--dataset", "nosuch"], "unknown data set"),
-    (["train", "--dataset", "digits", "--bits", "300", "-o", "{folder}/x.semhash"], "multiple of 8"),
-    (["train", "--dataset", "digits", "--method", "pcah", "--bits", "128", "-o", "{folder}/x.semhash"], "at least 128 dimensions"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "{db}", "--item", "digits/train/9", "-k", "0"], "k must be positive"),
+        (["search", "{db}", "--item", "digits/train/9", "--radius", "17"], "between 0 and the code length 16"),
+        (["search", "{db}", "--item", "no-such-key"], "no item 'no-such-key'"),
+        (["search", "{db}", "--image", "{model}"], "not a readable image"),
+        (["search", "{db}", "--image", "{folder}/missing.png"], "missing.png"),
+        (["search", "{db}"], "give exactly one query"),
+        (["search", "{folder}/nowhere.db", "--item", "x"], "no index named 'default'"),
+        (["search", "{db}", "--item", "x", "--name", "other"], "no index named 'other'"),
+        (
+            ["index", "build", "{folder}/new.db", "--model", "{folder}/missing.semhash", "--dataset", "digits"],
+            "no such model file",
+        ),
+        (["index", "build", "{db}", "--model", "{model}", "--dataset", "digits"], "already holds"),
+        (["index", "build", "{folder}/new2.db", "--model", "{model}", "--dataset", "nosuch"], "unknown data set"),
+        (["train", "--dataset", "digits", "--bits", "300", "-o", "{folder}/x.semhash"], "multiple of 8"),
+        (
+            ["train", "--dataset", "digits", "--method", "pcah", "--bits", "128", "-o", "{folder}/x.semhash"],
+            "at least 128 dimensions",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_1(built, args, message):
     folder, model, db = built
     proc = semhash(*[a.format(db=db, model=model, folder=folder) for a in args])
@@ -125,7 +154,12 @@ def test_bad_input_is_one_line_and_exit_code_1(built, args, message):
 def test_a_model_that_does_not_match_the_index_is_refused(built, tmp_path):
     folder, model, db = built
     other = tmp_path / "d32.semhash"
-    assert runner.invoke(app, ["train", "--dataset", "digits", "--method", "lsh", "--bits", "32", "-o", str(other)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["train", "--dataset", "digits", "--method", "lsh", "--bits", "32", "-o", str(other)]
+        ).exit_code
+        == 0
+    )
     proc = semhash("search", str(db), "--dataset", "digits", "--model", str(other))
     assert proc.returncode == 1 and "32-bit codes" in proc.stderr and "16-bit" in proc.stderr
     same_bits = tmp_path / "lsh16.semhash"
@@ -144,6 +178,7 @@ def test_a_truncated_model_file_is_refused(built, tmp_path):
 
 def test_show_writes_the_queries_and_neighbours_as_an_image_grid(built, tmp_path):
     from PIL import Image
+
     folder, model, db = built
     grid = tmp_path / "grid.png"
     out = runner.invoke(app, ["search", str(db), "--dataset", "digits", "--limit", "2", "-k", "4", "--show", str(grid)])

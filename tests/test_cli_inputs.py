@@ -3,6 +3,7 @@
 Images are converted the way the model's training images were (grey or RGB, size); whatever cannot
 be converted, reached or read is one line on stderr and exit code 1.
 """
+
 import json
 import os
 import subprocess
@@ -12,14 +13,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashing.data import image_to_tensor
-from hashing.hasher import load_hasher
-from index_store.queries import image_codes
+from semhash.hashing.data import image_to_tensor
+from semhash.hashing.hasher import load_hasher
+from semhash.index_store.queries import image_codes
 
 
 def semhash(*args, env=None):
-    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", "from semhash.cli.main import main; main()", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def fails_with(proc, message):
@@ -39,7 +45,9 @@ def rgb(tmp_path_factory):
             pixels = np.clip(np.array(colour) + rng.normal(0, 25, (10, 14, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels, "RGB").save(folder / "images" / name / f"{i}.png")
     model, db = folder / "rgb.semhash", folder / "items.db"
-    assert semhash("train", "--dataset", folder / "images", "--method", "lsh", "--bits", "16", "-o", model).returncode == 0
+    assert (
+        semhash("train", "--dataset", folder / "images", "--method", "lsh", "--bits", "16", "-o", model).returncode == 0
+    )
     out = semhash("index", "build", db, "--model", model, "--images", folder / "images")
     assert out.returncode == 0, out.stderr
     return folder, model, db
@@ -89,7 +97,9 @@ def features(tmp_path_factory):
     folder = tmp_path_factory.mktemp("features")
     np.save(folder / "x.npy", np.random.default_rng(0).normal(size=(500, 24)).astype(np.float32))
     model, db = folder / "f.semhash", folder / "items.db"
-    assert semhash("train", "--dataset", folder / "x.npy", "--method", "itq", "--bits", "16", "-o", model).returncode == 0
+    assert (
+        semhash("train", "--dataset", folder / "x.npy", "--method", "itq", "--bits", "16", "-o", model).returncode == 0
+    )
     assert semhash("index", "build", db, "--model", model, "--features", folder / "x.npy").returncode == 0
     return folder, model, db
 
@@ -130,7 +140,14 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_the_password():
 def test_missing_data_without_a_network_is_one_line(tmp_path):
     # every download goes through a proxy that refuses connections: the network is down
     dead = "http://127.0.0.1:9"
-    env = {**os.environ, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "no_proxy": ""}
+    env = {
+        **os.environ,
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "no_proxy": "",
+    }
     proc = semhash("train", "--dataset", "mnist", "--data-root", tmp_path, "-o", tmp_path / "m.semhash", env=env)
     fails_with(proc, "the download failed")
     assert not (tmp_path / "m.semhash").exists()
@@ -139,13 +156,16 @@ def test_missing_data_without_a_network_is_one_line(tmp_path):
 def test_absurd_benchmark_parameters_are_refused(tmp_path):
     fails_with(semhash("bench", "search", "--n", "10", "--out", tmp_path), "at least 1,000")
     fails_with(semhash("bench", "train", "--ae-epochs", "0", "--dataset", "digits", "--out", tmp_path), "at least 1")
-    fails_with(semhash("bench", "search", "--ae-model", tmp_path / "none.semhash", "--out", tmp_path), "no such model file")
+    fails_with(
+        semhash("bench", "search", "--ae-model", tmp_path / "none.semhash", "--out", tmp_path), "no such model file"
+    )
 
 
 def test_serve_refuses_a_store_without_indexes_or_an_unknown_name(features, tmp_path):
     folder, model, db = features
     fails_with(semhash("serve", db, "--name", "nope"), "no index named 'nope'")
-    from index_store.store import Store
+    from semhash.index_store.store import Store
+
     Store(tmp_path / "empty.db")
     fails_with(semhash("serve", tmp_path / "empty.db"), "holds no index")
     fails_with(semhash("serve", db, "--workers", "0"), "--workers must be positive")

@@ -1,4 +1,5 @@
 """Bit packing, Hamming distances, integer keys and Hamming balls, checked against FAISS and brute force."""
+
 import faiss
 import numpy as np
 import pytest
@@ -6,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hashing import codes
-from hashing.errors import ParameterError
+from semhash.hashing import codes
+from semhash.hashing.errors import ParameterError
 
 bit_lengths = st.sampled_from([8, 16, 24, 32, 40, 64, 72, 128, 256])
 

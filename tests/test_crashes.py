@@ -4,6 +4,7 @@ kill -9 and Ctrl-C in the middle of `index build`: every committed batch is ther
 half-written is visible, and `--resume` finishes the job with the same results as an uninterrupted
 build. Readers keep answering while another process writes. A second writer gets a clear error.
 """
+
 import json
 import os
 import signal
@@ -19,21 +20,35 @@ ITEMS, BATCH, DIM = 40_000, 1_000, 24
 
 
 def semhash(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-c", "from semhash.cli.main import main; main()", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        **kw,
+    )
 
 
 def start(*args, env=None):
-    return subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from semhash.cli.main import main; main()", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def counts(db) -> dict:
     """Rows actually committed, read straight from SQLite (WAL: readers never wait for the writer)."""
     with sqlite3.connect(db, timeout=30) as conn:
         q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
-        return {"items": q("SELECT count(*) FROM semhash_items"), "codes": q("SELECT count(*) FROM semhash_codes"),
-                "recorded": q("SELECT coalesce(sum(item_count), 0) FROM semhash_indexes")}
+        return {
+            "items": q("SELECT count(*) FROM semhash_items"),
+            "codes": q("SELECT count(*) FROM semhash_codes"),
+            "recorded": q("SELECT coalesce(sum(item_count), 0) FROM semhash_indexes"),
+        }
 
 
 def wait_for_items(db, proc, at_least: int) -> int:
@@ -62,10 +77,24 @@ def features(tmp_path_factory):
     x = (centres[rng.integers(0, 50, ITEMS)] + 0.3 * rng.normal(size=(ITEMS, DIM))).astype(np.float32)
     np.save(folder / "x.npy", x)
     np.save(folder / "q.npy", x[:5] + np.float32(0.01))
-    assert semhash("train", "--dataset", folder / "x.npy", "--method", "lsh", "--bits", "32",
-                   "-o", folder / "m.semhash").returncode == 0
-    ref = semhash("index", "build", folder / "ref.db", "--model", folder / "m.semhash", "--features", folder / "x.npy",
-                  "--batch-size", BATCH, "--json")
+    assert (
+        semhash(
+            "train", "--dataset", folder / "x.npy", "--method", "lsh", "--bits", "32", "-o", folder / "m.semhash"
+        ).returncode
+        == 0
+    )
+    ref = semhash(
+        "index",
+        "build",
+        folder / "ref.db",
+        "--model",
+        folder / "m.semhash",
+        "--features",
+        folder / "x.npy",
+        "--batch-size",
+        BATCH,
+        "--json",
+    )
     assert ref.returncode == 0, ref.stderr
     return folder
 
@@ -86,15 +115,24 @@ def neighbours(db, folder) -> list:
 def check_consistent(db) -> int:
     c = counts(db)
     assert c["items"] == c["codes"] == c["recorded"], c  # no item without its code, counter agrees
-    assert c["items"] % BATCH == 0, c                   # whole batches only
+    assert c["items"] % BATCH == 0, c  # whole batches only
     return c["items"]
 
 
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
 def test_an_interrupted_build_keeps_whole_batches_and_resume_finishes_it(features, tmp_path, how):
     folder, db = features, tmp_path / "items.db"
-    build = ("index", "build", db, "--model", folder / "m.semhash", "--features", folder / "x.npy",
-             "--batch-size", BATCH)
+    build = (
+        "index",
+        "build",
+        db,
+        "--model",
+        folder / "m.semhash",
+        "--features",
+        folder / "x.npy",
+        "--batch-size",
+        BATCH,
+    )
     proc = start(*build, "--json")
     wait_for_items(db, proc, 3 * BATCH)
     proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
@@ -122,11 +160,11 @@ def test_an_interrupted_build_keeps_whole_batches_and_resume_finishes_it(feature
 
 READER = """
 import sys, time, numpy as np
-from index_store.index import Index
+from semhash.index_store.index import Index
 db, stop, seen = sys.argv[1], sys.argv[2], []
 q = np.load(sys.argv[3])
 import os
-from hashing.hasher import load_hasher
+from semhash.hashing.hasher import load_hasher
 idx = Index.open(db)
 codes = load_hasher(sys.argv[4]).encode(q)
 while not os.path.exists(stop) or len(seen) < 3:
@@ -145,8 +183,15 @@ def test_readers_keep_answering_while_another_process_writes(features, tmp_path)
     model = folder / "m.semhash"
     assert semhash("index", "build", db, "--model", model, "--features", tmp_path / "first.npy").returncode == 0
     stop = tmp_path / "stop"
-    readers = [subprocess.Popen([sys.executable, "-c", READER, db, stop, folder / "q.npy", model],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, db, stop, folder / "q.npy", model],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     time.sleep(1.0)  # the readers are answering before the writer starts
     # the added keys must differ from the first build's: a features file's keys are its name and row
     writer = semhash("index", "add", db, "--features", tmp_path / "more.npy", "--batch-size", BATCH)
@@ -163,15 +208,27 @@ def test_readers_keep_answering_while_another_process_writes(features, tmp_path)
 
 def test_a_second_writer_gets_a_clear_error_and_changes_nothing(features, tmp_path):
     folder, db = features, tmp_path / "items.db"
-    assert semhash("index", "build", db, "--model", folder / "m.semhash", "--features", folder / "x.npy",
-                   "--limit", 2000).returncode == 0
-    holder = subprocess.Popen([sys.executable, "-c", f"""
+    assert (
+        semhash(
+            "index", "build", db, "--model", folder / "m.semhash", "--features", folder / "x.npy", "--limit", 2000
+        ).returncode
+        == 0
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import sqlite3, sys, time
 conn = sqlite3.connect({str(db)!r}, isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 time.sleep(30)
-"""], stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         env = {**os.environ, "SEMHASH_LOCK_TIMEOUT": "0.5"}

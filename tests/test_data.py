@@ -1,4 +1,5 @@
 """Loading data the standard ways: bundled digits, torchvision's raw layout (gzip-only too), images, features."""
+
 import gzip
 import os
 import stat
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashing.data import describe, load_dataset
-from hashing.errors import DataError
+from semhash.hashing.data import describe, load_dataset
+from semhash.hashing.errors import DataError
 
 
 def write_idx_gz(path, array):
@@ -40,14 +41,17 @@ def test_digits_come_as_float_images_in_unit_range(digits):
     assert describe(train)["class_counts"][0] > 100
 
 
-def test_gzip_only_raw_files_are_extracted_into_the_cache_when_the_root_is_read_only(gz_only_mnist, tmp_path, monkeypatch):
+def test_gzip_only_raw_files_are_extracted_into_the_cache_when_the_root_is_read_only(
+    gz_only_mnist, tmp_path, monkeypatch
+):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("SEMHASH_DATA", str(gz_only_mnist))
     ds = load_dataset("mnist", "test", download=False)
     assert ds.x.shape == (10, 1, 28, 28) and ds.labels.shape == (10,)
     assert ds.extracted_from == str(gz_only_mnist / "MNIST" / "raw")
     assert sorted(os.listdir(gz_only_mnist / "MNIST" / "raw")) == sorted(
-        f for f in os.listdir(gz_only_mnist / "MNIST" / "raw") if f.endswith(".gz"))  # root untouched
+        f for f in os.listdir(gz_only_mnist / "MNIST" / "raw") if f.endswith(".gz")
+    )  # root untouched
     assert (tmp_path / "cache" / "semhash" / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
     # the same bytes as the gzip holds, scaled to [0, 1]
     with gzip.open(gz_only_mnist / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz") as f:
@@ -68,7 +72,12 @@ def test_gzip_only_raw_files_are_extracted_in_place_when_writable(tmp_path, rng)
 def test_a_corrupt_gzip_is_one_clear_error(tmp_path, rng):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (raw / f"{name}.gz").write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="cannot extract"):
         load_dataset("mnist", root=tmp_path, download=False)

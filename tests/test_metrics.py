@@ -1,4 +1,5 @@
 """Metrics against brute force: tie-aware AP is the mean AP over every order of the ties."""
+
 from itertools import permutations
 
 import numpy as np
@@ -7,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from hashing import codes, metrics
-from hashing.errors import ParameterError
+from semhash.hashing import codes, metrics
+from semhash.hashing.errors import ParameterError
 
 
 def ap_of_ranking(rel, k=None):

@@ -4,11 +4,12 @@ Database = the 60,000 training images, queries = the first 1,000 test images, re
 label. Reference (ITQ, PCAH, LSH): 16 bits 0.396 / 0.266 / 0.234; 32 bits 0.425 / 0.245 / 0.280;
 64 bits 0.447 / 0.212 / 0.310. LSH depends on its seed; we check it against the spread of 5 seeds.
 """
+
 import numpy as np
 import pytest
 
-from hashing.baselines import ITQ, LSH, PCAH
-from hashing.metrics import evaluate, label_relevance
+from semhash.hashing.baselines import ITQ, LSH, PCAH
+from semhash.hashing.metrics import evaluate, label_relevance
 
 REFERENCE = {16: (0.396, 0.266, 0.234), 32: (0.425, 0.245, 0.280), 64: (0.447, 0.212, 0.310)}
 

@@ -1,4 +1,5 @@
 """The README's quickstart, run as a user would (real subprocesses), on a small slice of MNIST."""
+
 import json
 import os
 import re
@@ -29,7 +30,8 @@ SMALL = {  # the same commands, made small: a slice of the data and one epoch
 def test_the_readme_quickstart_works_as_written(mnist, tmp_path):
     commands = quickstart_commands()
     assert [c.split()[1] for c in commands] == ["train", "index", "data", "search", "bench"]
-    from hashing.data import data_root
+    from semhash.hashing.data import data_root
+
     # the data root the fixture found MNIST in, absolute: the commands run in a scratch folder
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "SEMHASH_DATA": str(data_root().resolve())}
     for command in commands:
@@ -37,8 +39,14 @@ def test_the_readme_quickstart_works_as_written(mnist, tmp_path):
         for name, extra in SMALL.items():
             if " ".join(args[: len(name.split())]) == name:
                 args += extra
-        proc = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-c", "from semhash.cli.main import main; main()", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, f"{command}\n{proc.stderr}"
     assert (tmp_path / "mnist32.semhash").is_file() and (tmp_path / "query.png").is_file()
     results = json.loads(next(tmp_path.glob("*/quality.json")).read_text())
@@ -59,8 +67,15 @@ def serve_block_works(folder: Path, env: dict) -> None:
     server = start_server(str(folder / "mnist32.db"), port, env)
     try:
         for command in curls:
-            proc = subprocess.run(command.replace(":8000", f":{port}"), shell=True, cwd=folder, env=env,
-                                  capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(
+                command.replace(":8000", f":{port}"),
+                shell=True,
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             answer = json.loads(proc.stdout)
             assert proc.returncode == 0 and "detail" not in answer, f"{command}\n{proc.stdout}"
     finally:

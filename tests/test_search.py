@@ -3,16 +3,17 @@
 Compared the way faiss/contrib/evaluation.py compares k-NN results: equal distances, and equal id
 sets within each tied distance (except the last one, which the cut at k may split anywhere).
 """
+
 import faiss
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hashing.codes import hamming
-from hashing.errors import ParameterError
-from index_store.hashtable import HashTable
-from index_store.search import Searcher, vector_rerank
+from semhash.hashing.codes import hamming
+from semhash.hashing.errors import ParameterError
+from semhash.index_store.hashtable import HashTable
+from semhash.index_store.search import Searcher, vector_rerank
 
 
 @st.composite
@@ -101,8 +102,11 @@ def test_ties_are_reranked_by_float_vectors():
 
 
 @settings(max_examples=60, deadline=None)
-@given(keys=st.lists(st.integers(0, 63), min_size=1, max_size=300), direct=st.booleans(),
-       shift=st.sampled_from([0, 14, 26]))
+@given(
+    keys=st.lists(st.integers(0, 63), min_size=1, max_size=300),
+    direct=st.booleans(),
+    shift=st.sampled_from([0, 14, 26]),
+)
 def test_hash_table_lookup_finds_every_match(keys, direct, shift):
     # few distinct keys, many duplicates, and key 0 (the empty marker's first choice) often present
     keys = np.array(keys, dtype=np.uint64) << np.uint64(shift)

@@ -1,6 +1,7 @@
 """The HTTP service: the JSON API in-process (FastAPI's TestClient), property-based API testing
 against its OpenAPI schema (schemathesis: no 5xx, responses as documented), and two real server
 processes sharing one PostgreSQL store."""
+
 import os
 
 import httpx
@@ -8,11 +9,11 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-
-from hashing.hasher import make_hasher
-from index_store.build import build_index
-from index_store.service import create_app
 from servers import free_port, png_bytes, start_server
+
+from semhash.hashing.hasher import make_hasher
+from semhash.index_store.build import build_index
+from semhash.index_store.service import create_app
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,9 @@ def test_search_by_item_code_vector_and_image_agree(served, digits):
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
     x = digits[0].x[7].numpy()
     by_vector = client.post("/indexes/digits/search/vectors", json={"vectors": [x.ravel().tolist()], "k": 5}).json()
-    by_image = client.post("/indexes/digits/search/image", files={"image": ("seven.png", png_bytes(x[0]), "image/png")},
-                           data={"k": "5"}).json()
+    by_image = client.post(
+        "/indexes/digits/search/image", files={"image": ("seven.png", png_bytes(x[0]), "image/png")}, data={"k": "5"}
+    ).json()
     for other in (by_vector, by_image):
         assert [h["key"] for h in other["queries"][0]["hits"]] == [h["key"] for h in hits]
     code = client.get("/indexes/digits/items", params={"key": "digits/train/7"}).json()
@@ -59,17 +61,26 @@ def test_raw_codes_and_a_radius(served):
 def test_add_find_and_remove_items(served, digits):
     _, _, client = served
     x = digits[1].x[:2].numpy().reshape(2, -1)
-    added = client.post("/indexes/digits/items", json={"items": [
-        {"key": "new/0", "vector": x[0].tolist(), "label": 3, "meta": {"from": "test"}},
-        {"key": "new/1", "vector": x[1].tolist()}]})
+    added = client.post(
+        "/indexes/digits/items",
+        json={
+            "items": [
+                {"key": "new/0", "vector": x[0].tolist(), "label": 3, "meta": {"from": "test"}},
+                {"key": "new/1", "vector": x[1].tolist()},
+            ]
+        },
+    )
     assert added.status_code == 200 and added.json() == {"index": "digits", "changed": 2, "items": 1502}
     found = client.post("/indexes/digits/search/vectors", json={"vectors": [x[0].tolist()], "k": 3}).json()
     assert "new/0" in [h["key"] for h in found["queries"][0]["hits"] if h["distance"] == 0]
     assert client.get("/indexes/digits/items", params={"key": "new/0"}).json()["meta"] == {"from": "test"}
     again = client.post("/indexes/digits/items", json={"items": [{"key": "new/0", "vector": x[0].tolist()}]})
     assert again.status_code == 400 and "already in index" in again.json()["detail"]
-    up = client.post("/indexes/digits/items/image", files={"image": ("n.png", png_bytes(x[0].reshape(8, 8)), "image/png")},
-                     data={"key": "new/2", "label": "3"})
+    up = client.post(
+        "/indexes/digits/items/image",
+        files={"image": ("n.png", png_bytes(x[0].reshape(8, 8)), "image/png")},
+        data={"key": "new/2", "label": "3"},
+    )
     assert up.json()["items"] == 1503
     gone = client.delete("/indexes/digits/items", params={"key": ["new/0", "new/1", "new/2"]})
     assert gone.json() == {"index": "digits", "changed": 3, "items": 1500}
@@ -84,20 +95,28 @@ def test_thumbnails_and_the_browse_page(served):
     assert page.status_code == 200 and "semhash" in page.text and 'id="results"' in page.text
 
 
-@pytest.mark.parametrize("method, url, kwargs, status, message", [
-    ("get", "/indexes/nope", {}, 404, "no index named 'nope'"),
-    ("post", "/indexes/digits/search/items", {"json": {"keys": ["nope"]}}, 404, "no item 'nope'"),
-    ("post", "/indexes/digits/search", {"json": {"codes": ["00"]}}, 400, "4 hex digits each"),
-    ("post", "/indexes/digits/search", {"json": {"codes": ["zzzz"]}}, 422, ""),
-    ("post", "/indexes/digits/search", {"json": {"codes": ["0000"], "k": 0}}, 422, ""),
-    ("post", "/indexes/digits/search", {"json": {"codes": ["0000"], "radius": 17}}, 400, "code length 16"),
-    ("post", "/indexes/digits/search/vectors", {"json": {"vectors": [[1.0, 2.0]]}}, 400, "64 values each"),
-    ("post", "/indexes/digits/search/vectors", {"json": {"vectors": [[1.0] * 64, [1.0]]}}, 400, "64 values each"),
-    ("post", "/indexes/digits/search/image", {"files": {"image": ("x.png", b"not a png", "image/png")}}, 400,
-     "x.png: not a readable image"),
-    ("delete", "/indexes/digits/items", {"params": {"key": "nope"}}, 404, "nothing removed"),
-    ("get", "/indexes/digits/thumbnail", {"params": {"key": "nope"}}, 404, "no item"),
-])
+@pytest.mark.parametrize(
+    "method, url, kwargs, status, message",
+    [
+        ("get", "/indexes/nope", {}, 404, "no index named 'nope'"),
+        ("post", "/indexes/digits/search/items", {"json": {"keys": ["nope"]}}, 404, "no item 'nope'"),
+        ("post", "/indexes/digits/search", {"json": {"codes": ["00"]}}, 400, "4 hex digits each"),
+        ("post", "/indexes/digits/search", {"json": {"codes": ["zzzz"]}}, 422, ""),
+        ("post", "/indexes/digits/search", {"json": {"codes": ["0000"], "k": 0}}, 422, ""),
+        ("post", "/indexes/digits/search", {"json": {"codes": ["0000"], "radius": 17}}, 400, "code length 16"),
+        ("post", "/indexes/digits/search/vectors", {"json": {"vectors": [[1.0, 2.0]]}}, 400, "64 values each"),
+        ("post", "/indexes/digits/search/vectors", {"json": {"vectors": [[1.0] * 64, [1.0]]}}, 400, "64 values each"),
+        (
+            "post",
+            "/indexes/digits/search/image",
+            {"files": {"image": ("x.png", b"not a png", "image/png")}},
+            400,
+            "x.png: not a readable image",
+        ),
+        ("delete", "/indexes/digits/items", {"params": {"key": "nope"}}, 404, "nothing removed"),
+        ("get", "/indexes/digits/thumbnail", {"params": {"key": "nope"}}, 404, "no item"),
+    ],
+)
 def test_bad_requests_are_4xx_with_a_clear_message(served, method, url, kwargs, status, message):
     _, _, client = served
     r = getattr(client, method)(url, **kwargs)
@@ -112,10 +131,12 @@ def test_the_api_never_fails_with_5xx_and_answers_as_documented(served):
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12
     for operation in operations:
+
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case):
             case.call_and_validate()
+
         check()
 
 
@@ -140,7 +161,9 @@ def test_two_replicas_on_postgresql_see_each_others_additions(digits, tmp_path, 
         a, b = (f"http://127.0.0.1:{p}/indexes/{index_name}" for p in ports)
         assert httpx.get(b).json()["items"] == 500
         x = digits[1].x[:3].numpy().reshape(3, -1)
-        added = httpx.post(f"{a}/items", json={"items": [{"key": f"r/{i}", "vector": v.tolist()} for i, v in enumerate(x)]})
+        added = httpx.post(
+            f"{a}/items", json={"items": [{"key": f"r/{i}", "vector": v.tolist()} for i, v in enumerate(x)]}
+        )
         assert added.status_code == 200, added.text
         assert httpx.get(b).json()["items"] == 503  # the other replica sees them at once
         hits = httpx.post(f"{b}/search/vectors", json={"vectors": [x[2].tolist()], "k": 5}).json()["queries"][0]["hits"]

@@ -1,15 +1,16 @@
 """The index store: items and codes in SQL (SQLite, and PostgreSQL when configured), derived search
 structures rebuilt from SQL when missing, stale or corrupt, and search results that stay exact."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from hashing.codes import hamming
-from index_store import schema
-from index_store.index import Index
-from index_store.store import Store, StoreError
+from semhash.hashing.codes import hamming
+from semhash.index_store import schema
+from semhash.index_store.index import Index
+from semhash.index_store.store import Store, StoreError
 
 
 def brute_force(index_codes, index_keys, queries, r):
@@ -33,8 +34,14 @@ def clustered(rng):
 def test_build_search_and_read_back_metadata(store_target, index_name, clustered):
     keys, codes, labels = clustered
     idx = Index.create(store_target, index_name, bits=32)
-    ids = idx.add(keys, codes, labels=labels, sources=[f"file://{k}.png" for k in keys],
-                  metas=[{"n": i} for i in range(300)], batch_size=64)
+    ids = idx.add(
+        keys,
+        codes,
+        labels=labels,
+        sources=[f"file://{k}.png" for k in keys],
+        metas=[{"n": i} for i in range(300)],
+        batch_size=64,
+    )
     assert ids.tolist() == list(range(1, 301))
     hits = idx.search(codes[:3], k=None, radius=3)
     assert as_pairs(hits) == brute_force(codes, keys, codes[:3], 3)
@@ -53,7 +60,7 @@ def test_reopen_uses_the_cache_and_detects_changes_by_another_writer(store_targe
     a.add(keys[:200], codes[:200])
     b = Index.open(store_target, index_name)
     assert len(b.searcher) == 200 and b.last_load == "cache"
-    a.add(keys[200:250], codes[200:250])        # another writer, which refreshes the shared cache
+    a.add(keys[200:250], codes[200:250])  # another writer, which refreshes the shared cache
     assert len(b.searcher) == 250 and b.last_load == "cache"
     Store(store_target).add(index_name, keys[250:], codes[250:])  # a writer that leaves the cache stale
     assert len(b.searcher) == 300 and b.last_load.startswith("rebuilt from SQL (stale")
@@ -101,7 +108,7 @@ def test_a_failing_batch_leaves_nothing_behind(store_target, index_name, cluster
     idx = Index.create(store_target, index_name, bits=32)
     idx.add(keys[:10], codes[:10])
     with pytest.raises(StoreError, match="already in index"):
-        idx.add(keys[5:20], codes[5:20])       # keys 5..9 collide
+        idx.add(keys[5:20], codes[5:20])  # keys 5..9 collide
     with pytest.raises(StoreError, match="32-bit codes"):
         idx.add(["x"], np.zeros((1, 8), np.uint8))
     assert idx.store.count(index_name) == 10 and len(idx.searcher) == 10
@@ -112,8 +119,11 @@ def test_sql_keeps_substring_keys_for_multi_index_lookups(store_target, index_na
     idx = Index.create(store_target, index_name, bits=64)
     idx.add([str(i) for i in range(20)], codes)
     with idx.store.engine.connect() as conn:
-        rows = conn.execute(select(schema.codes.c.s0, schema.codes.c.s1, schema.codes.c.s2)
-                            .where(schema.codes.c.index_id == idx.row.id).order_by(schema.codes.c.item_id)).all()
+        rows = conn.execute(
+            select(schema.codes.c.s0, schema.codes.c.s1, schema.codes.c.s2)
+            .where(schema.codes.c.index_id == idx.row.id)
+            .order_by(schema.codes.c.item_id)
+        ).all()
     low, high = codes[:, :4].copy().view("<u4")[:, 0], codes[:, 4:].copy().view("<u4")[:, 0]
     assert [r[0] for r in rows] == low.tolist() and [r[1] for r in rows] == high.tolist()
     assert all(r[2] is None for r in rows)
@@ -143,7 +153,8 @@ def test_unreachable_database_is_one_clear_error():
 
 
 def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, clustered):
-    import index_store.store as store_mod
+    import semhash.index_store.store as store_mod
+
     keys, codes, _ = clustered
     monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 200)
     idx = Index.create(str(tmp_path / "l.db"), "x", bits=32)
@@ -159,7 +170,9 @@ def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, 
     assert idx.store.count("x") == 3
 
 
-operations = st.lists(st.tuples(st.sampled_from(["add", "remove", "reopen"]), st.integers(1, 25)), min_size=1, max_size=6)
+operations = st.lists(
+    st.tuples(st.sampled_from(["add", "remove", "reopen"]), st.integers(1, 25)), min_size=1, max_size=6
+)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
