@@ -1,1 +1,3 @@
-"""Benchmarks: runnable as scripts (python benchmarks/bench_*.py) and from `semhash bench`."""
+"""Benchmarks, run by `semhash bench quality|search|train|serve|reconstruction|explore`: one `run()`
+per module (bench_*.py, explore_ae.py), one result writer (results.py) and the library's one timer
+(semhash.hashing.timing)."""

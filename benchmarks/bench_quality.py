@@ -1,57 +1,96 @@
 """Retrieval quality of every hasher on the MNIST protocol, side by side in one run.
 
-    python benchmarks/bench_quality.py [--bits 16 32 64] [--methods ae itq pcah lsh] [--out benchmarks/results]
+    semhash bench quality [--bits 16 --bits 32 --bits 64] [--method ae --method itq ...] [--out DIR]
 
 Database = the 60,000 MNIST training images (every hasher is fitted on them), queries = the first
 1,000 test images, relevance = same label. Prints a table and each method's mAP@all relative to
 PCA-ITQ at the same code length; writes quality.json and quality.png (mAP vs bits; precision-recall
-curves over Hamming radii). `semhash bench quality` runs the same.
+curves over Hamming radii).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from dataclasses import asdict
+from pathlib import Path
 
-from ..hashing import report
 from ..hashing.protocol import QualityConfig, run_quality
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+
+HEADER = (
+    f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@r2':>6} {'empty':>6} "
+    f"{'bits on':>10} {'fit s':>7} {'eval s':>6}"
+)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="mnist")
-    p.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
-    p.add_argument("--methods", nargs="+", default=["ae", "itq", "pcah", "lsh"])
-    p.add_argument("--ae-epochs", type=int, default=None, help="epochs of the autoencoder (default: semhash train's)")
-    p.add_argument("--ae-neighbours", type=float, default=None, help="weight of the AE's k-NN graph term (0: off)")
-    p.add_argument("--ae-bottleneck", default=None, help="noise, ste, bernoulli or real")
-    p.add_argument("--device", default="auto", help="device for the autoencoder: auto, cpu, cuda")
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--out", default="benchmarks/results")
-    args = p.parse_args(argv)
-    ae_options = {"device": args.device, **({"epochs": args.ae_epochs} if args.ae_epochs else {})}
-    if args.ae_bottleneck:
-        ae_options["bottleneck"] = args.ae_bottleneck
-    if args.ae_neighbours is not None:
-        from ..hashing.models import Regularizers
-
-        ae_options["reg"] = Regularizers(neighbours=args.ae_neighbours)
+def run(
+    dataset: str = "mnist",
+    bits: tuple[int, ...] = (16, 32, 64),
+    methods: tuple[str, ...] = ("ae", "itq", "pcah", "lsh"),
+    queries: int = 1000,
+    ae_options: dict | None = None,
+    limit: int | None = None,
+    data_root: str | None = None,
+    out: str | Path = DEFAULT_OUT,
+    log=print,
+) -> dict:
+    """Fit and evaluate every method at every code length; write quality.json and quality.png into
+    out and return the JSON's content. ae_options go to the autoencoder (device, epochs, reg, ...);
+    limit keeps the database to the first N training items."""
     cfg = QualityConfig(
-        dataset=args.dataset,
-        bits=tuple(args.bits),
-        methods=tuple(args.methods),
-        queries=args.queries,
-        data_root=args.data_root,
-        ae_options=ae_options,
+        dataset=dataset,
+        bits=tuple(bits),
+        methods=tuple(methods),
+        queries=queries,
+        data_root=data_root,
+        database_limit=limit,
+        ae_options=dict(ae_options or {}),
     )
-    print(report.HEADER)
-    rows = run_quality(cfg, progress=lambda r: print(report.row_line(r), flush=True))
-    print("\n" + "\n".join(report.ratios(rows)))
-    paths = report.write(rows, cfg, args.out)
-    print(f"\nwrote {paths[0]} and {paths[1]}")
-    return 0
+    log(HEADER)
+    rows = run_quality(cfg, progress=lambda r: log(row_line(r)))
+    log("\n" + "\n".join(ratios(rows)))
+    result = {"config": asdict(cfg), "rows": [asdict(r) for r in rows]}
+    paths = write_result(out, "quality", result, lambda path: plot(rows, path))
+    log(f"\nwrote {paths[0]} and {paths[1]}")
+    return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def row_line(r) -> str:
+    """One row of the table: a method at one code length."""
+    rep = r.report
+    return (
+        f"{r.method:<6} {r.bits:>4} {rep['map_all']:>8.3f} {rep['map_at_k']:>9.3f} "
+        f"{rep['precision_at_radius']:>6.3f} {rep['empty_ball_fraction']:>6.2f} "
+        f"{r.bits_on[0]:>4.2f}-{r.bits_on[1]:.2f} {r.fit_s:>7.1f} {r.eval_s:>6.2f}"
+    )
+
+
+def ratios(rows) -> list[str]:
+    """Each method's mAP@all relative to PCA-ITQ at the same code length."""
+    itq = {r.bits: r.report["map_all"] for r in rows if r.method == "itq"}
+    return [
+        f"{r.method:<6} {r.bits:>3} bits: {r.report['map_all'] / itq[r.bits]:.2f}x PCA-ITQ"
+        for r in rows
+        if r.bits in itq
+    ]
+
+
+def plot(rows, path: Path) -> None:
+    """mAP@all vs code length; each method's precision-recall curve at 32 bits (else its middle length)."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method in dict.fromkeys(r.method for r in rows):
+        mine = [r for r in rows if r.method == method]
+        left.plot([r.bits for r in mine], [r.report["map_all"] for r in mine], "o-", label=method)
+        mid = next((r for r in mine if r.bits == 32), mine[len(mine) // 2])
+        curve = mid.report["pr_curve"]
+        right.plot(curve["recall"], curve["precision"], ".-", label=f"{method} {mid.bits} bits")
+    bits = sorted({r.bits for r in rows})
+    left.set(xlabel="bits", ylabel="mAP@all", title="mAP vs code length")
+    left.set_xscale("log", base=2)
+    left.set_xticks(bits, labels=[str(b) for b in bits])
+    left.minorticks_off()
+    right.set(xlabel="recall", ylabel="precision", title="Hamming-ball precision-recall (radius 0..bits)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save_figure(fig, path)

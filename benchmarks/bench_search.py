@@ -1,8 +1,7 @@
 """Search speed: semhash's Hamming-ball and k-NN search against FAISS's binary indexes, one thread.
 
-    python benchmarks/bench_search.py            # full run (about 10 minutes on 2 cores)
-    python benchmarks/bench_search.py --quick    # smaller sizes, for a look
-    semhash bench search [--quick]               # the same, from the CLI
+    semhash bench search                  # full run (about 10 minutes on 2 cores)
+    semhash bench search --quick          # smaller sizes, for a look
 
 Database: N random codes; queries: database codes with one bit flipped. Every method answers the
 same queries in batches of 2,000 on one thread (and k-NN one query per call too, as a server
@@ -13,18 +12,13 @@ would); each figure is the best of 3 runs. Peers:
   numpy-sorted      every code of the radius-2 ball looked up by binary search in a sorted array.
 Also: cost per query as N grows (random codes and real PCA-ITQ codes of MNIST, whose buckets are
 skewed), bulk add of N items into SQLite plus derived structures, opening that index, memory/item.
-Writes search.json and search.png into --out.
+Writes search.json and search.png into the output folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,24 +26,20 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..hashing import __version__
 from ..hashing.codes import flip_masks, one_bit_away, to_int
 from ..hashing.errors import ParameterError
-from ..hashing.files import atomic_write, atomic_write_text
+from ..hashing.timing import best_seconds
 from ..index_store.index import Index
-from ..index_store.search import Searcher
+from ..index_store.searcher import Searcher
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 BATCH = 2000
 SINGLE = 200  # queries timed one per call
 
 
 def best_qps(fn, nq: int, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return nq / best
+    """Queries per second of fn(), which answers nq queries: the best of `repeats` runs."""
+    return nq / best_seconds(fn, repeats)
 
 
 def numpy_sorted_radius(keys_sorted: np.ndarray, q: np.ndarray, r: int) -> int:
@@ -120,25 +110,7 @@ def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=p
     for label, source, ns in sets:
         for n in ns:
             codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
-            s = Searcher(np.arange(n), codes)
-            q = one_bit_away(codes, BATCH, rng)
-            flat = faiss.IndexBinaryFlat(bits)
-            flat.add(codes)
-            nq_flat = len(q) if n <= 1_000_000 else 200
-            rows.append(
-                {
-                    "codes": label,
-                    "n": n,
-                    "bits": bits,
-                    "plan_radius2": list(s.plan(2)),
-                    "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
-                    "us_per_query_radius2_bitflip": 1e6 / best_qps(lambda: bit_flip_only(s).radius(q, 2), len(q)),
-                    "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
-                    "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q)),
-                    # the same queries as ours, but a sample of them beyond 1M (a scan of 10M is 10 ms)
-                    "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:nq_flat], 10), nq_flat),
-                }
-            )
+            rows.append(scaling_row(label, codes, rng))
             r = rows[-1]
             log(
                 f"  {label:<10} N={n:>10,}: radius-2 {r['us_per_query_radius2']:7.1f} us/query "
@@ -147,6 +119,28 @@ def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=p
                 f"faiss-flat knn10 {r['faiss_flat_us_per_query_knn10']:9.1f} us/query"
             )
     return rows
+
+
+def scaling_row(label: str, codes: np.ndarray, rng) -> dict:
+    """Cost per query over these codes: our radius 2 (and the bit-flip plan alone), k-NN 10, FAISS's scan."""
+    n, bits = len(codes), codes.shape[1] * 8
+    s = Searcher(np.arange(n), codes)
+    q = one_bit_away(codes, BATCH, rng)
+    flat = faiss.IndexBinaryFlat(bits)
+    flat.add(codes)
+    nq_flat = len(q) if n <= 1_000_000 else 200
+    return {
+        "codes": label,
+        "n": n,
+        "bits": bits,
+        "plan_radius2": list(s.plan(2)),
+        "us_per_query_radius2": 1e6 / best_qps(lambda: s.radius(q, 2), len(q)),
+        "us_per_query_radius2_bitflip": 1e6 / best_qps(lambda: bit_flip_only(s).radius(q, 2), len(q)),
+        "results_per_query_radius2": float(s.radius(q, 2).counts().mean()),
+        "us_per_query_knn10": 1e6 / best_qps(lambda: s.knn(q, 10), len(q)),
+        # the same queries as ours, but a sample of them beyond 1M (a scan of 10M is 10 ms)
+        "faiss_flat_us_per_query_knn10": 1e6 / best_qps(lambda: flat.search(q[:nq_flat], 10), nq_flat),
+    }
 
 
 def bit_flip_only(s: Searcher) -> Searcher:
@@ -164,7 +158,7 @@ def mnist_codes(bits: int, ae_model: str | None, data_root: str | None = None, l
     from ..hashing.baselines import ITQ
     from ..hashing.data import load_dataset
     from ..hashing.errors import DataError
-    from ..hashing.hasher import load_hasher
+    from ..hashing.methods import load_hasher
 
     try:
         train = load_dataset("mnist", "train", root=data_root, download=False)
@@ -194,7 +188,7 @@ def bulk(n: int, bits: int, rng) -> dict:
         add_s = time.perf_counter() - t
         t = time.perf_counter()
         again = Index.open(folder / "bench.db", "bench")
-        again.searcher
+        _ = again.searcher  # loads the derived structures from the checked cache
         open_s = time.perf_counter() - t
         assert again.last_load == "cache" and len(again.searcher) == n
         info = again.info()
@@ -216,7 +210,7 @@ def run(
     ae_model: str | None = None,
     mnist: bool = True,
     data_root: str | None = None,
-    out: str | Path = "benchmarks/results",
+    out: str | Path = DEFAULT_OUT,
     log=print,
 ) -> dict:
     """The whole benchmark: speed at n, scaling over sizes, bulk add of n; writes search.json and
@@ -227,13 +221,7 @@ def run(
     faiss.omp_set_num_threads(1)
     try:
         rng = np.random.default_rng(0)
-        log(f"speed at N={n:,}, one thread, batches of {BATCH} queries and single queries (best of 3):")
-        speeds = []
-        for bits in (32, 64):
-            row = speed(n, bits, rng)
-            speeds.append(row)
-            for name, v in row["qps"].items():
-                log(f"  {bits} bits  {name:<26} {v:>12,.0f} q/s")
+        speeds = speed_table(n, rng, log)
         ratios = speed_ratios(speeds)
         log("ratios:")
         for k, v in ratios.items():
@@ -249,24 +237,30 @@ def run(
         )
     finally:
         faiss.omp_set_num_threads(threads)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     result = {
-        "benchmark": "search",
-        "semhash": __version__,
         "n": n,
         "sizes": list(sizes),
         "ae_model": ae_model,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": 1},
+        "machine": {"threads": 1},
         "speed": speeds,
         "ratios": ratios,
         "scaling": scale,
         "bulk": b,
     }
-    atomic_write_text(out / "search.json", json.dumps(result, indent=1))
-    plot(scale, speeds, out / "search.png")
-    log(f"wrote {out / 'search.json'} and {out / 'search.png'}")
+    paths = write_result(out, "search", result, lambda path: plot(scale, speeds, path))
+    log(f"wrote {paths[0]} and {paths[1]}")
     return result
+
+
+def speed_table(n: int, rng, log=print) -> list[dict]:
+    """speed() at 32 and 64 bits, each figure logged."""
+    log(f"speed at N={n:,}, one thread, batches of {BATCH} queries and single queries (best of 3):")
+    speeds = []
+    for bits in (32, 64):
+        speeds.append(speed(n, bits, rng))
+        for name, v in speeds[-1]["qps"].items():
+            log(f"  {bits} bits  {name:<26} {v:>12,.0f} q/s")
+    return speeds
 
 
 def speed_ratios(speeds: list[dict]) -> dict[str, float]:
@@ -284,25 +278,9 @@ def speed_ratios(speeds: list[dict]) -> dict[str, float]:
     }
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="100k items instead of 1M; scaling up to 1M")
-    p.add_argument("--ae-model", default=None, help="a 32-bit .semhash model: also scale on its MNIST codes")
-    p.add_argument("--out", default="benchmarks/results")
-    args = p.parse_args(argv)
-    n, sizes = (
-        (100_000, (10_000, 100_000, 1_000_000)) if args.quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
-    )
-    run(n, sizes, args.ae_model, out=args.out, log=lambda line: print(line, flush=True))
-    return 0
-
-
 def plot(scale, speeds, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Cost per query vs N (left); queries/s of every method at N (right)."""
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for label in dict.fromkeys(r["codes"] for r in scale):
         rows = [r for r in scale if r["codes"] == label]
@@ -329,9 +307,4 @@ def plot(scale, speeds, path: Path) -> None:
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    save_figure(fig, path)

@@ -1,17 +1,17 @@
 """Exploration: train one autoencoder configuration and measure the full MNIST protocol after every
 epoch (mAP@all, precision within radius 2, empty balls, bit usage), to see how training unfolds.
 
-    python benchmarks/explore_ae.py --bits 32 --epochs 30 --neighbours 40 --k 5 [--bottleneck noise] [--threads 1]
+    semhash bench explore --bits 32 --epochs 30 --neighbours 40 --k 5 [--bottleneck noise] [--threads 1]
 
-One JSON line per epoch on stdout; benchmarks/README.md records what each configuration reached.
+One JSON line per epoch; writes explore.json and explore.png (the metrics per epoch).
+benchmarks/README.md records what each configuration reached.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -20,24 +20,29 @@ from ..hashing.data import load_dataset
 from ..hashing.metrics import evaluate, label_relevance
 from ..hashing.models import Regularizers
 from ..hashing.train import TrainConfig, train
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bits", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--neighbours", type=float, default=40.0)
-    p.add_argument("--k", type=int, default=5)
-    p.add_argument("--bottleneck", default="noise")
-    p.add_argument("--noise-std", type=float, default=4.0)
-    p.add_argument("--mask", type=float, default=0.0, help="denoising: input masking probability")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--data-root", default=None)
-    args = p.parse_args(argv)
-    db = load_dataset("mnist", "train", root=args.data_root)
-    q = load_dataset("mnist", "test", root=args.data_root).subset(1000)
+def run(
+    bits: int = 32,
+    epochs: int = 30,
+    neighbours: float = 40.0,
+    k: int = 5,
+    bottleneck: str = "noise",
+    noise_std: float = 4.0,
+    mask: float = 0.0,
+    threads: int | None = None,
+    data_root: str | None = None,
+    out: str | Path = DEFAULT_OUT,
+    log=print,
+) -> dict:
+    """Train with this configuration (k-NN graph term of weight `neighbours` over `k` neighbours;
+    `mask`: denoising input masking probability), logging the protocol's figures after each epoch as
+    a JSON line; write explore.json and explore.png into out and return the JSON's content."""
+    db = load_dataset("mnist", "train", root=data_root)
+    q = load_dataset("mnist", "test", root=data_root).subset(1000)
     rel = label_relevance(q.labels.numpy(), db.labels.numpy())
-    t0 = time.perf_counter()
+    lines, t0 = [], time.perf_counter()
 
     def measure(model, metrics):
         with torch.no_grad():
@@ -45,33 +50,38 @@ def main(argv=None) -> int:
             codes_q = pack((model.activations(q.x) > 0).numpy())
         rep = evaluate(codes_q, codes_db, rel)
         on = unpack(codes_db).mean(0)
-        print(
-            json.dumps(
-                {
-                    "epoch": metrics["epoch"],
-                    "map": round(rep.map_all, 4),
-                    "p_r2": round(rep.precision_at_radius, 4),
-                    "empty": round(rep.empty_ball_fraction, 4),
-                    "bits_on": [round(float(on.min()), 3), round(float(on.max()), 3)],
-                    "val_map": round(metrics["map"], 4),
-                    "seconds": round(time.perf_counter() - t0, 1),
-                }
-            ),
-            flush=True,
+        lines.append(
+            {
+                "epoch": metrics["epoch"],
+                "map": round(rep.map_all, 4),
+                "p_r2": round(rep.precision_at_radius, 4),
+                "empty": round(rep.empty_ball_fraction, 4),
+                "bits_on": [round(float(on.min()), 3), round(float(on.max()), 3)],
+                "val_map": round(metrics["map"], 4),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
         )
+        log(json.dumps(lines[-1]))
 
+    reg = Regularizers(neighbours=neighbours, k_neighbours=k, mask_prob=mask)
     cfg = TrainConfig(
-        bits=args.bits,
-        epochs=args.epochs,
-        patience=args.epochs,
-        bottleneck=args.bottleneck,
-        noise_std=args.noise_std,
-        threads=args.threads,
-        reg=Regularizers(neighbours=args.neighbours, k_neighbours=args.k, mask_prob=args.mask),
+        bits=bits, epochs=epochs, patience=epochs, bottleneck=bottleneck, noise_std=noise_std, threads=threads, reg=reg
     )
     train(cfg, db, progress=False, on_epoch=measure)
-    return 0
+    result = {"config": cfg.to_dict(), "epochs": lines}
+    paths = write_result(out, "explore", result, lambda path: plot(lines, path))
+    log(f"wrote {paths[0]} and {paths[1]}")
+    return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def plot(lines: list[dict], path: Path) -> None:
+    """The protocol's figures after each epoch."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [line["epoch"] for line in lines]
+    for key, label in (("map", "mAP@all"), ("p_r2", "P@r2"), ("empty", "empty balls"), ("val_map", "validation mAP")):
+        ax.plot(epochs, [line[key] for line in lines], ".-", label=label)
+    ax.set(xlabel="epoch", title="the protocol after each epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)

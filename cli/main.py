@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 
 from ..hashing import __version__
-from ..hashing.errors import SemhashError
+from ..hashing.errors import Interrupted, ModelMissing, NeedsResume, NotImages, SemhashError, translate
+from .bench import bench_app
 
 app = typer.Typer(
     help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
@@ -23,7 +24,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 index_app = typer.Typer(
     help="Build and maintain indexes (INDEX: a SQLite path or a database URL).", no_args_is_help=True
@@ -106,7 +106,7 @@ def train(
 ) -> None:
     """Train a hasher on a data set and save it as a self-describing .semhash model."""
     from ..hashing.data import load_dataset
-    from ..hashing.hasher import train_to_file
+    from ..hashing.methods import train_model
 
     options = {}
     if method == "ae":
@@ -129,7 +129,7 @@ def train(
         if limit < 2:
             raise SemhashError(f"--limit must be at least 2, got {limit}")
         data = data.subset(limit)
-    summary = train_to_file(method, data, output, bits=bits, seed=seed, **options)
+    summary = train_model(method, data, output, bits=bits, seed=seed, **options)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -144,118 +144,6 @@ def train(
             f"{v.get('precision_at_radius2', float('nan')):.3f}"
         )
     typer.echo(f"wrote {summary['model']}")
-
-
-@bench_app.command("quality")
-def bench_quality(
-    dataset: str = typer.Option("mnist"),
-    bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
-    method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
-    queries: int = typer.Option(1000),
-    ae_epochs: int | None = typer.Option(None),
-    device: str = typer.Option("auto"),
-    limit: int | None = typer.Option(None, help="Database of the first N training items."),
-    out: Path = typer.Option(Path("semhash-results"), help="Folder for quality.json and quality.png."),
-    data_root: str | None = DataRoot,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Retrieval quality of the autoencoder and the baselines, side by side (the MNIST protocol)."""
-    from ..hashing import report
-    from ..hashing.protocol import QualityConfig, run_quality
-
-    if queries < 1:
-        raise SemhashError(f"--queries must be positive, got {queries}")
-    ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
-    cfg = QualityConfig(
-        dataset=dataset,
-        bits=tuple(bits),
-        methods=tuple(method),
-        queries=queries,
-        data_root=data_root,
-        database_limit=limit,
-        ae_options=ae_options,
-    )
-    if not as_json:
-        typer.echo(report.HEADER)
-    rows = run_quality(cfg, progress=None if as_json else lambda r: typer.echo(report.row_line(r)))
-    paths = report.write(rows, cfg, out)
-    if as_json:
-        typer.echo(paths[0].read_text())
-        return
-    typer.echo("\n" + "\n".join(report.ratios(rows)))
-    typer.echo(f"\nwrote {paths[0]} and {paths[1]}")
-
-
-@bench_app.command("search")
-def bench_search(
-    quick: bool = typer.Option(False, "--quick", help="100,000 items, scaling up to 1M (default: 1M, up to 10M)."),
-    n: int | None = typer.Option(
-        None, "--n", help="Database size for the speed and bulk figures (scaling stops there too)."
-    ),
-    ae_model: Path | None = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
-    mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
-    out: Path = typer.Option(Path("semhash-results"), help="Folder for search.json and search.png."),
-    data_root: str | None = DataRoot,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Search speed against FAISS's binary indexes, one thread: radius, k-NN, scaling, bulk add."""
-    from ..benchmarks.bench_search import run
-
-    if ae_model is not None and not ae_model.is_file():
-        raise SemhashError(f"{ae_model}: no such model file")
-    size, sizes = (
-        (100_000, (10_000, 100_000, 1_000_000)) if quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
-    )
-    if n is not None:
-        size, sizes = n, tuple(s for s in sizes if s < n) + (n,)
-    _bench(as_json, lambda log: run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out, log=log))
-
-
-@bench_app.command("train")
-def bench_train(
-    dataset: str = typer.Option("mnist"),
-    bits: int = typer.Option(32),
-    method: list[str] = typer.Option(["lsh", "pcah", "itq", "ae"], help="Methods (repeat the option)."),
-    ae_epochs: int = typer.Option(3, help="Epochs of the autoencoder to time."),
-    device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
-    limit: int | None = typer.Option(None, help="Train on the first N items only."),
-    out: Path = typer.Option(Path("semhash-results"), help="Folder for train.json and train.png."),
-    data_root: str | None = DataRoot,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Training and encoding speed of the autoencoder and the baselines, on the same data."""
-    from ..benchmarks.bench_train import run
-
-    if limit is not None and limit < 10:
-        raise SemhashError(f"--limit must be at least 10, got {limit}")
-    _bench(
-        as_json,
-        lambda log: run(
-            dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out, log=log, progress=not as_json
-        ),
-    )
-
-
-@bench_app.command("serve")
-def bench_serve(
-    items: int = typer.Option(1_000_000, help="Random 32-bit codes in the index."),
-    clients: int = typer.Option(32, help="Concurrent HTTP clients."),
-    seconds: float = typer.Option(30.0, help="Duration of each load run."),
-    workers: list[int] = typer.Option([1, 2], help="Server worker counts to measure (repeat the option)."),
-    out: Path = typer.Option(Path("semhash-results"), help="Folder for serve.json and serve.png."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """The HTTP service under load (k-NN by raw code), beside the same searches in-process."""
-    from ..benchmarks.bench_serve import run
-
-    _bench(as_json, lambda log: run(items, clients, seconds, tuple(workers), out, log=log))
-
-
-def _bench(as_json: bool, run) -> None:
-    """run(log) prints its table through log and returns the results; --json prints those instead."""
-    result = run((lambda line: None) if as_json else typer.echo)
-    if as_json:
-        typer.echo(json.dumps(result, indent=1))
 
 
 IndexName = typer.Option("default", "--name", help="Index name inside the database.")
@@ -333,17 +221,11 @@ def index_add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
-    from ..index_store.build import build_index, index_model
-    from ..index_store.index import Index
+    from ..index_store.build import build_index
 
-    idx = Index.open(index, name)
-    path = model or idx.row.hasher_path
-    index_model(idx, path)
     data = _data(dataset, images, features, labels, split, data_root, limit)
     with _bar("adding", not as_json) as advance:
-        idx = build_index(
-            index, path, data, name=name, resume=True, progress=advance, adding=True, batch_size=_batch(batch_size)
-        )
+        idx = build_index(index, model, data, name=name, progress=advance, adding=True, batch_size=_batch(batch_size))
     _print_info(idx.info(), as_json)
 
 
@@ -387,6 +269,7 @@ def search(
     image: Path | None = typer.Option(None, help="Query with an image file."),
     item: list[str] | None = typer.Option(None, help="Query with stored items, by key."),
     vector: Path | None = typer.Option(None, help="Query with vectors from a .npy file."),
+    code: list[str] | None = typer.Option(None, help="Query with raw codes in hex (FAISS bit order)."),
     dataset: str | None = typer.Option(None, help="Query with items of a data set."),
     split: str = typer.Option("test"),
     limit: int = typer.Option(1, help="With --dataset: this many queries."),
@@ -399,14 +282,17 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
-    from ..index_store.queries import search_from
+    from ..index_store.query import search as run_search
 
-    result = search_from(
+    if len([v for v in (image, item, vector, code, dataset) if v]) != 1:
+        raise SemhashError("give exactly one query: --image, --item, --vector, --code or --dataset")
+    result = run_search(
         index,
-        name=name,
-        image=image,
-        items=item,
-        vector=vector,
+        name,
+        images=[image] if image else None,
+        items=item or None,
+        vectors=vector,
+        codes=code or None,
         dataset=dataset,
         split=split,
         limit=limit,
@@ -435,7 +321,7 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug."),
 ) -> None:
     """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
-    from ..index_store.service import serve as run_server
+    from ..index_store.launcher import serve as run_server
 
     run_server(index, name or None, host, port, workers, data_root, log_level)
 
@@ -481,20 +367,25 @@ class _bar:
         return self.progress.__exit__(*exc)
 
 
+# What to do about each kind of error, in this command's flags: the library's messages name none.
+HINTS = {NeedsResume: "use --resume", ModelMissing: "pass --model", NotImages: "query it with --vector"}
+
+
 def main() -> None:
-    """Console entry point: run the app, turn known errors into one line and an exit code."""
+    """Console entry point: run the app; every error goes through hashing.errors.translate and
+    comes out as one line on stderr and a non-zero exit (130 for Ctrl-C)."""
     try:
         app()
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
             _fail("interrupted", 130)
         raise
-    except SemhashError as exc:
-        _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except (OSError, MemoryError) as exc:
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+    except BaseException as exc:  # noqa: B036  (KeyboardInterrupt included: one line, exit 130)
+        err = translate(exc)
+        if err is None:
+            raise
+        hint = next((flag for cls, flag in HINTS.items() if isinstance(err, cls)), None)
+        _fail(f"{err}; {hint}" if hint else str(err), 130 if isinstance(err, Interrupted) else 1)
 
 
 def _fail(message: str, code: int) -> None:

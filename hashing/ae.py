@@ -8,52 +8,62 @@ import numpy as np
 import torch
 
 from .codes import pack
-from .hasher import Hasher, _as_float
+from .errors import ParameterError
+from .hasher import Hasher, as_float
 from .models import Autoencoder, ModelConfig, Regularizers
 from .train import TrainConfig, TrainResult, train
 
 
 class AEHasher(Hasher):
-    """Learned state: model_ (an Autoencoder) and validation_ (metrics of the kept weights).
+    """Learned state: model_ (an Autoencoder), model_config_, validation_ (metrics of the kept
+    weights) and training_ (device, seconds, speed, history).
 
-    Options are TrainConfig's fields (bottleneck, hidden, epochs, reg, device, ...).
+    Options are TrainConfig's fields (bottleneck, hidden, epochs, reg, device, ...); they are stored
+    as given and checked by fit().
     """
 
     method = "ae"
 
     def __init__(self, bits: int = 32, seed: int = 0, progress: bool = False, **options):
         super().__init__(bits, seed)
-        names = {f.name for f in fields(TrainConfig)}
-        unknown = set(options) - names
+        self.progress = progress
+        self.options = options
+        self.model_: Autoencoder | None = None
+        self.model_config_: ModelConfig | None = None
+        self.validation_: dict = {}
+        self.training_: dict = {}
+
+    def train_config(self) -> TrainConfig:
+        """The TrainConfig these options make (ParameterError for unknown ones)."""
+        options = dict(self.options)
+        unknown = set(options) - {f.name for f in fields(TrainConfig)}
         if unknown:
-            raise TypeError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+            raise ParameterError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         if isinstance(options.get("reg"), dict):
             options["reg"] = Regularizers(**options["reg"])
         if "hidden" in options:
             options["hidden"] = tuple(options["hidden"])
-        self.train_config = TrainConfig(bits=bits, seed=seed, **options)
-        self.progress = progress
-        self.model_: Autoencoder | None = None
-        self.validation_: dict = {}
-        self.model_config_: ModelConfig | None = None
-        self.training_: dict = {}
+        return TrainConfig(bits=self.bits, seed=self.seed, **options)
 
     def config(self) -> dict:
-        d = self.train_config.to_dict()
+        d = self.train_config().to_dict()
         for transient in ("checkpoint", "resume", "threads", "data_root"):
             d.pop(transient)
         return d
 
-    def fit(self, X, spec=None) -> AEHasher:
-        """X: a hashing.data.Dataset (labels make the validation mAP; else bit balance is tracked)."""
-        from .data import Dataset
-        from .hasher import InputSpec
+    def summary(self) -> dict:
+        return {
+            "validation": dict(self.validation_),
+            "training": {k: v for k, v in self.training_.items() if k != "history"},
+        }
 
-        data = X if isinstance(X, Dataset) else _as_dataset(X)
-        result: TrainResult = train(self.train_config, data, progress=self.progress)
-        self.spec_ = spec or InputSpec.of(data)
-        self._keep(result)
-        return self
+    def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
+        from .data import Dataset
+
+        labels = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
+        spec = self.spec_
+        data = Dataset(spec.dataset or "array", torch.from_numpy(X), labels, spec.normalization, "fit", kind=spec.kind)
+        self._keep(train(self.train_config(), data, progress=self.progress))
 
     def _keep(self, result: TrainResult) -> None:
         self.model_ = result.model
@@ -70,15 +80,12 @@ class AEHasher(Hasher):
     def activations(self, X) -> np.ndarray:
         """Continuous pre-binarization activations: (n, bits) float32 (kept for re-ranking)."""
         self._check_fitted()
-        X = self._as_items(X)
-        return self.model_.activations(torch.from_numpy(X)).numpy()
+        X = as_float(X.x if hasattr(X, "fingerprint") else X)
+        self.spec_.check(X.shape[1:])
+        return self.model_.activations(torch.from_numpy(np.ascontiguousarray(X))).numpy()
 
-    def _encode_flat(self, X: np.ndarray) -> np.ndarray:
-        return pack(self.activations(X.reshape(len(X), *self.spec_.shape)) > 0)
-
-    def _as_items(self, X) -> np.ndarray:
-        X = _as_float(X.x if hasattr(X, "fingerprint") else X)
-        return np.ascontiguousarray(X).reshape(len(X), *self.spec_.shape)
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        return pack(self.model_.activations(torch.from_numpy(np.ascontiguousarray(X))).numpy() > 0)
 
     def header_extra(self) -> dict:
         return {
@@ -92,16 +99,17 @@ class AEHasher(Hasher):
 
     def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         arch = (header or {}).get("architecture")
+        cfg = self.train_config()
         mcfg = (
             ModelConfig.from_dict(arch)
             if arch
             else ModelConfig(
                 input_shape=tuple(self.spec_.shape),
                 bits=self.bits,
-                bottleneck=self.train_config.bottleneck,
-                hidden=self.train_config.hidden,
-                conv=self.train_config.conv,
-                noise_std=self.train_config.noise_std,
+                bottleneck=cfg.bottleneck,
+                hidden=cfg.hidden,
+                conv=cfg.conv,
+                noise_std=cfg.noise_std,
             )
         )
         if tuple(mcfg.input_shape) != tuple(self.spec_.shape) or mcfg.bits != self.bits:
@@ -112,13 +120,6 @@ class AEHasher(Hasher):
         self.model_, self.model_config_ = model, mcfg
         self.validation_ = (header or {}).get("validation", {})
         self.training_ = (header or {}).get("training", {})
-
-
-def _as_dataset(X):
-    from .data import IDENTITY, Dataset
-
-    t = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    return Dataset("array", t, None, IDENTITY, "in-memory array")
 
 
 def _plain(d: dict) -> dict:

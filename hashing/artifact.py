@@ -7,6 +7,7 @@ checked before it is used. Writes are atomic: a temp file in the same folder, th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,35 @@ def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], header: dict) 
     return atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata={FORMAT: json.dumps(full)}))
 
 
+def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict, str]:
+    """(tensors, header, SHA-256 of the file) from one read of the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such model file")
+    data = path.read_bytes()
+    header = _check_header(path, _metadata(path, data))
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise ArtifactError(f"{path}: not a semhash model file (unreadable safetensors: {exc})") from None
+    return tensors, header, hashlib.sha256(data).hexdigest()
+
+
+def _metadata(path: Path, data: bytes) -> dict:
+    """The safetensors metadata of a file's bytes: an 8-byte little-endian length, then JSON."""
+    size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    try:
+        if not 0 < size <= len(data) - 8:
+            raise ValueError("bad header length")
+        meta = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    except (ValueError, AttributeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not a semhash model file (unreadable safetensors: {exc})") from None
+    return meta if isinstance(meta, dict) else {}
+
+
 def read_header(path: str | os.PathLike) -> dict:
     """The header of a .semhash file, validated; raises ArtifactError for anything else."""
     return _open(path)[1]
@@ -37,9 +67,8 @@ def read_header(path: str | os.PathLike) -> dict:
 
 def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, header) of a .semhash file."""
-    handle, header = _open(path)
-    with handle as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, header
+    tensors, header, _ = read(path)
+    return tensors, header
 
 
 def _open(path):
@@ -53,17 +82,25 @@ def _open(path):
         meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{path}: not a semhash model file (unreadable safetensors: {exc})") from None
+    return handle, _check_header(path, meta)
+
+
+def _check_header(path: Path, meta: dict) -> dict:
     if FORMAT not in meta:
         raise ArtifactError(f"{path}: a safetensors file, but not a semhash model (no semhash header)")
     try:
         header = json.loads(meta[FORMAT])
     except json.JSONDecodeError:
         raise ArtifactError(f"{path}: corrupt semhash header") from None
-    if header.get("format") != FORMAT or not isinstance(header.get("format_version"), int):
+    if (
+        not isinstance(header, dict)
+        or header.get("format") != FORMAT
+        or not isinstance(header.get("format_version"), int)
+    ):
         raise ArtifactError(f"{path}: corrupt semhash header")
     if header["format_version"] > FORMAT_VERSION:
         raise ArtifactError(
             f"{path}: written by a newer semhash (format {header['format_version']}, "
             f"this one reads {FORMAT_VERSION}); upgrade semhash"
         )
-    return handle, header
+    return header

@@ -13,15 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from .codes import pack
-from .errors import DataError
 from .hasher import Hasher
+from .pca import principal_directions
 
 
 class LinearHasher(Hasher):
     """Learned state: mean_ (d,) and projection_ (d, bits), float32."""
 
-    def _encode_flat(self, X: np.ndarray) -> np.ndarray:
-        return pack((X - self.mean_) @ self.projection_ > 0)
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        return pack((X.reshape(len(X), -1) - self.mean_) @ self.projection_ > 0)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_, "projection": self.projection_}
@@ -39,22 +39,11 @@ class LSH(LinearHasher):
 
     method = "lsh"
 
-    def _fit(self, X: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y=None) -> None:
+        X = X.reshape(len(X), -1)
         rng = np.random.default_rng(self.seed)
         self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.projection_ = rng.standard_normal((X.shape[1], self.bits)).astype(np.float32)
-
-
-def principal_directions(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and top-k principal directions (d, k) by the covariance's eigendecomposition."""
-    if k > X.shape[1]:
-        raise DataError(f"PCA codes of {k} bits need inputs of at least {k} dimensions, got {X.shape[1]}")
-    mean = X.mean(axis=0, dtype=np.float64)
-    Xc = X - mean.astype(np.float32)
-    cov = (Xc.T @ Xc).astype(np.float64) / max(len(X) - 1, 1)
-    vals, vecs = np.linalg.eigh(cov)
-    order = np.argsort(vals)[::-1][:k]
-    return mean.astype(np.float32), vecs[:, order].astype(np.float32)
 
 
 class PCAH(LinearHasher):
@@ -62,8 +51,9 @@ class PCAH(LinearHasher):
 
     method = "pcah"
 
-    def _fit(self, X: np.ndarray) -> None:
-        self.mean_, self.projection_ = principal_directions(X, self.bits)
+    def _fit(self, X: np.ndarray, y=None) -> None:
+        X = X.reshape(len(X), -1)
+        self.mean_, self.projection_ = principal_directions(X, self.bits, self.seed)
 
 
 class ITQ(LinearHasher):
@@ -78,8 +68,9 @@ class ITQ(LinearHasher):
     def config(self) -> dict:
         return {**super().config(), "iterations": self.iterations}
 
-    def _fit(self, X: np.ndarray) -> None:
-        mean, pcs = principal_directions(X, self.bits)
+    def _fit(self, X: np.ndarray, y=None) -> None:
+        X = X.reshape(len(X), -1)
+        mean, pcs = principal_directions(X, self.bits, self.seed)
         V = ((X - mean) @ pcs).astype(np.float64)
         rng = np.random.default_rng(self.seed)
         R, _ = np.linalg.qr(rng.standard_normal((self.bits, self.bits)))

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from .errors import DataError
-from .files import atomic_write
+from .files import atomic_write, cache_dir
+from .hasher import FEATURES, IDENTITY, IMAGES, image_array, kind_of
 
 NAMED = ("mnist", "fashion-mnist", "cifar10", "digits")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SCALE01 = "pixels/255 -> [0, 1]"
-IDENTITY = "none (features as given)"
 
 
 @dataclass
@@ -46,6 +46,11 @@ class Dataset:
     files: list[str] | None = field(default=None, repr=False)  # image folders: the file of each item
     extracted_from: str | None = None  # where gzip-only raw files were extracted from
     _fingerprint: str | None = field(default=None, repr=False)
+    kind: str = ""  # "images" (pixels in [0, 1], (C, H, W)) or "features"; default: from the normalization
+
+    def __post_init__(self):
+        if not self.kind:
+            self.kind = kind_of(self.normalization)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -74,12 +79,6 @@ class Dataset:
     def subset(self, stop: int | None = None, start: int = 0) -> Dataset:
         cut = lambda v: None if v is None else v[start:stop]  # noqa: E731
         return replace(self, x=self.x[start:stop], labels=cut(self.labels), files=cut(self.files), _fingerprint=None)
-
-
-def cache_dir() -> Path:
-    """Where semhash keeps downloads and extracted files: $XDG_CACHE_HOME/semhash or ~/.cache/semhash."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "semhash"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -238,13 +237,13 @@ def _load_digits(split: str) -> Dataset:
 def load_features(path: str | os.PathLike, labels: str | os.PathLike | None = None) -> Dataset:
     """A feature matrix: .npy (n, d), or .npz with `x` (and optional `y`); labels: optional .npy (n,)."""
     path = Path(path)
-    arrays = _read_arrays(path)
+    arrays = read_arrays(path)
     x = arrays.get("x", arrays.get("X", arrays.get("features")))
     if x is None:
         raise DataError(f"{path}: an .npz needs an array named 'x' (found {', '.join(arrays) or 'none'})")
     y = arrays.get("y", arrays.get("labels"))
     if labels is not None:
-        y = _read_arrays(Path(labels)).get("x")
+        y = read_arrays(Path(labels)).get("x")
     if x.ndim != 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{path}: features must be a non-empty numeric (n, d) matrix, got {x.dtype} {x.shape}")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -256,10 +255,10 @@ def load_features(path: str | os.PathLike, labels: str | os.PathLike | None = No
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"labels must be integers of shape ({len(x)},), got {y.dtype} {y.shape}")
         yt = torch.from_numpy(y.astype(np.int64))
-    return Dataset(path.stem, xt, yt, IDENTITY, str(path))
+    return Dataset(path.stem, xt, yt, IDENTITY, str(path), kind=FEATURES)
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -315,14 +314,8 @@ def open_image(p, name: str | None = None):
 
 
 def image_to_tensor(im, size: tuple[int, int], grey: bool) -> torch.Tensor:
-    """PIL image -> (C, H, W) float32 in [0, 1], resized to size=(H, W)."""
-    from torchvision.transforms.v2 import functional as F
-
-    im = im.convert("L" if grey else "RGB")
-    t = F.to_dtype(F.pil_to_tensor(im), torch.float32, scale=True)
-    if tuple(t.shape[1:]) != tuple(size):
-        t = F.resize(t, list(size), antialias=True)
-    return t
+    """PIL image -> (C, H, W) float32 tensor in [0, 1], resized to size=(H, W)."""
+    return torch.from_numpy(image_array(im, size, grey))
 
 
 def describe(ds: Dataset) -> dict:
@@ -348,7 +341,7 @@ def save_image(ds: Dataset, i: int, path: str | os.PathLike) -> Path:
     """Write item i of an image data set as a PNG (atomically), e.g. to query with it."""
     from PIL import Image
 
-    if len(ds.shape) != 3 or ds.shape[0] not in (1, 3) or ds.normalization == IDENTITY:
+    if len(ds.shape) != 3 or ds.shape[0] not in (1, 3) or ds.kind != IMAGES:
         raise DataError(f"{ds.name} holds no images (items of shape {ds.shape})")
     if not 0 <= i < len(ds):
         raise DataError(f"{ds.name} has {len(ds)} items; there is no item {i}")

@@ -19,6 +19,10 @@ class DataError(SemhashError):
     """A data set, image or vector is missing, corrupt, or of the wrong shape."""
 
 
+class NotImages(DataError):
+    """An image given to a model of feature vectors: query it with vectors instead."""
+
+
 class ArtifactError(SemhashError):
     """A model file is missing, corrupt, foreign or does not match what it is used with."""
 

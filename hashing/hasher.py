@@ -1,8 +1,12 @@
-"""The interface every hasher shares (baselines now, autoencoders later).
+"""The interface every hasher shares, and the input it takes.
 
-scikit-learn habit: `fit(X)` learns and validates; learned state lives in explicit attributes ending
-in `_`; `encode(X)` is pure and returns packed codes `(n, bits/8) uint8` in FAISS bit order.
-`save(path)` writes a self-describing .semhash artifact; `load_hasher(path)` reads any of them back.
+scikit-learn habit: `__init__` stores its arguments; `fit(X)` validates and learns; learned state
+lives in attributes ending in `_`; `encode(X)` is pure and returns packed codes `(n, bits/8) uint8`
+in FAISS bit order. `save(path)` writes a self-describing .semhash artifact (read back by
+`hashing.methods.load_hasher`).
+
+`InputSpec` is what a hasher was fitted on (item shape, kind, normalization, data fingerprint); it
+refuses other data, and converts a user's image the way the training images were converted.
 """
 
 from __future__ import annotations
@@ -16,24 +20,42 @@ import numpy as np
 
 from . import artifact
 from .codes import check_bits
-from .errors import ArtifactError, DataError, ParameterError
+from .errors import DataError, NotImages, ParameterError
 
-REGISTRY: dict[str, type[Hasher]] = {}
+IMAGES, FEATURES = "images", "features"
+IDENTITY = "none (features as given)"  # the normalization of feature vectors
+
+
+def kind_of(normalization: str) -> str:
+    """The kind of input a normalization describes, for data and model files that predate `kind`."""
+    return FEATURES if normalization in (IDENTITY, "unknown") else IMAGES
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a hasher was fitted on: item shape, normalization, and the data's fingerprint."""
+    """What a hasher was fitted on. shape: one item, e.g. (1, 28, 28) or (d,); kind: "images" (pixel
+    values scaled to [0, 1], shape (C, H, W)) or "features"; normalization: how, in words."""
 
     shape: tuple[int, ...]
     normalization: str = "unknown"
     fingerprint: str = ""
     dataset: str = ""
+    kind: str = ""
+
+    def __post_init__(self):
+        if not self.kind:
+            object.__setattr__(self, "kind", kind_of(self.normalization))
 
     @classmethod
     def of(cls, dataset) -> InputSpec:
         """The spec of a hashing.data.Dataset."""
-        return cls(dataset.shape, dataset.normalization, dataset.fingerprint, dataset.name)
+        return cls(dataset.shape, dataset.normalization, dataset.fingerprint, dataset.name, dataset.kind)
+
+    @classmethod
+    def from_header(cls, inp: dict) -> InputSpec:
+        return cls(
+            tuple(inp["shape"]), inp["normalization"], inp["fingerprint"], inp.get("dataset", ""), inp.get("kind", "")
+        )
 
     def check(self, shape: tuple[int, ...], normalization: str | None = None, what: str = "input") -> None:
         """Refuse data whose item shape or normalization differs from what the hasher was fitted on."""
@@ -42,9 +64,36 @@ class InputSpec:
         if normalization is not None and self.normalization != "unknown" and normalization != self.normalization:
             raise DataError(f"{what} is normalized as '{normalization}', the model expects '{self.normalization}'")
 
+    def image_to_input(self, image) -> np.ndarray:
+        """A PIL image -> (C, H, W) float32 in [0, 1]: converted to the spec's channels (grey or
+        RGB) and resized to its height and width, as its training images were."""
+        if self.kind != IMAGES or len(self.shape) != 3:
+            raise NotImages(
+                f"this model was trained on {self.normalization!r} data of shape {tuple(self.shape)}, not images"
+            )
+        channels, height, width = self.shape
+        if channels not in (1, 3):
+            raise DataError(f"the model takes {channels}-channel inputs; only grey (1) or RGB (3) images convert")
+        return image_array(image, (height, width), grey=channels == 1)
+
+
+def image_array(image, size: tuple[int, int], grey: bool) -> np.ndarray:
+    """PIL image -> (C, H, W) float32 in [0, 1], resized to size=(H, W). 16- and 32-bit grey
+    images are scaled by their own range (65535), not clipped at 255."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        pixels = np.asarray(image, dtype=np.float32) / 65535.0
+        image = Image.fromarray(np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    image = image.convert("L" if grey else "RGB")
+    if (image.height, image.width) != tuple(size):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
+    a = np.asarray(image, dtype=np.float32) / 255.0
+    return a[None] if grey else np.ascontiguousarray(a.transpose(2, 0, 1))
+
 
 class Hasher:
-    """Base class. Subclasses set `method`, implement `_fit`, `_encode_flat`, `_state`, `_set_state`."""
+    """Base class. Subclasses set `method` and implement `_fit`, `_encode`, `_state`, `_set_state`."""
 
     method: ClassVar[str] = ""
 
@@ -53,24 +102,26 @@ class Hasher:
         self.seed = seed
         self.spec_: InputSpec | None = None
 
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if cls.method:
-            REGISTRY[cls.method] = cls
-
     # --- public API ---
     def fit(self, X, spec: InputSpec | None = None) -> Hasher:
-        """X: (n, *shape) float array or a hashing.data.Dataset. Returns self."""
+        """X: (n, *shape) float array or a hashing.data.Dataset (its labels, if any, guide model
+        selection). Returns self."""
         check_bits(self.bits)
+        y = None
         if hasattr(X, "fingerprint"):  # a Dataset
-            spec, X = InputSpec.of(X), X.x
-        X = _as_float(X)
+            spec, y = InputSpec.of(X), (None if X.labels is None else np.asarray(X.labels))
+            X = X.x
+        X = as_float(X)
         if len(X) < 2:
             raise DataError(f"need at least 2 items to fit, got {len(X)}")
         if not np.isfinite(X).all():
             raise DataError("training data contains NaN or infinite values")
         self.spec_ = spec or InputSpec(tuple(X.shape[1:]))
-        self._fit(X.reshape(len(X), -1))
+        try:
+            self._fit(X, y)
+        except BaseException:
+            self.spec_ = None  # not fitted: a failed fit leaves no half-learned state behind
+            raise
         return self
 
     def encode(self, X) -> np.ndarray:
@@ -79,9 +130,9 @@ class Hasher:
         normalization = getattr(X, "normalization", None)
         if hasattr(X, "fingerprint"):
             X = X.x
-        X = _as_float(X)
+        X = as_float(X)
         self.spec_.check(X.shape[1:], normalization)
-        return self._encode_flat(X.reshape(len(X), -1))
+        return self._encode(X)
 
     def save(self, path: str | os.PathLike) -> Path:
         self._check_fitted()
@@ -101,11 +152,17 @@ class Hasher:
     def config(self) -> dict:
         return {"bits": self.bits, "seed": self.seed}
 
+    def summary(self) -> dict:
+        """What fitting found, for people and scripts (validation figures, training speed)."""
+        return {}
+
     # --- for subclasses ---
-    def _fit(self, X: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
+        """X: (n, *shape) float32, finite; y: (n,) integer labels or None. self.spec_ is set."""
         raise NotImplementedError
 
-    def _encode_flat(self, X: np.ndarray) -> np.ndarray:
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        """X: (n, *shape) float32 -> (n, bits/8) uint8."""
         raise NotImplementedError
 
     def _state(self) -> dict[str, np.ndarray]:
@@ -122,69 +179,16 @@ class Hasher:
         return f"{type(self).__name__}(bits={self.bits}, seed={self.seed})"
 
 
-def _as_float(X) -> np.ndarray:
+def as_float(X) -> np.ndarray:
+    """A batch of items as a float32 numpy array (n, ...); torch tensors are accepted."""
     if hasattr(X, "detach"):
         X = X.detach().cpu().numpy()
-    X = np.asarray(X, dtype=np.float32)
+    X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise DataError("complex-valued inputs are not supported: pass real features")
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise DataError(f"expected numbers, got an array of {X.dtype}")
+    X = X.astype(np.float32, copy=False)
     if X.ndim < 2:
         raise DataError(f"expected a batch of items (n, ...), got an array of shape {X.shape}")
     return X
-
-
-def load_hasher(path: str | os.PathLike) -> Hasher:
-    """Read any .semhash artifact back into its hasher, checking the header."""
-    from . import ae, baselines  # noqa: F401  (registers the methods)
-
-    tensors, header = artifact.load(path)
-    method = header.get("method")
-    if method not in REGISTRY:
-        raise ArtifactError(f"{path}: unknown hashing method {method!r} (known: {', '.join(sorted(REGISTRY))})")
-    cls = REGISTRY[method]
-    try:
-        hasher = cls(**header["config"])
-        inp = header["input"]
-        hasher.spec_ = InputSpec(tuple(inp["shape"]), inp["normalization"], inp["fingerprint"], inp.get("dataset", ""))
-        hasher._set_state(tensors, header)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"{path}: corrupt {method} model ({type(exc).__name__}: {exc})") from None
-    if hasher.bits != header.get("bits"):
-        raise ArtifactError(f"{path}: header says {header.get('bits')} bits, config says {hasher.bits}")
-    return hasher
-
-
-def make_hasher(method: str, bits: int = 32, seed: int = 0, **options) -> Hasher:
-    """A fresh hasher by method name: "ae" (options: hashing.train.TrainConfig's fields), "itq",
-    "pcah" or "lsh"."""
-    from . import ae, baselines  # noqa: F401  (registers the methods)
-
-    if method not in REGISTRY:
-        raise ParameterError(f"unknown method {method!r}: use one of {', '.join(sorted(REGISTRY))}")
-    try:
-        return REGISTRY[method](bits=bits, seed=seed, **options)
-    except TypeError as exc:
-        raise ParameterError(f"{method}: {exc}") from None
-
-
-def train_to_file(method: str, data, output: str | os.PathLike, bits: int = 32, seed: int = 0, **options) -> dict:
-    """Fit a hasher on a Dataset and save it atomically; returns a summary for people and scripts."""
-    import time
-
-    hasher = make_hasher(method, bits=bits, seed=seed, **options)
-    start = time.perf_counter()
-    hasher.fit(data)
-    seconds = time.perf_counter() - start
-    path = hasher.save(output)
-    summary = {
-        "model": str(path),
-        "method": method,
-        "bits": bits,
-        "dataset": data.name,
-        "items": len(data),
-        "input_shape": list(data.shape),
-        "seconds": round(seconds, 2),
-    }
-    for key in ("validation_", "training_"):
-        extra = getattr(hasher, key, None)
-        if extra:
-            summary[key.rstrip("_")] = {k: v for k, v in extra.items() if k != "history"}
-    return summary

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .codes import unpack
 from .data import load_dataset
-from .hasher import make_hasher
+from .methods import make_hasher
 from .metrics import evaluate, label_relevance
 
 

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from .codes import pack, unpack
-from .data import IDENTITY, Dataset, load_dataset
+from .data import Dataset, load_dataset
 from .errors import ParameterError
 from .files import atomic_write
+from .hasher import IMAGES
 from .metrics import evaluate, label_relevance
 from .models import Autoencoder, ModelConfig, Regularizers, code_penalties, corrupt
 
@@ -125,7 +126,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
     if len(x_train) < 2:
         raise ParameterError(f"need at least 2 training items, got {len(x_train)}")
 
-    images = data.normalization != IDENTITY
+    images = data.kind == IMAGES
     mcfg = ModelConfig(
         input_shape=tuple(data.shape),
         bits=cfg.bits,
@@ -266,7 +267,7 @@ def knn_graph(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:
     or the input space."""
     import faiss
 
-    from .baselines import principal_directions
+    from .pca import principal_directions
 
     flat = x.reshape(len(x), -1).numpy().astype(np.float32)
     if reg.neighbour_space == "pca50" and flat.shape[1] > 50:

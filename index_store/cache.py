@@ -9,16 +9,16 @@ from SQL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..hashing.files import atomic_write, atomic_write_text
-from .search import Searcher, searcher_arrays, searcher_from_arrays
+from ..hashing.files import atomic_write, atomic_write_text, file_checksum
+from .searcher import Searcher
 
-CACHE_FORMAT = 2  # 2: open-addressing hash tables
+FILES = ("search.npz", "faiss.index")  # the files a manifest vouches for, by checksum
+CACHE_FORMAT = 3  # 2: open-addressing hash tables; 3: SHA-256 file checksums (hashing.files.file_checksum)
 
 
 def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -> None:
@@ -33,12 +33,12 @@ def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -
         # saving a different generation into the same folder, and the manifest must not vouch for it
         def fill(tmp):
             write(tmp)
-            sums[name] = _checksum(Path(tmp))
+            sums[name] = file_checksum(tmp)
 
         atomic_write(folder / name, fill)
 
-    written("search.npz", lambda tmp: np.savez(tmp, **searcher_arrays(searcher)))
-    written("faiss.index", lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
+    written(FILES[0], lambda tmp: np.savez(tmp, **searcher.to_arrays()))
+    written(FILES[1], lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
     manifest = {
         "format": CACHE_FORMAT,
         "generation": generation,
@@ -54,32 +54,35 @@ def load(folder: Path, generation: int, items: int, bits: int) -> tuple[Searcher
     """(searcher, "ok") when the cache matches the SQL state exactly, else (None, why not)."""
     import faiss
 
+    manifest, why = _read_manifest(folder)
+    if manifest is None:
+        return None, why
+    expected = {"format": CACHE_FORMAT, "generation": generation, "items": items, "bits": bits}
+    if any(manifest.get(k) != v for k, v in expected.items()):
+        return None, "stale (SQL changed since it was built)"
+    for name, digest in manifest["checksums"].items():
+        if not (folder / name).is_file() or file_checksum(folder / name) != digest:
+            return None, f"{name} missing or corrupt"
+    try:
+        with np.load(folder / FILES[0], allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        searcher = Searcher.from_arrays(arrays, faiss.read_index_binary(str(folder / FILES[1])))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    if len(searcher) != items or searcher.faiss_index.ntotal != items:
+        return None, "item count differs"
+    return searcher, "ok"
+
+
+def _read_manifest(folder: Path) -> tuple[dict | None, str]:
+    """(the manifest, "") or (None, why not): absent, unreadable, or not the shape save() writes."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except FileNotFoundError:
         return None, "no cache"
     except (OSError, ValueError):
         return None, "unreadable manifest"
-    expected = {"format": CACHE_FORMAT, "generation": generation, "items": items, "bits": bits}
-    if any(manifest.get(k) != v for k, v in expected.items()):
-        return None, "stale (SQL changed since it was built)"
-    for name, digest in manifest.get("checksums", {}).items():
-        if not (folder / name).is_file() or _checksum(folder / name) != digest:
-            return None, f"{name} missing or corrupt"
-    try:
-        with np.load(folder / "search.npz", allow_pickle=False) as z:
-            searcher = searcher_from_arrays({k: z[k] for k in z.files})
-        searcher._faiss = faiss.read_index_binary(str(folder / "faiss.index"))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        return None, f"unreadable ({type(exc).__name__})"
-    if len(searcher) != items or searcher._faiss.ntotal != items:
-        return None, "item count differs"
-    return searcher, "ok"
-
-
-def _checksum(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    sums = manifest.get("checksums") if isinstance(manifest, dict) else None
+    if not isinstance(sums, dict) or set(sums) != set(FILES) or not all(isinstance(v, str) for v in sums.values()):
+        return None, "unreadable manifest"  # it must vouch for exactly the files save() writes
+    return manifest, ""

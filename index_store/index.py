@@ -16,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import cache_dir as user_cache_dir
+from ..hashing.errors import ArtifactError, ModelMissing
+from ..hashing.files import cache_dir as user_cache_dir
+from ..hashing.files import file_checksum
+from ..hashing.hasher import Hasher
 from . import cache
-from .search import Results, Searcher, _truncate, vector_rerank
+from .searcher import Results, Searcher, truncate, vector_rerank
 from .store import IndexRow, Store, StoreError
 
 DEFAULT_BATCH = 20_000
@@ -31,6 +34,7 @@ class Index:
         self.cache_folder = Path(cache_folder) if cache_folder else default_cache_folder(store, name)
         self._searcher: Searcher | None = None
         self._generation = -1
+        self._models: dict[str, Hasher] = {}
         self.last_load = ""  # how the derived structures were obtained: "cache", "rebuilt: <why>"
 
     @classmethod
@@ -38,21 +42,54 @@ class Index:
         return cls(Store(target), name, **kw)
 
     @classmethod
-    def create(cls, target, name: str, bits: int, hasher_path: str | None = None, **kw) -> Index:
-        """target: a SQLite path, a database URL, or an open Store."""
+    def create(cls, target, name: str, bits: int, hasher_path: str | None = None, model=None, **kw) -> Index:
+        """target: a SQLite path, a database URL, or an open Store. hasher_path: the model file whose
+        codes the index holds (model: that file already loaded, so it is not read again)."""
         store = target if isinstance(target, Store) else Store(target)
         checksum = header = None
         if hasher_path is not None:
             from ..hashing.artifact import read_header
 
             header = read_header(hasher_path)
-            checksum = _file_checksum(hasher_path)
+            checksum = getattr(model, "checksum_", None) or file_checksum(hasher_path)
         store.create_index(name, bits, str(hasher_path) if hasher_path else None, checksum, header)
-        return cls(store, name, **kw)
+        index = cls(store, name, **kw)
+        if model is not None:
+            index._models[str(hasher_path)] = index.check_model(model, hasher_path)
+        return index
 
     @property
     def bits(self) -> int:
         return self.row.bits
+
+    # --- the model ---
+    def model(self, path: str | os.PathLike | None = None) -> Hasher:
+        """The model that encodes items for this index: the file given, else the one the index was
+        built with. Loaded once per file and checked: same code length, and the very file the index
+        recorded (its SHA-256), since another model's codes are not comparable."""
+        from ..hashing.methods import load_hasher
+
+        key = str(path or self.row.hasher_path or "")
+        if key not in self._models:
+            if not key:
+                raise ModelMissing(f"index {self.name!r} records no model; name the model file")
+            if not os.path.exists(key):
+                raise ModelMissing(f"the model of index {self.name!r} is gone ({key}); name the model file")
+            self._models[key] = self.check_model(load_hasher(key), key)
+        return self._models[key]
+
+    def check_model(self, hasher: Hasher, path) -> Hasher:
+        """hasher (loaded from path) must make this index's codes: ArtifactError otherwise."""
+        if hasher.bits != self.bits:
+            raise ArtifactError(
+                f"{path} makes {hasher.bits}-bit codes, index {self.name!r} holds {self.bits}-bit codes"
+            )
+        if self.row.hasher_checksum and getattr(hasher, "checksum_", None) != self.row.hasher_checksum:
+            raise ArtifactError(
+                f"{path} is not the model index {self.name!r} was built with "
+                f"({self.row.hasher_path}); codes would not be comparable"
+            )
+        return hasher
 
     # --- writing ---
     def add(
@@ -70,11 +107,11 @@ class Index:
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or len(codes) != len(keys):
             raise StoreError(f"{len(keys)} keys for codes of shape {codes.shape}")
-        self.searcher  # current before writing, so the writes can update it in memory
+        _ = self.searcher  # current before writing, so the writes can update it in memory
         ids = []
         for start in range(0, len(keys), batch_size):
             sl = slice(start, start + batch_size)
-            part = lambda v: None if v is None else v[sl]  # noqa: E731
+            part = lambda v, sl=sl: None if v is None else v[sl]  # noqa: E731
             ids.append(
                 self.store.add(
                     self.name, list(keys[sl]), codes[sl], part(labels), part(sources), part(metas), part(vectors)
@@ -87,7 +124,7 @@ class Index:
         return new_ids
 
     def remove(self, keys) -> np.ndarray:
-        self.searcher
+        _ = self.searcher
         removed = self.store.remove(self.name, list(keys))
         self._after_write(lambda s: (s.ids[~np.isin(s.ids, removed)], s.codes[~np.isin(s.ids, removed)]), 1)
         return removed
@@ -95,32 +132,34 @@ class Index:
     def _after_write(self, update, transactions: int) -> None:
         """Derive the new structures from the old ones in memory when nobody else wrote in between
         (the generation moved by exactly our transactions), else leave them to a rebuild from SQL."""
-        before = self._generation
+        before, searcher = self._generation, self._searcher
         self.row = self.store.get_index(self.name)
-        if self._searcher is not None and before >= 0 and self.row.generation == before + transactions:
-            ids, codes = update(self._searcher)
+        if searcher is not None and before >= 0 and self.row.generation == before + transactions:
+            ids, codes = update(searcher)
             self._install(Searcher(ids, codes), self.row.generation, "updated in memory")
         else:
-            self._searcher = None
+            self._generation = -1  # stale: the next reader rebuilds (readers hold their own reference)
 
     # --- derived structures ---
     @property
     def searcher(self) -> Searcher:
         """Current search structures: from memory, else the disk cache, else rebuilt from SQL."""
-        self.row = self.store.get_index(self.name)
-        if self._searcher is None or self._generation != self.row.generation:
-            loaded, why = cache.load(self.cache_folder, self.row.generation, self.row.item_count, self.bits)
-            if loaded is not None:
-                self._searcher, self._generation, self.last_load = loaded, self.row.generation, "cache"
-            else:
-                self.rebuild(reason=why)
-        return self._searcher
+        self.row = row = self.store.get_index(self.name)
+        searcher = self._searcher  # one read: another thread may install a newer one meanwhile
+        if searcher is not None and self._generation == row.generation:
+            return searcher
+        loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits)
+        if loaded is None:
+            return self.rebuild(reason=why)
+        self._searcher, self._generation, self.last_load = loaded, row.generation, "cache"
+        return loaded
 
     def rebuild(self, reason: str = "asked") -> Searcher:
         """Rebuild every derived structure from SQL and write the cache."""
         ids, codes, generation = self.store.load_codes(self.name)
-        self._install(Searcher(ids, codes), generation, f"rebuilt from SQL ({reason})")
-        return self._searcher
+        searcher = Searcher(ids, codes)
+        self._install(searcher, generation, f"rebuilt from SQL ({reason})")
+        return searcher
 
     def _install(self, searcher: Searcher, generation: int, how: str) -> None:
         self._searcher, self._generation, self.last_load = searcher, generation, how
@@ -158,7 +197,7 @@ class Index:
             rerank = vector_rerank(np.asarray(query_vectors, np.float32), vectors)
         if radius is not None:
             res = s.radius(query_codes, radius, rerank)
-            return res if k is None else _truncate(res, k)
+            return res if k is None else truncate(res, k)
         return s.knn(query_codes, k, rerank)
 
     # --- inspection ---
@@ -203,11 +242,3 @@ def default_cache_folder(store: Store, name: str) -> Path:
         return store.sqlite_path.with_name(store.sqlite_path.name + ".cache") / safe
     digest = hashlib.sha256(store.url.encode()).hexdigest()[:16]
     return user_cache_dir() / "indexes" / digest / safe
-
-
-def _file_checksum(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

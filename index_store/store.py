@@ -18,14 +18,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from ..hashing.codes import check_bits, substrings
-from ..hashing.errors import SemhashError
+from ..hashing.errors import IndexNotFound, ItemNotFound, StoreError
 from . import schema as S
 
 BUSY_TIMEOUT_MS = 10_000
-
-
-class StoreError(SemhashError):
-    """The database cannot be reached, is locked, or does not hold what was asked for."""
 
 
 @dataclass(frozen=True)
@@ -110,12 +106,7 @@ class Store:
 
     def get_index(self, name: str) -> IndexRow:
         with self._read() as conn:
-            row = conn.execute(select(S.indexes).where(S.indexes.c.name == name)).mappings().first()
-        if row is None:
-            raise StoreError(
-                f"no index named {name!r} in {_safe(self.url)} (known: {', '.join(self.index_names()) or 'none'})"
-            )
-        return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
+            return self._index_row(conn, name, known=True)
 
     def index_names(self) -> list[str]:
         with self._read() as conn:
@@ -196,20 +187,15 @@ class Store:
         """Remove items by key in one transaction; returns the removed ids. Unknown keys are an error."""
         with self._write() as conn:
             idx = self._lock(conn, name)
-            found = dict(
-                conn.execute(
-                    select(S.items.c.key, S.items.c.id).where(
-                        S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys])
-                    )
-                ).all()
-            )
+            found = _key_ids(conn, idx.id, keys)
             missing = [k for k in keys if str(k) not in found]
             if missing:
-                raise StoreError(f"{len(missing)} key(s) not in index {name!r}, e.g. {missing[0]!r}; nothing removed")
+                raise ItemNotFound(f"{len(missing)} key(s) not in index {name!r}, e.g. {missing[0]!r}; nothing removed")
             ids = sorted(found.values())
-            for table in (S.vectors, S.codes):
-                conn.execute(delete(table).where(table.c.index_id == idx.id, table.c.item_id.in_(ids)))
-            conn.execute(delete(S.items).where(S.items.c.index_id == idx.id, S.items.c.id.in_(ids)))
+            for part in _chunks(ids):
+                for table in (S.vectors, S.codes):
+                    conn.execute(delete(table).where(table.c.index_id == idx.id, table.c.item_id.in_(part)))
+                conn.execute(delete(S.items).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part)))
             self._bump(conn, idx.id, delta=-len(ids))
         return np.array(ids, dtype=np.int64)
 
@@ -241,30 +227,21 @@ class Store:
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
     def items(self, name: str, ids) -> dict[int, dict]:
-        """Metadata of items by id, in one query: {id: {key, label, source, meta}}."""
+        """Metadata of items by id: {id: {key, label, source, meta}}."""
         ids = sorted({int(i) for i in ids})
         out = {}
         with self._read() as conn:
             idx = self._index_in(conn, name)
-            for chunk in range(0, len(ids), 30_000):  # stay below bind-parameter limits
-                rows = conn.execute(
-                    select(S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source, S.items.c.meta).where(
-                        S.items.c.index_id == idx.id, S.items.c.id.in_(ids[chunk : chunk + 30_000])
-                    )
-                ).mappings()
+            columns = (S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source, S.items.c.meta)
+            for part in _chunks(ids):
+                rows = conn.execute(select(*columns).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part)))
+                rows = rows.mappings()
                 out.update({r["id"]: dict(r) for r in rows})
         return out
 
     def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
         with self._read() as conn:
-            idx = self._index_in(conn, name)
-            return dict(
-                conn.execute(
-                    select(S.items.c.key, S.items.c.id).where(
-                        S.items.c.index_id == idx.id, S.items.c.key.in_([str(k) for k in keys])
-                    )
-                ).all()
-            )
+            return _key_ids(conn, self._index_in(conn, name).id, keys)
 
     def count(self, name: str) -> int:
         with self._read() as conn:
@@ -281,19 +258,20 @@ class Store:
         return _Guard(self, self.engine.execution_options(semhash_write=True).begin())
 
     def _index_in(self, conn, name: str) -> IndexRow:
-        row = conn.execute(select(S.indexes).where(S.indexes.c.name == name)).mappings().first()
-        if row is None:
-            raise StoreError(f"no index named {name!r} in {_safe(self.url)}")
-        return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
+        return self._index_row(conn, name)
 
     def _lock(self, conn, name: str) -> IndexRow:
         """The index row, locked for this transaction (SQLite holds the whole-database write lock)."""
+        return self._index_row(conn, name, lock=not self.is_sqlite)
+
+    def _index_row(self, conn, name: str, lock: bool = False, known: bool = False) -> IndexRow:
+        """The row of index `name` (locked FOR UPDATE if asked); IndexNotFound, naming the indexes
+        there are when `known`."""
         q = select(S.indexes).where(S.indexes.c.name == name)
-        if not self.is_sqlite:
-            q = q.with_for_update()
-        row = conn.execute(q).mappings().first()
+        row = conn.execute(q.with_for_update() if lock else q).mappings().first()
         if row is None:
-            raise StoreError(f"no index named {name!r} in {_safe(self.url)}")
+            there = f" (known: {', '.join(self.index_names()) or 'none'})" if known else ""
+            raise IndexNotFound(f"no index named {name!r} in {_safe(self.url)}{there}")
         return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
 
     def _bump(self, conn, index_id: int, delta: int, next_item: int | None = None) -> None:
@@ -331,6 +309,22 @@ def _translate(store: Store, exc: Exception) -> StoreError:
     if "locked" in text or "could not obtain lock" in text:
         return StoreError(f"{_safe(store.url)} is locked by another writer; try again when it has finished")
     return StoreError(f"database {_safe(store.url)}: {text}")
+
+
+IN_CHUNK = 30_000  # values per IN (...): below PostgreSQL's 65,535 bind parameters and SQLite's 32,766
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
+
+
+def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
+    """{key: item id} of the keys that are in the index, in IN lists of at most IN_CHUNK."""
+    found = {}
+    for part in _chunks([str(k) for k in keys]):
+        q = select(S.items.c.key, S.items.c.id).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
+        found.update(conn.execute(q).all())
+    return found
 
 
 def _sql_substrings(codes: np.ndarray) -> np.ndarray:

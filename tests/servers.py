@@ -4,7 +4,8 @@ import io
 
 import numpy as np
 
-from semhash.benchmarks.bench_serve import free_port, start_server  # noqa: F401  (the benchmark's own)
+from semhash.index_store.launcher import free_port  # noqa: F401  (re-exported for the tests)
+from semhash.index_store.launcher import spawn_server as start_server  # noqa: F401
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -9,7 +9,7 @@ from semhash.hashing import artifact
 from semhash.hashing.ae import AEHasher
 from semhash.hashing.baselines import LSH
 from semhash.hashing.errors import ArtifactError, DataError, ParameterError
-from semhash.hashing.hasher import load_hasher
+from semhash.hashing.methods import load_hasher
 from semhash.hashing.metrics import evaluate, label_relevance
 from semhash.hashing.models import METHODS, Autoencoder, Bottleneck, ModelConfig, Regularizers
 from semhash.hashing.train import TrainConfig, train

@@ -6,7 +6,7 @@ import pytest
 from semhash.hashing import artifact
 from semhash.hashing.baselines import BASELINES, ITQ, LSH, PCAH
 from semhash.hashing.errors import ArtifactError, DataError
-from semhash.hashing.hasher import load_hasher
+from semhash.hashing.methods import load_hasher
 from semhash.hashing.metrics import evaluate, label_relevance
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from servers import free_port, png_bytes, start_server
 
-from semhash.hashing.hasher import make_hasher
+from semhash.hashing.methods import make_hasher
 from semhash.index_store.build import build_index
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from semhash.hashing.data import image_to_tensor
-from semhash.hashing.hasher import load_hasher
-from semhash.index_store.queries import image_codes
+from semhash.hashing.methods import load_hasher
+from semhash.index_store.query import image_codes
 
 
 def semhash(*args, env=None):

@@ -164,7 +164,7 @@ from semhash.index_store.index import Index
 db, stop, seen = sys.argv[1], sys.argv[2], []
 q = np.load(sys.argv[3])
 import os
-from semhash.hashing.hasher import load_hasher
+from semhash.hashing.methods import load_hasher
 idx = Index.open(db)
 codes = load_hasher(sys.argv[4]).encode(q)
 while not os.path.exists(stop) or len(seen) < 3:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from semhash.hashing.codes import hamming
 from semhash.hashing.errors import ParameterError
 from semhash.index_store.hashtable import HashTable
-from semhash.index_store.search import Searcher, vector_rerank
+from semhash.index_store.searcher import Searcher, vector_rerank
 
 
 @st.composite

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from servers import free_port, png_bytes, start_server
 
-from semhash.hashing.hasher import make_hasher
+from semhash.hashing.methods import make_hasher
 from semhash.index_store.build import build_index
 from semhash.index_store.service import create_app
 

@@ -1,0 +1,167 @@
+"""`semhash bench`: the one entry point of every benchmark. Each command checks its options, calls
+its benchmark's run() and prints run's table, or with --json the result run returns (also written
+as <name>.json beside <name>.png in --out, by default ./semhash-results)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from ..benchmarks.results import DEFAULT_OUT
+from ..hashing.errors import SemhashError
+
+bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
+
+DataRoot = typer.Option(None, "--data-root", help="Data root (default: $SEMHASH_DATA, else ~/.cache/semhash/data).")
+AsJson = typer.Option(False, "--json", help="Print the result as JSON instead of the table.")
+
+
+def _out(name: str):
+    """The --out option: the same default folder for every benchmark, in the current folder."""
+    return typer.Option(DEFAULT_OUT, help=f"Folder for {name}.json and {name}.png (default: ./{DEFAULT_OUT}).")
+
+
+def _run(as_json: bool, run: Callable[[Callable[[str], None]], dict]) -> None:
+    """run(log) prints its table through log and returns the results; --json prints those instead."""
+    result = run((lambda line: None) if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+
+
+@bench_app.command("quality")
+def bench_quality(
+    dataset: str = typer.Option("mnist"),
+    bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
+    method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
+    queries: int = typer.Option(1000),
+    ae_epochs: int | None = typer.Option(None, help="Epochs of the autoencoder (default: semhash train's)."),
+    ae_neighbours: float | None = typer.Option(None, help="Weight of the AE's k-NN graph term (0: off)."),
+    ae_bottleneck: str | None = typer.Option(None, help="The AE's bottleneck: noise, ste, bernoulli or real."),
+    device: str = typer.Option("auto", help="Device for the autoencoder: auto, cpu, cuda, ..."),
+    limit: int | None = typer.Option(None, help="Database of the first N training items."),
+    out: Path = _out("quality"),
+    data_root: str | None = DataRoot,
+    as_json: bool = AsJson,
+) -> None:
+    """Retrieval quality of the autoencoder and the baselines, side by side (the MNIST protocol)."""
+    from ..benchmarks.bench_quality import run
+
+    if queries < 1:
+        raise SemhashError(f"--queries must be positive, got {queries}")
+    ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
+    if ae_bottleneck:
+        ae_options["bottleneck"] = ae_bottleneck
+    if ae_neighbours is not None:
+        from ..hashing.models import Regularizers
+
+        ae_options["reg"] = Regularizers(neighbours=ae_neighbours)
+    _run(
+        as_json,
+        lambda log: run(dataset, tuple(bits), tuple(method), queries, ae_options, limit, data_root, out, log=log),
+    )
+
+
+@bench_app.command("search")
+def bench_search(
+    quick: bool = typer.Option(False, "--quick", help="100,000 items, scaling up to 1M (default: 1M, up to 10M)."),
+    n: int | None = typer.Option(
+        None, "--n", help="Database size for the speed and bulk figures (scaling stops there too)."
+    ),
+    ae_model: Path | None = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
+    mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
+    out: Path = _out("search"),
+    data_root: str | None = DataRoot,
+    as_json: bool = AsJson,
+) -> None:
+    """Search speed against FAISS's binary indexes, one thread: radius, k-NN, scaling, bulk add."""
+    from ..benchmarks.bench_search import run
+
+    if ae_model is not None and not ae_model.is_file():
+        raise SemhashError(f"{ae_model}: no such model file")
+    size, sizes = (
+        (100_000, (10_000, 100_000, 1_000_000)) if quick else (1_000_000, (10_000, 100_000, 1_000_000, 10_000_000))
+    )
+    if n is not None:
+        size, sizes = n, tuple(s for s in sizes if s < n) + (n,)
+    _run(as_json, lambda log: run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out, log=log))
+
+
+@bench_app.command("train")
+def bench_train(
+    dataset: str = typer.Option("mnist"),
+    bits: int = typer.Option(32),
+    method: list[str] = typer.Option(["lsh", "pcah", "itq", "ae"], help="Methods (repeat the option)."),
+    ae_epochs: int = typer.Option(3, help="Epochs of the autoencoder to time."),
+    device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
+    limit: int | None = typer.Option(None, help="Train on the first N items only."),
+    out: Path = _out("train"),
+    data_root: str | None = DataRoot,
+    as_json: bool = AsJson,
+) -> None:
+    """Training and encoding speed of the autoencoder and the baselines, on the same data."""
+    from ..benchmarks.bench_train import run
+
+    if limit is not None and limit < 10:
+        raise SemhashError(f"--limit must be at least 10, got {limit}")
+    _run(
+        as_json,
+        lambda log: run(
+            dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out, log=log, progress=not as_json
+        ),
+    )
+
+
+@bench_app.command("serve")
+def bench_serve(
+    items: int = typer.Option(1_000_000, help="Random 32-bit codes in the index."),
+    clients: int = typer.Option(32, help="Concurrent HTTP clients."),
+    seconds: float = typer.Option(30.0, help="Duration of each load run."),
+    workers: list[int] = typer.Option([1, 2], help="Server worker counts to measure (repeat the option)."),
+    out: Path = _out("serve"),
+    as_json: bool = AsJson,
+) -> None:
+    """The HTTP service under load (k-NN by raw code), beside the same searches in-process."""
+    from ..benchmarks.bench_serve import run
+
+    _run(as_json, lambda log: run(items, clients, seconds, tuple(workers), out, log=log))
+
+
+@bench_app.command("reconstruction")
+def bench_reconstruction(
+    epochs: int = typer.Option(45, help="Epochs of the deep autoencoder."),
+    dims: int = typer.Option(30, help="Bottleneck width of the autoencoder and PCA components."),
+    device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
+    out: Path = _out("reconstruction"),
+    data_root: str | None = DataRoot,
+    as_json: bool = AsJson,
+) -> None:
+    """Reconstruction error on MNIST's test set: a deep autoencoder against PCA (Hinton & Salakhutdinov 2006)."""
+    from ..benchmarks.bench_reconstruction import run
+
+    _run(as_json, lambda log: run(epochs, dims, device, data_root, out, log=log, progress=not as_json))
+
+
+@bench_app.command("explore")
+def bench_explore(
+    bits: int = typer.Option(32),
+    epochs: int = typer.Option(30),
+    neighbours: float = typer.Option(40.0, help="Weight of the k-NN graph term (0: off)."),
+    k: int = typer.Option(5, "--k", help="Neighbours per item in the k-NN graph."),
+    bottleneck: str = typer.Option("noise", help="noise, ste, bernoulli or real."),
+    noise_std: float = typer.Option(4.0, help="Standard deviation of the noise bottleneck's noise."),
+    mask: float = typer.Option(0.0, help="Denoising: input masking probability."),
+    threads: int | None = typer.Option(None, help="Torch threads (default: torch's)."),
+    out: Path = _out("explore"),
+    data_root: str | None = DataRoot,
+    as_json: bool = AsJson,
+) -> None:
+    """One autoencoder configuration, the full MNIST protocol measured after every epoch (a JSON line each)."""
+    from ..benchmarks.explore_ae import run
+
+    _run(
+        as_json,
+        lambda log: run(bits, epochs, neighbours, k, bottleneck, noise_std, mask, threads, data_root, out, log=log),
+    )

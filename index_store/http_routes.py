@@ -1,0 +1,170 @@
+"""The HTTP service's routes, on one APIRouter that `service.create_app` includes.
+
+Each route gets the app's `Service` (its indexes) from `get_service`, turns the request into codes
+through `query` (the one query pipeline of the CLI, the service and the Python API) and answers
+with the bodies of http_models.py. Errors are exceptions (hashing/errors.py), made responses by the
+app's one exception handler.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+
+from ..hashing import __version__
+from ..hashing.errors import NotFound
+from . import query
+from .http_models import (
+    ERRORS,
+    MAX_K,
+    MAX_QUERIES,
+    MAX_UPLOAD_BYTES,
+    Changed,
+    CodeQuery,
+    Health,
+    IndexInfo,
+    Item,
+    ItemQuery,
+    NewItems,
+    SearchResult,
+    VectorQuery,
+)
+
+router = APIRouter()
+
+
+async def get_service(request: Request):
+    """The app's Service (service.py; not imported here, which imports this module). async: a
+    plain function would run in the thread pool, and the async routes must not wait for it."""
+    return request.app.state.service
+
+
+Svc = Annotated[Any, Depends(get_service)]
+Key = Annotated[str, Query(max_length=500)]
+
+
+@router.get("/health", response_model=Health, tags=["service"])
+async def health(service: Svc):
+    return {"status": "ok", "version": __version__, "indexes": service.names}
+
+
+@router.get("/indexes", response_model=list[IndexInfo], tags=["indexes"])
+def indexes(service: Svc):
+    return [service.info(n) for n in service.names]
+
+
+@router.get("/indexes/{name}", response_model=IndexInfo, responses=ERRORS, tags=["indexes"])
+def index_info(name: str, service: Svc):
+    return service.info(name)
+
+
+# Searches are CPU-bound numpy work of a millisecond or less: they run on the event loop (a
+# thread-pool hop costs more than it saves under the GIL; more cores means more --workers),
+# and their results go out as JSON directly, documented by response_model but not re-validated.
+@router.post("/indexes/{name}/search", response_model=SearchResult, responses=ERRORS, tags=["search"])
+async def search_codes(name: str, body: CodeQuery, service: Svc):
+    """Search with raw codes."""
+    index = service.index(name)
+    codes = query.hex_codes(body.codes, index.bits)
+    return _json(query.results(index, codes, body.codes, body.k, body.radius))
+
+
+@router.post("/indexes/{name}/search/vectors", response_model=SearchResult, responses=ERRORS, tags=["search"])
+async def search_vectors(name: str, body: VectorQuery, service: Svc):
+    """Search with input vectors, encoded by the index's model."""
+    index = service.index(name)
+    codes = query.vector_codes(index.model(), body.vectors, "the request")
+    labels = [f"vector {i}" for i in range(len(codes))]
+    return _json(query.results(index, codes, labels, body.k, body.radius))
+
+
+@router.post("/indexes/{name}/search/items", response_model=SearchResult, responses=ERRORS, tags=["search"])
+async def search_items(name: str, body: ItemQuery, service: Svc):
+    """Search with stored items' codes, by key."""
+    index = service.index(name)
+    return _json(query.results(index, query.item_codes(index, body.keys), body.keys, body.k, body.radius))
+
+
+@router.post("/indexes/{name}/search/image", response_model=SearchResult, responses=ERRORS, tags=["search"])
+async def search_image(
+    name: str,
+    service: Svc,
+    image: UploadFile = File(..., description="An image file (PNG, JPEG, ...)."),
+    k: int = Form(10, ge=1, le=MAX_K),
+    radius: int = Form(-1, ge=-1, le=256, description="Only items within this Hamming distance; -1: any."),
+):
+    """Search with an uploaded image, converted as the model's training images were."""
+    # (form fields cannot carry null, hence -1 and "" for "none" in multipart requests)
+    index = service.index(name)
+    data = await image.read(MAX_UPLOAD_BYTES + 1)
+    codes = query.image_codes(index.model(), [data], [image.filename or "the upload"])
+    return _json(query.results(index, codes, [image.filename or "upload"], k, None if radius < 0 else radius))
+
+
+@router.get("/indexes/{name}/items", response_model=Item, responses=ERRORS, tags=["items"])
+def get_item(name: str, key: Key, service: Svc):
+    return service.item(name, key)
+
+
+@router.get("/indexes/{name}/sample", response_model=list[Item], responses=ERRORS, tags=["items"])
+def sample(name: str, service: Svc, n: int = Query(12, ge=1, le=100), seed: int = Query(0, ge=0, le=2**32 - 1)):
+    return service.sample(name, n, seed)
+
+
+@router.post("/indexes/{name}/items", response_model=Changed, responses=ERRORS, tags=["items"])
+def add_items(name: str, body: NewItems, service: Svc):
+    """Add items given by their input vectors (encoded by the index's model)."""
+    items = body.items
+    codes = query.vector_codes(service.index(name).model(), [it.vector for it in items], "the request")
+    labels, metas = [it.label for it in items], [it.meta for it in items]
+    return service.add(name, [it.key for it in items], codes, labels, ["api"] * len(items), metas)
+
+
+@router.post("/indexes/{name}/items/image", response_model=Changed, responses=ERRORS, tags=["items"])
+def add_image(
+    name: str,
+    service: Svc,
+    image: UploadFile = File(...),
+    key: str = Form(..., min_length=1, max_length=500),
+    label: str = Form("", pattern=r"^(-?[0-9]{1,9})?$", description="An integer label, or empty."),
+):
+    """Add one item given by an image."""
+    data = image.file.read(MAX_UPLOAD_BYTES + 1)
+    codes = query.image_codes(service.index(name).model(), [data], [image.filename or "the upload"])
+    labels, sources = [int(label) if label else None], [f"upload:{image.filename or ''}"]
+    return service.add(name, [key], codes, labels, sources)
+
+
+@router.delete("/indexes/{name}/items", response_model=Changed, responses=ERRORS, tags=["items"])
+def remove_items(name: str, service: Svc, key: list[str] = Query(..., min_length=1, max_length=MAX_QUERIES)):
+    return service.remove(name, key)
+
+
+@router.get("/indexes/{name}/thumbnail", responses={200: {"content": {"image/png": {}}}, **ERRORS}, tags=["items"])
+def thumbnail(name: str, key: Key, service: Svc):
+    """The item's image as a PNG, when it came from an image file or a named data set."""
+    from .grid import item_pixels
+
+    item = service.item(name, key)
+    pixels = item_pixels(item["key"], item["source"], service.data_root)
+    if pixels is None:
+        raise NotFound(f"item {key!r} has no image at hand")
+    return Response(_png(pixels), media_type="image/png")
+
+
+def _json(content) -> Response:
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    im = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,173 @@
+"""Choosing how a Searcher answers: a cost model in "probe units" (one hash-table probe), checked by
+the clock where it cannot tell plans apart.
+
+Plans: ("mih", m) probes m substring tables (m = 1 is bit-flip probing of the whole-code table);
+("scan", 0) is FAISS's exact scan. A Planner belongs to one searcher and keeps what it measured
+(candidates per query, the clocks of radius and k-NN plans, k-NN start radii); it reads the
+searcher's public arrays and runs its public plan methods, and never imports searcher.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from ..hashing.codes import one_bit_away
+from ..hashing.timing import best_seconds
+from .multi_index import MultiIndexHash
+
+# Relative costs in probe units, measured on the development machine (numpy, one thread; 1M codes):
+# a probe ~20 ns, a candidate's verification (gather, popcount, de-duplication) ~2 probes, and
+# FAISS's scan ~1 ns per 32- or 64-bit code.
+SCAN_COST_PER_ITEM = 0.05
+VERIFY_COST = 2.0
+KNN_ROUND_COST = 2.5  # a k-NN round's candidate costs more than a radius search's (two tables'
+# de-duplication, the sure-distance filter, per-query counts): measured 48 vs 20 ns
+SCAN_MARGIN = 1.05  # k-NN probes only when timed at least 5% faster: the scan's cost is the steadier
+CLOCK_WITHIN = 4.0  # plans the model puts within this factor of the best are timed, not trusted
+ESTIMATE_SAMPLE = 64  # database codes probed to measure how many candidates a query really meets
+MAX_PROBES = 5_000_000  # per query; beyond it the ball is not enumerated
+
+Plan = tuple[str, int]
+Clock = dict  # {plan name: (fixed seconds per call, seconds per query)}
+
+
+class Planned(Protocol):
+    """What the planner needs of a searcher (Searcher in searcher.py)."""
+
+    bits: int
+    codes: np.ndarray  # (n, bits/8) uint8 in position order
+    mih: dict[int, MultiIndexHash]  # m -> tables; m = 1 (bit-flip) only for codes of at most 64 bits
+    within: np.ndarray  # neighbour profile: within[d], the median number of items within distance d
+
+    def __len__(self) -> int: ...
+
+    def run_radius_plan(self, q: np.ndarray, radius: int, how: str, m: int) -> tuple: ...
+
+    def mih_knn(self, q: np.ndarray, k: int, start: int | None, rerank=None): ...
+
+    def scan_knn(self, q: np.ndarray, k: int): ...
+
+
+class Planner:
+    """The plans of one searcher, and the memos of planning (all measured on first use)."""
+
+    def __init__(self, searcher: Planned):
+        self.searcher = searcher
+        self.candidates: dict[tuple[int, int], float] = {}  # (m, substring radius) -> per query
+        self.radius_clock: dict[int, Clock] = {}  # radius -> {plan: (fixed s, per-query s)}
+        self.knn_clock: dict[int, Clock] = {}  # k -> {"mih" | "scan": (fixed s, per-query s)}
+        self.knn_starts: dict[int, int | None] = {}  # k -> first substring radius, None: scan
+
+    # --- radius search ---
+    def radius_plan(self, radius: int, nq: int = 1000) -> Plan:
+        """The fastest way to search nq queries at this radius: ("mih", m) (m = 1 is bit-flip) or
+        ("scan", 0). The probe-unit model ranks the plans; those within CLOCK_WITHIN of the best are
+        then timed (once per radius) and the clock decides."""
+        s = self.searcher
+        if radius not in self.radius_clock:
+            ranked = sorted(self.radius_costs(radius))
+            close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
+            self.radius_clock[radius] = (
+                {close[0]: (0.0, 0.0)}
+                if len(close) == 1 or not len(s)
+                else self.clock({p: (lambda q, p=p: s.run_radius_plan(q, radius, *p)) for p in close})
+            )
+        return fastest(self.radius_clock[radius], nq)
+
+    def radius_costs(self, radius: int) -> list[tuple[float, Plan]]:
+        """(model cost in probe units, plan) of every feasible plan."""
+        s = self.searcher
+        # Every method pays for the results it returns; a scan pays for them on top of the scan.
+        results = self.candidates_per_query(1, radius) if 1 in s.mih else s.within[min(radius, s.bits)]
+        costs = [(SCAN_COST_PER_ITEM * len(s) + VERIFY_COST * results, ("scan", 0))]
+        for m, mih in s.mih.items():
+            if mih.probes(radius) <= MAX_PROBES:
+                costs.append((mih.probes(radius) + VERIFY_COST * self.candidates_per_query(m, radius // m), ("mih", m)))
+        return costs
+
+    # --- k-NN ---
+    def knn_start(self, k: int) -> int | None:
+        """The first substring radius at which a typical query has k neighbours among its sure
+        candidates (from the database's own neighbour profile), or None when scanning is cheaper."""
+        if k not in self.knn_starts:
+            self.knn_starts[k] = self._first_sure_radius(k)
+        return self.knn_starts[k]
+
+    def _first_sure_radius(self, k: int) -> int | None:
+        s = self.searcher
+        m = max(s.mih)
+        for sub_radius in range(s.bits // m + 1):
+            if self.knn_round_cost(sub_radius) is None:
+                return None
+            if s.within[min(m * (sub_radius + 1) - 1, s.bits)] >= k:
+                return sub_radius
+        return None
+
+    def knn_round_cost(self, sub_radius: int) -> float | None:
+        """Cost of one MIH round (finest split) at this substring radius, or None when a scan is cheaper."""
+        s = self.searcher
+        m = max(s.mih)
+        probes, n = s.mih[m].probes(m * sub_radius), len(s)
+        cost = KNN_ROUND_COST * (probes + VERIFY_COST * self.candidates_per_query(m, sub_radius))
+        return None if probes > MAX_PROBES or cost > SCAN_COST_PER_ITEM * n else cost
+
+    def scan_is_faster(self, k: int, start: int, nq: int) -> bool:
+        """Whether FAISS's scan answers nq k-NN queries sooner than MIH rounds, by the clock (timed
+        once per k where the model picks MIH), so that small batches (a server's single query) scan."""
+        s = self.searcher
+        if k not in self.knn_clock:
+            self.knn_clock[k] = self.clock(
+                {"mih": lambda q: s.mih_knn(q, k, start, None), "scan": lambda q: s.scan_knn(q, k)}
+            )
+        clock = self.knn_clock[k]
+        scan, mih = (clock[p][0] + nq * clock[p][1] for p in ("scan", "mih"))
+        return scan <= SCAN_MARGIN * mih
+
+    # --- measurements ---
+    def candidates_per_query(self, m: int, sub_radius: int) -> float:
+        """Candidates an MIH query meets at this substring radius: measured on a sample of the
+        database's own codes (real codes crowd into few buckets, so the uniform estimate can be far
+        too low), or the uniform estimate when even that is too many to measure."""
+        key = (m, sub_radius)
+        if key not in self.candidates:
+            s = self.searcher
+            mih, n = s.mih[m], len(s)
+            uniform = mih.expected_candidates(m * sub_radius, n)
+            if n == 0 or uniform * ESTIMATE_SAMPLE > 2_000_000 or mih.probes(m * sub_radius) > MAX_PROBES:
+                self.candidates[key] = uniform
+            else:
+                sample = np.random.default_rng(1).choice(n, min(n, ESTIMATE_SAMPLE), replace=False)
+                qi, _ = mih.candidates(s.codes[np.sort(sample)], sub_radius)
+                self.candidates[key] = max(uniform, len(qi) / len(sample))
+        return self.candidates[key]
+
+    def clock(self, plans: dict[object, Callable[[np.ndarray], object]]) -> Clock:
+        """Seconds per call of each plan as (fixed, per query), from timing it on 1 and on a batch of
+        database codes with one bit flipped (the batch bounded so that a scan takes ~0.1 s)."""
+        s = self.searcher
+        batch = int(np.clip(4e7 / max(len(s), 1), 8, 256))
+        q = one_bit_away(s.codes, batch, np.random.default_rng(2))
+        # The plans take turns, so that a slow spell of the machine does not land on one plan only,
+        # each warmed up first; one query: the median over 7 different ones; the batch: best of 3.
+        ones: dict[object, list[float]] = {name: [] for name in plans}
+        alls: dict[object, list[float]] = {name: [] for name in plans}
+        for i in range(7):
+            for name, run in plans.items():
+                run(q[(i + 1) % batch : (i + 1) % batch + 1])  # warm this plan's tables up again
+                ones[name].append(best_seconds(lambda run=run, i=i: run(q[i % batch : i % batch + 1]), 1))
+                if i < 3:
+                    alls[name].append(best_seconds(lambda run=run: run(q), 1))
+        out = {}
+        for name in plans:
+            one, all_ = float(np.median(ones[name])), min(alls[name])
+            per_q = max(all_ - one, 0.0) / (batch - 1)
+            out[name] = (max(one - per_q, 0.0), per_q)
+        return out
+
+
+def fastest(clock: Clock, nq: int):
+    """The plan of a clock ({plan: (fixed s, per-query s)}) that answers nq queries soonest."""
+    return min(clock, key=lambda p: clock[p][0] + nq * clock[p][1])

@@ -1,0 +1,194 @@
+"""Queries: from what a user has at hand to results with each hit's metadata.
+
+    search("items.db", images=["query.png"], k=10)    # {"index", "bits", "k", "radius", "queries": [...]}
+
+What a user has: images (files, or uploaded bytes), input vectors, the keys of stored items, raw
+codes in hex, or rows of a data set. Each becomes codes `(n, bits/8) uint8` (images and vectors
+through the index's model, `Index.model`), then `results()` searches and attaches the metadata.
+The CLI, the HTTP service and the Python API all go through this module; k and the radius are
+checked once, by the searcher.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..hashing.errors import DataError, ItemNotFound, ParameterError
+from ..hashing.hasher import Hasher
+from .index import Index
+
+MAX_IMAGE_BYTES = 10 << 20  # an upload or query image file
+# Pixels an image may declare before it is decoded: 2048 x 2048, or 1,024 times the model's
+# input, whichever is larger, and never over 64M (a 13,000 x 13,000 PNG of 164 KB would
+# otherwise decode to 500 MB of pixels before anything could refuse it).
+MIN_PIXEL_LIMIT, PIXELS_PER_INPUT_PIXEL, MAX_PIXEL_LIMIT = 2048 * 2048, 1024, 64 << 20
+
+
+def results(index: Index, codes: np.ndarray, labels: list[str], k: int | None, radius: int | None) -> dict:
+    """Search codes (n, bits/8) uint8 and describe each query's hits: {"index", "bits", "k",
+    "radius", "queries": [{"query": label, "hits": [{id, key, label, source, meta, distance}]}]}."""
+    hits = index.search(codes, k=k, radius=radius)
+    return {
+        "index": index.name,
+        "bits": index.bits,
+        "k": k,
+        "radius": radius,
+        "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)],
+    }
+
+
+def image_codes(hasher: Hasher, images, names: list[str] | None = None) -> np.ndarray:
+    """An image or a list of images (paths, bytes, or binary file objects) converted as the model's
+    training images were -> codes (n, bits/8). Sizes are checked before any pixel is decoded."""
+    if not isinstance(images, (list, tuple)):
+        images = [images]
+    names = names or [str(i) if isinstance(i, (str, Path)) else "the upload" for i in images]
+    x = np.stack(
+        [hasher.spec_.image_to_input(open_image(im, name, hasher.spec_.shape)) for im, name in zip(images, names)]
+    )
+    return hasher.encode(x)
+
+
+def open_image(source, name: str, input_shape: tuple[int, ...] = ()):
+    """A decoded PIL image from a path, bytes or a binary file object, refusing files over
+    MAX_IMAGE_BYTES and images that declare more pixels than pixel_limit(input_shape)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (str, Path)):
+        source = Path(source)
+        if not source.is_file():
+            raise DataError(f"{name}: no such image file")
+        if source.stat().st_size > MAX_IMAGE_BYTES:
+            raise DataError(f"{name}: images are limited to {MAX_IMAGE_BYTES >> 20} MiB")
+    elif isinstance(source, (bytes, bytearray)):
+        if len(source) > MAX_IMAGE_BYTES:
+            raise DataError(f"{name}: images are limited to {MAX_IMAGE_BYTES >> 20} MiB")
+        source = io.BytesIO(source)
+    try:
+        with Image.open(source) as im:
+            limit = pixel_limit(input_shape)
+            if im.width * im.height > limit:
+                raise DataError(f"{name}: {im.width}x{im.height} pixels is more than the {limit:,} accepted")
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{name}: not a readable image ({exc})") from None
+
+
+def pixel_limit(input_shape: tuple[int, ...]) -> int:
+    """Most pixels a query image may have, for a model whose items have this shape."""
+    per_item = int(np.prod(input_shape[-2:])) if len(input_shape) >= 2 else 0
+    return min(MAX_PIXEL_LIMIT, max(MIN_PIXEL_LIMIT, PIXELS_PER_INPUT_PIXEL * per_item))
+
+
+def vector_codes(hasher: Hasher, x, what: str = "vectors") -> np.ndarray:
+    """One vector (d,) or several (n, d) - an array or lists of numbers - of the model's input size
+    -> codes (n, bits/8). `what` names them in errors (a file, a request)."""
+    d = int(np.prod(hasher.spec_.shape))
+    wrong = f"{what}: vectors must have {d} values each (the model's input size)"
+    if isinstance(x, list) and len({len(v) if isinstance(v, (list, tuple)) else -1 for v in x}) > 1:
+        raise DataError(f"{wrong}, got rows of different lengths")
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != d:
+        raise DataError(f"{wrong}, got shape {x.shape}")
+    if np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{what}: vectors must be real numbers, got {x.dtype}")
+    if not np.isfinite(x).all() or np.abs(x).max(initial=0) > np.finfo(np.float32).max:
+        raise DataError(f"{what}: vectors must be finite numbers")
+    return hasher.encode(x.astype(np.float32).reshape(len(x), *hasher.spec_.shape))
+
+
+def vector_file_codes(hasher: Hasher, path) -> np.ndarray:
+    """A .npy of one vector (d,) or several (n, d) -> codes (n, bits/8)."""
+    from ..hashing.data import read_arrays
+
+    return vector_codes(hasher, read_arrays(Path(path))["x"], str(path))
+
+
+def item_codes(index: Index, keys: list[str]) -> np.ndarray:
+    """The stored codes of items, by key -> (n, bits/8); ItemNotFound names the first missing key."""
+    ids = index.store.ids_of(index.name, keys)
+    missing = [k for k in keys if k not in ids]
+    if missing:
+        raise ItemNotFound(f"no item {missing[0]!r} in index {index.name!r}")
+    s = index.searcher
+    order = np.argsort(s.ids)
+    return s.codes[order[np.searchsorted(s.ids[order], [ids[k] for k in keys])]]
+
+
+def hex_codes(hexes: list[str], bits: int) -> np.ndarray:
+    """Codes written as hex, bits/4 digits each (FAISS bit order) -> (n, bits/8) uint8."""
+    nbytes = bits // 8
+    bad = [c for c in hexes if len(c) != 2 * nbytes]
+    if bad:
+        raise ParameterError(f"the index holds {bits}-bit codes: {2 * nbytes} hex digits each, got {len(bad[0])}")
+    try:
+        return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(len(hexes), nbytes)
+    except ValueError:
+        raise ParameterError("codes must be hexadecimal digits") from None
+
+
+def search(
+    target,
+    name: str = "default",
+    *,
+    images: list | None = None,
+    items: list[str] | None = None,
+    vectors=None,
+    codes: list[str] | None = None,
+    dataset: str | None = None,
+    split: str = "test",
+    limit: int = 1,
+    k: int | None = 10,
+    radius: int | None = None,
+    model=None,
+    data_root=None,
+    show=None,
+) -> dict:
+    """Search index `name` of the store at `target` (a SQLite path or a database URL) with one kind
+    of query: images (paths or bytes), items (stored keys), vectors (a .npy path, or an array of
+    the model's inputs), codes (hex) or the first `limit` rows of `dataset`'s `split`. model: a
+    model file other than the index's own; show: a PNG path for the queries and their hits as a
+    grid. Returns results() of the queries."""
+    given = [v for v in (images, items, vectors, codes, dataset) if v is not None and len(v)]
+    if len(given) != 1:
+        raise ParameterError("give exactly one kind of query: images, items, vectors, codes or a data set")
+    index = Index.open(target, name)
+    query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
+    result = results(index, query_codes, labels, k, radius)
+    if show:
+        from .grid import item_pixels, write_grid
+
+        pixels = (
+            [item_pixels("", str(i)) for i in images] if images else [item_pixels(q, None, data_root) for q in labels]
+        )
+        result["grid"] = str(write_grid(result, pixels, show, data_root))
+    return result
+
+
+def _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root):
+    """(codes, a label per query) for whichever kind of query was given."""
+    if items is not None:
+        return item_codes(index, list(items)), list(items)
+    if codes is not None:
+        return hex_codes(list(codes), index.bits), list(codes)
+    hasher = index.model(model)
+    if images is not None:
+        return image_codes(hasher, list(images)), [str(i) for i in images]
+    if vectors is not None:
+        if isinstance(vectors, (str, Path)):
+            found = vector_file_codes(hasher, vectors)
+            return found, [f"{vectors}[{i}]" for i in range(len(found))]
+        found = vector_codes(hasher, vectors)
+        return found, [f"vector {i}" for i in range(len(found))]
+    from ..hashing.data import load_dataset
+
+    if limit < 1:
+        raise ParameterError(f"the number of queries must be positive, got {limit}")
+    data = load_dataset(dataset, split=split, root=data_root).subset(limit)
+    return hasher.encode(data), [f"{dataset}/{split}/{i}" for i in range(len(data))]

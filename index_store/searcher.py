@@ -1,0 +1,284 @@
+"""Hamming search over an in-memory set of codes: radius (Hamming ball) and k-NN, in batches.
+
+Three ways to answer, picked per call by the searcher's Planner (planner.py: cost model and clock):
+  bit-flip  probe the whole-code table with every code of the ball (codes of at most 64 bits);
+  MIH       multi-index hashing: m substring tables probed at radius floor(r/m), then verified;
+  scan      FAISS's exact scan (range_search / k-NN on IndexBinaryFlat), when probing costs more.
+All three return exactly the same set; results are ordered by (distance, tie key, item id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..hashing.codes import hamming, hamming_rows, substring_bounds
+from ..hashing.errors import ParameterError
+from .hashtable import HashTable
+from .multi_index import MultiIndexHash, choose_m
+from .planner import SCAN_COST_PER_ITEM, Planner
+
+
+@dataclass
+class Results:
+    """Ragged results of a query batch: query i owns ids[offsets[i]:offsets[i+1]] (and distances)."""
+
+    offsets: np.ndarray  # (nq + 1,) int64
+    ids: np.ndarray  # (total,) int64 item ids
+    distances: np.ndarray  # (total,) int64 Hamming distances, ascending within a query
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        s = slice(self.offsets[i], self.offsets[i + 1])
+        return self.ids[s], self.distances[s]
+
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+class Searcher:
+    """Search structures over codes; ids[i] is the item id of codes[i]. Immutable: rebuild to change.
+
+    Public state: ids, codes, bits, mih ({m: MultiIndexHash}; m = 1 is the bit-flip table), within
+    (the neighbour profile) and planner (the Planner that picks each call's plan)."""
+
+    def __init__(self, ids: np.ndarray, codes: np.ndarray, m: int | None = None):
+        ids = np.asarray(ids, dtype=np.int64)
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        if codes.ndim != 2 or len(codes) != len(ids):
+            raise ParameterError(f"{len(ids)} ids for codes of shape {codes.shape}")
+        bits = codes.shape[1] * 8
+        mih = {}
+        if bits <= 64:
+            mih[1] = MultiIndexHash.build(codes, 1)  # the bit-flip table
+        m = m or max(2, choose_m(bits, len(ids)))  # k-NN needs a split to grow its radius gently
+        if m not in mih:
+            mih[m] = MultiIndexHash.build(codes, m)
+        self._adopt(ids, codes, mih, neighbour_profile(codes))
+
+    def _adopt(self, ids, codes, mih, within, faiss_index=None) -> None:
+        """Take the structures as they are; the FAISS index and the planner's memos come on first use."""
+        self.ids, self.codes, self.mih, self.within = ids, codes, mih, within
+        self.bits = codes.shape[1] * 8
+        self._faiss = faiss_index
+        self.planner = Planner(self)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the searcher holds but its FAISS index, as named arrays (for the on-disk cache)."""
+        out = {"ids": self.ids, "codes": self.codes, "within": self.within}
+        for m, mih in self.mih.items():
+            out[f"mih{m}.subkeys"] = mih.subkeys
+            for j, t in enumerate(mih.tables):
+                out.update({f"mih{m}.{j}.{k}": v for k, v in t.arrays().items()})
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], faiss_index=None) -> Searcher:
+        """Inverse of to_arrays, without recomputing anything; faiss_index: an IndexBinaryFlat over the
+        codes in position order (else built on first use). ValueError or KeyError when inconsistent."""
+        ids, codes = arrays["ids"], arrays["codes"]
+        if codes.ndim != 2 or len(ids) != len(codes):
+            raise ValueError("ids and codes differ in length")
+        bits, mih = codes.shape[1] * 8, {}
+        for name in arrays:
+            if name.endswith(".subkeys"):
+                m = int(name[3 : -len(".subkeys")])
+                tables = [
+                    HashTable.from_arrays(
+                        {k.split(".")[-1]: v for k, v in arrays.items() if k.startswith(f"mih{m}.{j}.")}
+                    )
+                    for j in range(m)
+                ]
+                mih[m] = MultiIndexHash(bits, substring_bounds(bits, m), arrays[name], tables)
+        s = cls.__new__(cls)
+        s._adopt(ids, codes, mih, arrays["within"], faiss_index)
+        return s
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def faiss_index(self):
+        """IndexBinaryFlat over the codes in position order (built on first use)."""
+        if self._faiss is None:
+            import faiss
+
+            self._faiss = faiss.IndexBinaryFlat(self.bits)
+            if len(self.codes):
+                self._faiss.add(self.codes)
+        return self._faiss
+
+    def nbytes(self) -> int:
+        """Memory of the in-memory structures (FAISS's copy of the codes included)."""
+        return self.ids.nbytes + self.codes.nbytes * 2 + sum(t.nbytes() for t in self.mih.values())
+
+    def plan(self, radius: int, nq: int = 1000) -> tuple[str, int]:
+        """The plan radius() uses for nq queries: ("mih", m) (m = 1 is bit-flip) or ("scan", 0)."""
+        return self.planner.radius_plan(radius, nq)
+
+    # --- radius search ---
+    def radius(self, query_codes: np.ndarray, radius: int, rerank=None) -> Results:
+        """Every item within Hamming distance `radius` of each query. query_codes: (nq, bits/8) uint8."""
+        q = self._check_queries(query_codes)
+        if radius < 0 or radius > self.bits:
+            raise ParameterError(f"radius must be between 0 and the code length {self.bits}, got {radius}")
+        return self._collect(len(q), *self.run_radius_plan(q, radius, *self.plan(radius, len(q))), rerank)
+
+    def run_radius_plan(self, q, radius, how, m):
+        """(query index, position, distance) of every item within radius, by one plan, in chunks."""
+        work = self._work(m, radius) if how == "mih" else len(self) * SCAN_COST_PER_ITEM
+        return _concat([self._radius_part(q[a:b], radius, how, m, a) for a, b in _chunks(len(q), work)])
+
+    def _radius_part(self, q, radius, how, m, offset):
+        if how == "scan":
+            qi, pos, dist = self._scan_radius(q, radius)
+        else:
+            qi, pos = self.mih[m].candidates(q, radius // m)
+            dist = hamming_rows(self.codes[pos], q[qi]).astype(np.int64)
+            keep = dist <= radius
+            qi, pos, dist = qi[keep], pos[keep], dist[keep]
+        return qi + offset, pos, dist
+
+    def _scan_radius(self, q, radius):
+        lims, dist, pos = self.faiss_index.range_search(q, radius + 1)  # FAISS keeps distances < radius
+        qi = np.repeat(np.arange(len(q), dtype=np.int64), np.diff(lims.astype(np.int64)))
+        return qi, pos.astype(np.int64), dist.astype(np.int64)
+
+    # --- k-NN ---
+    def knn(self, query_codes: np.ndarray, k: int, rerank=None) -> Results:
+        """The k nearest items by Hamming distance (all of them if fewer than k)."""
+        q = self._check_queries(query_codes)
+        if k <= 0:
+            raise ParameterError(f"k must be positive, got {k}")
+        k = min(k, len(self))
+        if k == 0:
+            return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        start = self.planner.knn_start(k)
+        if rerank is None and (start is None or self.planner.scan_is_faster(k, start, len(q))):
+            return self.scan_knn(q, k)
+        return self.mih_knn(q, k, start, rerank)
+
+    def mih_knn(self, q, k, start, rerank=None) -> Results:
+        """k-NN by MIH rounds from substring radius `start` (None: FAISS's scan for every query)."""
+        m = max(self.mih)
+        work = len(self) * SCAN_COST_PER_ITEM if start is None else self._work(m, m * (start + 1))
+        parts = [self._knn_part(q[a:b], k, start, a) for a, b in _chunks(len(q), work)]
+        return truncate(self._collect(len(q), *_concat(parts), rerank), k)
+
+    def scan_knn(self, q, k) -> Results:
+        """FAISS's exact scan, ties put in id order within each query's row (cheap: rows of k)."""
+        dist, pos = self.faiss_index.search(q, k)
+        key = dist.astype(np.int64) << 40 | self.ids[pos]  # ids < 2^40
+        key.sort(axis=1)
+        key = key.ravel()
+        return Results(np.arange(len(q) + 1, dtype=np.int64) * k, key & ((1 << 40) - 1), key >> 40)
+
+    def _knn_part(self, q, k, sub_radius, offset):
+        """Sure neighbours by MIH rounds of growing substring radius, FAISS's scan for the rest."""
+        out_q, out_pos, out_d = [], [], []
+        todo = np.arange(len(q))
+        m = max(self.mih)  # the finest split grows the ball most gently
+        while len(todo) and sub_radius is not None:
+            full_radius = min(m * (sub_radius + 1) - 1, self.bits)  # every item this close is a candidate
+            qi, pos = self.mih[m].candidates(q[todo], sub_radius)
+            dist = hamming_rows(self.codes[pos], q[todo][qi]).astype(np.int64)
+            sure = dist <= full_radius
+            qi, pos, dist = qi[sure], pos[sure], dist[sure]
+            done = (np.bincount(qi, minlength=len(todo)) >= k) | (full_radius >= self.bits)
+            take = done[qi]
+            out_q.append(todo[qi[take]])
+            out_pos.append(pos[take])
+            out_d.append(dist[take])
+            todo = todo[~done]
+            sub_radius = sub_radius + 1 if self.planner.knn_round_cost(sub_radius + 1) is not None else None
+        if len(todo):
+            dist, pos = self.faiss_index.search(q[todo], k)
+            out_q.append(np.repeat(todo, k))
+            out_pos.append(pos.ravel().astype(np.int64))
+            out_d.append(dist.ravel().astype(np.int64))
+        return np.concatenate(out_q) + offset, np.concatenate(out_pos), np.concatenate(out_d)
+
+    # --- helpers ---
+    def _work(self, m: int, radius: int) -> float:
+        """Array elements one query touches in an MIH search (probes and candidates), for chunking."""
+        return self.mih[m].probes(radius) + self.planner.candidates_per_query(m, radius // m)
+
+    def _check_queries(self, query_codes) -> np.ndarray:
+        q = np.ascontiguousarray(np.asarray(query_codes), dtype=None)
+        if q.ndim == 1:
+            q = q[None]
+        if q.dtype != np.uint8 or q.shape[1] * 8 != self.bits:
+            raise ParameterError(
+                f"queries must be {self.bits}-bit packed codes (n, {self.bits // 8}) uint8, got {q.dtype} {q.shape}"
+            )
+        return q
+
+    def _collect(self, nq, qi, pos, dist, rerank) -> Results:
+        ids = self.ids[pos]
+        if rerank is not None:
+            order = np.lexsort((ids, rerank(qi, pos), dist, qi))
+        else:
+            order = _order(qi, dist, ids, nq, self.bits)
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
+        return Results(offsets, ids[order], dist[order])
+
+
+def _order(qi, dist, ids, nq: int, bits: int) -> np.ndarray:
+    """Positions sorted by (query, distance, id): one argsort of a packed int64 key where the three
+    fit in 63 bits (3x faster than lexsort on k-NN's candidate lists), else lexsort."""
+    widths = (int(nq).bit_length(), bits.bit_length(), int(ids.max(initial=0)).bit_length())
+    if sum(widths) > 63 or len(ids) == 0 or ids.min() < 0:
+        return np.lexsort((ids, dist, qi))
+    key = (qi.astype(np.int64) << (widths[1] + widths[2])) | (dist.astype(np.int64) << widths[2]) | ids
+    return np.argsort(key)
+
+
+CHUNK_WORK = 4_000_000  # array elements per chunk of queries: bounds memory at a few hundred MB
+
+
+def _chunks(nq: int, work_per_query: float):
+    """Split nq queries into chunks whose total work stays under CHUNK_WORK."""
+    size = max(1, int(CHUNK_WORK // max(work_per_query, 1.0)))
+    return [(a, min(a + size, nq)) for a in range(0, nq, size)] or [(0, 0)]
+
+
+def _concat(parts):
+    return tuple(np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(3))
+
+
+def truncate(res: Results, k: int) -> Results:
+    """The first k results of each query (all of a query's when it has fewer)."""
+    counts = np.minimum(res.counts(), k)
+    keep = np.arange(len(res.ids)) - np.repeat(res.offsets[:-1], res.counts()) < np.repeat(counts, res.counts())
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Results(offsets, res.ids[keep], res.distances[keep])
+
+
+def vector_rerank(query_vectors: np.ndarray, item_vectors: np.ndarray):
+    """A tie key for Searcher: squared Euclidean distance between the query's and the item's float
+    vectors (item_vectors in position order), so items at equal Hamming distance come nearest first."""
+
+    def key(qi, pos):
+        diff = item_vectors[pos] - query_vectors[qi]
+        return np.einsum("ij,ij->i", diff, diff)
+
+    return key
+
+
+def neighbour_profile(codes: np.ndarray, samples: int = 256, reference: int = 20_000, seed: int = 0) -> np.ndarray:
+    """within[d]: the median number of other database items within Hamming distance d of a database
+    item, estimated from a sample. It tells k-NN how far a typical query must look: real codes are
+    clustered, so a uniform model would badly underestimate their neighbours."""
+    n, bits = len(codes), codes.shape[1] * 8
+    if n == 0:
+        return np.zeros(bits + 1)
+    rng = np.random.default_rng(seed)
+    ref = rng.choice(n, min(n, reference), replace=False)
+    probe = rng.choice(n, min(n, samples), replace=False)
+    d = hamming(codes[probe], codes[ref])
+    hist = np.stack([np.bincount(row, minlength=bits + 1) for row in d])
+    within = np.cumsum(hist, axis=1) * (n / len(ref))
+    return np.maximum(np.median(within, axis=0) - 1, 0)  # minus the item itself
