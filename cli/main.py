@@ -110,20 +110,7 @@ def train(
 
     options = {}
     if method == "ae":
-        options = {
-            "bottleneck": bottleneck,
-            "device": device,
-            "conv": conv,
-            "progress": not as_json,
-            "checkpoint": str(checkpoint) if checkpoint else None,
-            "resume": resume,
-        }
-        if epochs is not None:
-            options["epochs"] = epochs
-        if neighbours is not None:
-            from ..hashing.train import TrainConfig
-
-            options["reg"] = {**TrainConfig().reg.to_dict(), "neighbours": neighbours}
+        options = _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume, progress=not as_json)
     data = load_dataset(dataset, "train", root=data_root)
     if limit is not None:
         if limit < 2:
@@ -144,6 +131,27 @@ def train(
             f"{v.get('precision_at_radius2', float('nan')):.3f}"
         )
     typer.echo(f"wrote {summary['model']}")
+
+
+def _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume, progress: bool) -> dict:
+    """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags."""
+    if resume and checkpoint is None:
+        raise SemhashError("--resume continues from --checkpoint: name the checkpoint file")
+    options = {
+        "bottleneck": bottleneck,
+        "device": device,
+        "conv": conv,
+        "progress": progress,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "resume": resume,
+    }
+    if epochs is not None:
+        options["epochs"] = epochs
+    if neighbours is not None:
+        from ..hashing.train import TrainConfig
+
+        options["reg"] = {**TrainConfig().reg.to_dict(), "neighbours": neighbours}
+    return options
 
 
 IndexName = typer.Option("default", "--name", help="Index name inside the database.")

@@ -108,24 +108,120 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ParameterError(f"mask probability must be in [0, 1), got {cfg.reg.mask_prob}")
 
 
+@dataclass
+class _Run:
+    """One training run's state: data on its device, model, optimizer and the best weights so far."""
+
+    model: Autoencoder
+    opt: torch.optim.Optimizer
+    step_model: torch.nn.Module  # the model, or its torch.compile'd twin
+    x_train: torch.Tensor
+    x_val: torch.Tensor
+    labels: torch.Tensor | None
+    x_dev: torch.Tensor  # x_train where the batches are gathered (GPU memory when it fits)
+    nb_dev: torch.Tensor | None  # (n, k) neighbour ids of the k-NN graph, or None
+    device: torch.device
+    images: bool
+    ckpt: Path | None
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"map": -1.0})
+    best_state: dict | None = None
+    best_map: float = -1.0
+    start_epoch: int = 0
+    stale: int = 0
+    seen: int = 0
+
+
 def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, on_epoch=None) -> TrainResult:
-    """on_epoch(model, metrics), if given, runs after each epoch's validation (for experiments)."""
+    """Train an autoencoder on `data` (default: cfg.dataset's train split); the loop is here.
+    on_epoch(model, metrics), if given, runs after each epoch's validation (for experiments)."""
     validate_config(cfg)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    run = _setup(cfg, data)
+    n = len(run.x_train)
+    bar = _progress(progress)
+    task = bar.add_task("training", total=cfg.epochs * n, completed=run.start_epoch * n, info="")
+    t_start = time.perf_counter()
+    with bar:
+        for epoch in range(run.start_epoch, cfg.epochs):
+            t_epoch = time.perf_counter()
+            loss = _epoch(run, cfg, lambda items, info: bar.update(task, advance=items, info=info), t_start)
+            metrics = validation(run.model, run.x_train, run.x_val, run.labels, n, cfg)
+            metrics.update(epoch=epoch, loss=loss, seconds=time.perf_counter() - t_epoch)
+            run.history.append(metrics)
+            if on_epoch is not None:
+                on_epoch(run.model, metrics)
+            _keep_best(run, metrics)
+            summary = (
+                f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}  "
+                f"bits on {metrics['bits_on_min']:.2f}-{metrics['bits_on_max']:.2f}  {metrics['seconds']:.1f} s"
+            )
+            bar.update(task, info=summary)
+            if progress:
+                bar.console.print(summary)  # a line per epoch, also in logs where the bar cannot redraw
+            if run.ckpt is not None:
+                _save_checkpoint(run.ckpt, run.model, run.opt, epoch, run.history, run.best, run.best_state, cfg)
+            if run.stale >= cfg.patience:
+                break
+    seconds = time.perf_counter() - t_start
+    model = run.model.cpu()
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    model.eval()
+    return TrainResult(model, run.history, run.best, str(run.device), seconds, run.seen / max(seconds, 1e-9))
+
+
+def _epoch(run: _Run, cfg: TrainConfig, advance, t_start: float) -> float:
+    """One pass over the training items in a random order; returns the mean loss per item."""
+    run.model.train()
+    perm = torch.randperm(len(run.x_train), device=run.x_dev.device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda" else nullcontext()
+    total = 0.0
+    for i in range(0, len(perm), cfg.batch_size):
+        idx = perm[i : i + cfg.batch_size]
+        xb = run.x_dev[idx]
+        if run.nb_dev is not None:  # each item travels with one of its k nearest neighbours
+            nb = run.nb_dev
+            pick = torch.randint(0, nb.shape[1], (len(idx),), device=nb.device)
+            xb = torch.cat([xb, run.x_dev[nb[idx.to(nb.device), pick].to(run.x_dev.device)]])
+        xb = xb.to(run.device, non_blocking=True)
+        with autocast:
+            x_hat, _, h = run.step_model(corrupt(xb, cfg.reg))
+            loss, _ = loss_fn(x_hat.float(), xb, h.float(), cfg, run.images, paired=run.nb_dev is not None)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        total += float(loss.detach()) * len(idx)
+        run.seen += len(xb)
+        speed = run.seen / (time.perf_counter() - t_start)
+        advance(len(idx), f"loss {float(loss.detach()):.3f}  {speed:,.0f} samples/s")
+    return total / len(run.x_train)
+
+
+def _keep_best(run: _Run, metrics: dict) -> None:
+    """Early stopping on validation mAP. When mAP is flat (within KEEP_WITHIN of the best), later
+    weights are kept: measured, codes keep sharpening (precision within radius 2 rises) long after
+    mAP stops moving."""
+    improved = metrics["map"] > run.best_map + MIN_DELTA
+    run.best_map, run.stale = (metrics["map"], 0) if improved else (run.best_map, run.stale + 1)
+    if metrics["map"] >= run.best_map - KEEP_WITHIN:
+        run.best = metrics
+        run.best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+
+
+def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
+    """The split (the last val_items are held out; the loop never sees them), the model, its
+    optimizer, the k-NN graph, and the state of an interrupted run when resuming."""
     device = pick_device(cfg.device)
     data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
     data = data.subset(cfg.limit)
-
-    # --- split: the last val_items are held out; the loop never sees them ---
     n_val = min(cfg.val_items, len(data) // 5)
     x_all = data.x.float()
     x_train, x_val = x_all[: len(x_all) - n_val], x_all[len(x_all) - n_val :]
-    labels = data.labels
     if len(x_train) < 2:
         raise ParameterError(f"need at least 2 training items, got {len(x_train)}")
-
     images = data.kind == IMAGES
     mcfg = ModelConfig(
         input_shape=tuple(data.shape),
@@ -140,91 +236,27 @@ def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step_model = torch.compile(model) if cfg.compile else model
     neighbours = knn_graph(x_train, cfg.reg) if cfg.reg.neighbours > 0 else None
-
     # On a GPU the whole training set lives in device memory: batches are index gathers, no copies.
-    on_gpu = device.type == "cuda"
-    resident = on_gpu and _fits_on_gpu(x_train, device)
+    resident = device.type == "cuda" and _fits_on_gpu(x_train, device)
     x_dev = x_train.to(device) if resident else x_train
     nb_dev = neighbours.to(device) if (neighbours is not None and resident) else neighbours
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else nullcontext()
-
-    history, best, best_state, start_epoch = [], {"map": -1.0}, None, 0
-    best_map = -1.0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+    run = _Run(model, opt, step_model, x_train, x_val, data.labels, x_dev, nb_dev, device, images, ckpt)
     if ckpt is not None and cfg.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["config"] != cfg.to_dict() | {"resume": state["config"]["resume"]}:
-            raise ParameterError(
-                f"{ckpt} was written by a different training configuration; start afresh without --resume"
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history, best, best_state, start_epoch = (
-            state["history"],
-            state["best"],
-            state["best_state"],
-            state["epoch"] + 1,
-        )
-        best_map = max(h["map"] for h in history) if history else -1.0
+        _resume(run, cfg)
+    return run
 
-    bar = _progress(progress)
-    task = bar.add_task("training", total=cfg.epochs * len(x_train), completed=start_epoch * len(x_train), info="")
-    t_start, seen, stale = time.perf_counter(), 0, 0
-    with bar:
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            perm = torch.randperm(len(x_train), device=x_dev.device)
-            total, t_epoch = 0.0, time.perf_counter()
-            for i in range(0, len(perm), cfg.batch_size):
-                idx = perm[i : i + cfg.batch_size]
-                xb = x_dev[idx]
-                if nb_dev is not None:  # each item travels with one of its k nearest neighbours
-                    pick = torch.randint(0, nb_dev.shape[1], (len(idx),), device=nb_dev.device)
-                    xb = torch.cat([xb, x_dev[nb_dev[idx.to(nb_dev.device), pick].to(x_dev.device)]])
-                xb = xb.to(device, non_blocking=True)
-                with autocast:
-                    x_hat, a, h = step_model(corrupt(xb, cfg.reg))
-                    loss, parts = loss_fn(x_hat.float(), xb, h.float(), cfg, images, paired=nb_dev is not None)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(xb)
-                bar.update(
-                    task,
-                    advance=len(idx),
-                    info=f"loss {float(loss.detach()):.3f}  {seen / (time.perf_counter() - t_start):,.0f} samples/s",
-                )
-            metrics = validation(model, x_train, x_val, labels, len(x_train), cfg)
-            metrics.update(epoch=epoch, loss=total / len(x_train), seconds=time.perf_counter() - t_epoch)
-            history.append(metrics)
-            if on_epoch is not None:
-                on_epoch(model, metrics)
-            # Early stopping on validation mAP. When mAP is flat (within KEEP_WITHIN of the best),
-            # later weights are kept: measured, codes keep sharpening (precision within radius 2
-            # rises) long after mAP stops moving.
-            improved = metrics["map"] > best_map + MIN_DELTA
-            best_map, stale = (metrics["map"], 0) if improved else (best_map, stale + 1)
-            if metrics["map"] >= best_map - KEEP_WITHIN:
-                best = metrics
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            summary = (
-                f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}  "
-                f"bits on {metrics['bits_on_min']:.2f}-{metrics['bits_on_max']:.2f}  {metrics['seconds']:.1f} s"
-            )
-            bar.update(task, info=summary)
-            if progress:
-                bar.console.print(summary)  # a line per epoch, also in logs where the bar cannot redraw
-            if ckpt is not None:
-                _save_checkpoint(ckpt, model, opt, epoch, history, best, best_state, cfg)
-            if stale >= cfg.patience:
-                break
-    seconds = time.perf_counter() - t_start
-    model = model.cpu()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(model, history, best, str(device), seconds, seen / max(seconds, 1e-9))
+
+def _resume(run: _Run, cfg: TrainConfig) -> None:
+    """Continue from the checkpoint: weights, optimizer, history and best weights so far."""
+    state = torch.load(run.ckpt, map_location=run.device, weights_only=False)
+    if state["config"] != cfg.to_dict() | {"resume": state["config"]["resume"]}:
+        raise ParameterError(f"{run.ckpt} was written by a different training configuration; start afresh")
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.history, run.best, run.best_state = state["history"], state["best"], state["best_state"]
+    run.start_epoch = state["epoch"] + 1
+    run.best_map = max(h["map"] for h in run.history) if run.history else -1.0
 
 
 def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):

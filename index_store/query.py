@@ -155,7 +155,9 @@ def search(
     the model's inputs), codes (hex) or the first `limit` rows of `dataset`'s `split`. model: a
     model file other than the index's own; show: a PNG path for the queries and their hits as a
     grid. Returns results() of the queries."""
-    given = [v for v in (images, items, vectors, codes, dataset) if v is not None and len(v)]
+    given = [
+        v for v in (images, items, vectors, codes, dataset) if v is not None and (not hasattr(v, "__len__") or len(v))
+    ]
     if len(given) != 1:
         raise ParameterError("give exactly one kind of query: images, items, vectors, codes or a data set")
     index = Index.open(target, name)

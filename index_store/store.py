@@ -146,28 +146,7 @@ class Store:
                 raise StoreError("the same key appears twice in one batch")
             first = conn.execute(select(S.indexes.c.next_item).where(S.indexes.c.id == idx.id)).scalar_one()
             ids = np.arange(first, first + n, dtype=np.int64)
-            subs = _sql_substrings(codes)
-            col = lambda values, i: None if values is None else values[i]  # noqa: E731
-            item_rows = [
-                {
-                    "index_id": idx.id,
-                    "id": int(ids[i]),
-                    "key": str(keys[i]),
-                    "label": None if labels is None or labels[i] is None else int(labels[i]),
-                    "source": col(sources, i),
-                    "meta": col(metas, i),
-                }
-                for i in range(n)
-            ]
-            code_rows = [
-                {
-                    "index_id": idx.id,
-                    "item_id": int(ids[i]),
-                    "code": codes[i].tobytes(),
-                    **{f"s{j}": (int(subs[i, j]) if j < subs.shape[1] else None) for j in range(S.SQL_SUBSTRINGS)},
-                }
-                for i in range(n)
-            ]
+            item_rows, code_rows = _rows(idx.id, ids, keys, codes, labels, sources, metas)
             try:
                 if n:
                     conn.execute(S.items.insert(), item_rows)
@@ -325,6 +304,33 @@ def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
         q = select(S.items.c.key, S.items.c.id).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
         found.update(conn.execute(q).all())
     return found
+
+
+def _rows(index_id: int, ids, keys, codes, labels, sources, metas) -> tuple[list[dict], list[dict]]:
+    """The items' rows and their codes' rows (with the SQL substring keys), ready to insert."""
+    subs = _sql_substrings(codes)
+    col = lambda values, i: None if values is None else values[i]  # noqa: E731
+    item_rows = [
+        {
+            "index_id": index_id,
+            "id": int(ids[i]),
+            "key": str(keys[i]),
+            "label": None if labels is None or labels[i] is None else int(labels[i]),
+            "source": col(sources, i),
+            "meta": col(metas, i),
+        }
+        for i in range(len(keys))
+    ]
+    code_rows = [
+        {
+            "index_id": index_id,
+            "item_id": int(ids[i]),
+            "code": codes[i].tobytes(),
+            **{f"s{j}": (int(subs[i, j]) if j < subs.shape[1] else None) for j in range(S.SQL_SUBSTRINGS)},
+        }
+        for i in range(len(keys))
+    ]
+    return item_rows, code_rows
 
 
 def _sql_substrings(codes: np.ndarray) -> np.ndarray:
