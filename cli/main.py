@@ -331,6 +331,9 @@ def serve(
     """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
     from ..index_store.launcher import serve as run_server
 
+    if workers < 1 or not 0 <= port < 65536:
+        raise SemhashError(f"--workers must be positive and --port within 0-65535, got {workers} and {port}")
+
     run_server(index, name or None, host, port, workers, data_root, log_level)
 
 

@@ -207,9 +207,7 @@ def _missing(name: str, where: Path, exc: Exception, download: bool) -> DataErro
         why = f"not found in {where} and the download failed ({first.rstrip(':')})"
     else:
         why = f"not found in {where} (downloads are off)"
-    return DataError(
-        f"{name} {why}; put the files there or point --data-root / SEMHASH_DATA at a data root that has them"
-    )
+    return DataError(f"{name} {why}; put the files there, or point the data root (SEMHASH_DATA) at one that has them")
 
 
 # --- bundled and local data ----------------------------------------------------------------------
@@ -316,6 +314,23 @@ def open_image(p, name: str | None = None):
 def image_to_tensor(im, size: tuple[int, int], grey: bool) -> torch.Tensor:
     """PIL image -> (C, H, W) float32 tensor in [0, 1], resized to size=(H, W)."""
     return torch.from_numpy(image_array(im, size, grey))
+
+
+def item_keys(data: Dataset) -> list[str]:
+    """Stable external keys of a data set's items: the file path for image folders, else
+    '<name>/<split>/<row>' (read back by parse_item_key)."""
+    if data.files:
+        return [str(f) for f in data.files]
+    prefix = f"{data.name}/{data.split}" if data.split else data.name
+    return [f"{prefix}/{i}" for i in range(len(data))]
+
+
+def parse_item_key(key: str) -> tuple[str, str, int] | None:
+    """(name, split, row) of a key item_keys made for a row of a named data set, else None."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] in NAMED and parts[1] in ("train", "test") and parts[2].isdigit():
+        return parts[0], parts[1], int(parts[2])
+    return None
 
 
 def describe(ds: Dataset) -> dict:

@@ -12,22 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import Dataset
+from ..hashing.data import Dataset, item_keys
 from ..hashing.errors import IndexNotFound, NeedsResume, StoreError
 from ..hashing.methods import load_hasher
 from .index import Index
 from .store import Store
 
 BUILD_BATCH = 5_000
-
-
-def item_keys(data: Dataset) -> list[str]:
-    """Stable external keys: '<name>/<split>/<row>' for named sets, the file path for image folders."""
-    files = getattr(data, "files", None)
-    if files:
-        return [str(f) for f in files]
-    prefix = f"{data.name}/{data.split}" if data.split else data.name
-    return [f"{prefix}/{i}" for i in range(len(data))]
 
 
 def build_index(

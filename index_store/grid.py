@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import NAMED, load_dataset
+from ..hashing.data import load_dataset, parse_item_key
 from ..hashing.files import atomic_write
 
 
@@ -20,10 +20,10 @@ def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | No
         from ..hashing.data import open_image
 
         return np.asarray(open_image(Path(source)).convert("RGB"), dtype=np.float32) / 255.0
-    parts = key.split("/")
-    if len(parts) == 3 and parts[0] in NAMED and parts[1] in ("train", "test") and parts[2].isdigit():
-        x = _named(parts[0], parts[1], data_root)
-        row = int(parts[2])
+    row_of = parse_item_key(key)
+    if row_of is not None:
+        name, split, row = row_of
+        x = _named(name, split, data_root)
         return _hwc(x[row]) if row < len(x) else None
     return None
 

@@ -96,7 +96,7 @@ def serve(
     from .service import Service
 
     if workers < 1 or not 0 <= port < 65536:
-        raise ParameterError(f"--workers must be positive and --port within 0-65535, got {workers} and {port}")
+        raise ParameterError(f"workers must be positive and the port within 0-65535, got {workers} and {port}")
     Service(target, names)  # a bad target or name fails here, as one line, not in every worker
     os.environ[CONFIG_ENV] = json.dumps({"target": target, "names": names, "data_root": data_root})
     uvicorn.run(
