@@ -41,7 +41,7 @@ def run(
     from ..hashing.train import pick_device
 
     if ae_epochs < 1:
-        raise ParameterError(f"--ae-epochs must be at least 1, got {ae_epochs}")
+        raise ParameterError(f"the autoencoder needs at least 1 epoch to time, got {ae_epochs}")
     data = load_dataset(dataset, "train", root=data_root).subset(limit)
     dev = str(pick_device(device))
     log(f"fitting on {len(data):,} items of {dataset} ({bits} bits; autoencoder: {ae_epochs} epochs on {dev}):")

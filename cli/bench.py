@@ -12,10 +12,10 @@ import typer
 
 from ..benchmarks.results import DEFAULT_OUT
 from ..hashing.errors import SemhashError
+from .options import DataRoot
 
 bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
 
-DataRoot = typer.Option(None, "--data-root", help="Data root (default: $SEMHASH_DATA, else ~/.cache/semhash/data).")
 AsJson = typer.Option(False, "--json", help="Print the result as JSON instead of the table.")
 
 
@@ -106,6 +106,8 @@ def bench_train(
 
     if limit is not None and limit < 10:
         raise SemhashError(f"--limit must be at least 10, got {limit}")
+    if ae_epochs < 1:
+        raise SemhashError(f"--ae-epochs must be at least 1, got {ae_epochs}")
     _run(
         as_json,
         lambda log: run(

@@ -13,8 +13,19 @@ from pathlib import Path
 import typer
 
 from ..hashing import __version__
-from ..hashing.errors import Interrupted, ModelMissing, NeedsResume, NotImages, SemhashError, translate
+from ..hashing.errors import (
+    CheckpointMismatch,
+    DataMissing,
+    Interrupted,
+    ModelMissing,
+    NeedsResume,
+    NoQuery,
+    NotImages,
+    SemhashError,
+    translate,
+)
 from .bench import bench_app
+from .options import DataRoot
 
 app = typer.Typer(
     help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
@@ -44,9 +55,6 @@ def root(
     ),
 ) -> None:
     """semhash: semantic hashing retrieval."""
-
-
-DataRoot = typer.Option(None, "--data-root", help="Data root (default: $SEMHASH_DATA, else ~/.cache/semhash/data).")
 
 
 @data_app.command("info")
@@ -292,8 +300,6 @@ def search(
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
     from ..index_store.query import search as run_search
 
-    if len([v for v in (image, item, vector, code, dataset) if v]) != 1:
-        raise SemhashError("give exactly one query: --image, --item, --vector, --code or --dataset")
     result = run_search(
         index,
         name,
@@ -379,7 +385,14 @@ class _bar:
 
 
 # What to do about each kind of error, in this command's flags: the library's messages name none.
-HINTS = {NeedsResume: "use --resume", ModelMissing: "pass --model", NotImages: "query it with --vector"}
+HINTS = {
+    NeedsResume: "use --resume",
+    ModelMissing: "pass --model",
+    NotImages: "query it with --vector",
+    NoQuery: "use one of --image, --item, --vector, --code or --dataset",
+    DataMissing: "or pass --data-root",
+    CheckpointMismatch: "start afresh without --resume",
+}
 
 
 def main() -> None:

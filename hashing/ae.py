@@ -78,20 +78,27 @@ class AEHasher(Hasher):
         }
 
     def activations(self, X) -> np.ndarray:
-        """Continuous pre-binarization activations: (n, bits) float32 (kept for re-ranking)."""
+        """Continuous pre-binarization activations: (n, bits) float32 (kept for re-ranking).
+        X: (n, *shape) items, or the same items flattened (n, d)."""
         self._check_fitted()
         X = as_float(X.x if hasattr(X, "fingerprint") else X)
+        if X.shape[1:] != tuple(self.spec_.shape) and X[0].size == int(np.prod(self.spec_.shape)):
+            X = X.reshape(len(X), *self.spec_.shape)
         self.spec_.check(X.shape[1:])
-        return self.model_.activations(torch.from_numpy(np.ascontiguousarray(X))).numpy()
+        return self._activations(X)
 
     def _encode(self, X: np.ndarray) -> np.ndarray:
-        return pack(self.model_.activations(torch.from_numpy(np.ascontiguousarray(X))).numpy() > 0)
+        return pack(self._activations(X) > 0)
+
+    def _activations(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.activations(torch.from_numpy(np.ascontiguousarray(X))).numpy()
 
     def header_extra(self) -> dict:
+        summary = self.summary()
         return {
             "architecture": self.model_config_.to_dict(),
-            "validation": _plain(self.validation_),
-            "training": _plain({k: v for k, v in self.training_.items() if k != "history"}),
+            "validation": _plain(summary["validation"]),
+            "training": _plain(summary["training"]),
         }
 
     def _state(self) -> dict[str, np.ndarray]:

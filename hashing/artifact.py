@@ -20,6 +20,7 @@ from .files import atomic_write
 
 FORMAT = "semhash"
 FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header
 
 
 def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], header: dict) -> Path:
@@ -33,9 +34,7 @@ def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], header: dict) 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict, str]:
     """(tensors, header, SHA-256 of the file) from one read of the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such model file")
+    path = _existing(path)
     data = path.read_bytes()
     header = _check_header(path, _metadata(path, data))
     from safetensors import SafetensorError
@@ -61,8 +60,14 @@ def _metadata(path: Path, data: bytes) -> dict:
 
 
 def read_header(path: str | os.PathLike) -> dict:
-    """The header of a .semhash file, validated; raises ArtifactError for anything else."""
-    return _open(path)[1]
+    """The header of a .semhash file, validated, from the file's first bytes only; raises
+    ArtifactError for anything else."""
+    path = _existing(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        size = int.from_bytes(head, "little") if len(head) == 8 else 0
+        data = head + f.read(min(size, MAX_HEADER_BYTES))
+    return _check_header(path, _metadata(path, data))
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
@@ -71,18 +76,11 @@ def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     return tensors, header
 
 
-def _open(path):
-    from safetensors import SafetensorError, safe_open
-
+def _existing(path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file")
-    try:
-        handle = safe_open(str(path), framework="numpy")
-        meta = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: not a semhash model file (unreadable safetensors: {exc})") from None
-    return handle, _check_header(path, meta)
+    return path
 
 
 def _check_header(path: Path, meta: dict) -> dict:

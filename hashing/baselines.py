@@ -20,6 +20,13 @@ from .pca import principal_directions
 class LinearHasher(Hasher):
     """Learned state: mean_ (d,) and projection_ (d, bits), float32."""
 
+    def _fit(self, X: np.ndarray, y=None) -> None:
+        self._fit_flat(X.reshape(len(X), -1))  # linear hashers see each item as one vector
+
+    def _fit_flat(self, X: np.ndarray) -> None:
+        """X: (n, d) float32 -> sets mean_ and projection_."""
+        raise NotImplementedError
+
     def _encode(self, X: np.ndarray) -> np.ndarray:
         return pack((X.reshape(len(X), -1) - self.mean_) @ self.projection_ > 0)
 
@@ -39,8 +46,7 @@ class LSH(LinearHasher):
 
     method = "lsh"
 
-    def _fit(self, X: np.ndarray, y=None) -> None:
-        X = X.reshape(len(X), -1)
+    def _fit_flat(self, X: np.ndarray) -> None:
         rng = np.random.default_rng(self.seed)
         self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.projection_ = rng.standard_normal((X.shape[1], self.bits)).astype(np.float32)
@@ -51,8 +57,7 @@ class PCAH(LinearHasher):
 
     method = "pcah"
 
-    def _fit(self, X: np.ndarray, y=None) -> None:
-        X = X.reshape(len(X), -1)
+    def _fit_flat(self, X: np.ndarray) -> None:
         self.mean_, self.projection_ = principal_directions(X, self.bits, self.seed)
 
 
@@ -68,8 +73,7 @@ class ITQ(LinearHasher):
     def config(self) -> dict:
         return {**super().config(), "iterations": self.iterations}
 
-    def _fit(self, X: np.ndarray, y=None) -> None:
-        X = X.reshape(len(X), -1)
+    def _fit_flat(self, X: np.ndarray) -> None:
         mean, pcs = principal_directions(X, self.bits, self.seed)
         V = ((X - mean) @ pcs).astype(np.float64)
         rng = np.random.default_rng(self.seed)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import DataError, DataMissing
 from .files import atomic_write, cache_dir
-from .hasher import FEATURES, IDENTITY, IMAGES, image_array, kind_of
+from .hasher import FEATURES, IDENTITY, IMAGES, image_array, kind_of, open_image
 
 NAMED = ("mnist", "fashion-mnist", "cifar10", "digits")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -73,7 +73,7 @@ class Dataset:
         return self._fingerprint
 
     def flat(self) -> np.ndarray:
-        """(n, prod(shape)) float32 numpy view, as the linear hashers take it."""
+        """(n, prod(shape)) float32 numpy view: each item as one vector."""
         return self.x.reshape(len(self.x), -1).numpy()
 
     def subset(self, stop: int | None = None, start: int = 0) -> Dataset:
@@ -207,7 +207,7 @@ def _missing(name: str, where: Path, exc: Exception, download: bool) -> DataErro
         why = f"not found in {where} and the download failed ({first.rstrip(':')})"
     else:
         why = f"not found in {where} (downloads are off)"
-    return DataError(f"{name} {why}; put the files there, or point the data root (SEMHASH_DATA) at one that has them")
+    return DataMissing(f"{name} {why}; put the files there, or point the data root (SEMHASH_DATA) at one that has them")
 
 
 # --- bundled and local data ----------------------------------------------------------------------
@@ -296,19 +296,6 @@ def load_image_folder(
         index = {c: i for i, c in enumerate(classes)}
         labels = torch.tensor([index[p.parent.relative_to(path).parts[0]] for p in files], dtype=torch.long)
     return Dataset(path.name, x, labels, SCALE01, str(path), classes or None, files=[str(p) for p in files])
-
-
-def open_image(p, name: str | None = None):
-    """A fully read PIL image from a path or a binary file object; anything unreadable (or absurdly
-    large: PIL's decompression-bomb limit) is one DataError naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(p) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name or p}: not a readable image ({exc})") from None
 
 
 def image_to_tensor(im, size: tuple[int, int], grey: bool) -> torch.Tensor:

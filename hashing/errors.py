@@ -19,6 +19,10 @@ class DataError(SemhashError):
     """A data set, image or vector is missing, corrupt, or of the wrong shape."""
 
 
+class DataMissing(DataError):
+    """A named data set's files are not under the data root (and could not be downloaded)."""
+
+
 class NotImages(DataError):
     """An image given to a model of feature vectors: query it with vectors instead."""
 
@@ -33,6 +37,14 @@ class ModelMissing(ArtifactError):
 
 class ParameterError(SemhashError):
     """A parameter is out of range (bits, radius, k, ...)."""
+
+
+class NoQuery(ParameterError):
+    """A search was given no query, or several kinds at once."""
+
+
+class CheckpointMismatch(ParameterError):
+    """A training checkpoint written by another configuration: it cannot be continued."""
 
 
 class StoreError(SemhashError):
@@ -61,6 +73,13 @@ class Interrupted(SemhashError):
     """The user interrupted the work (Ctrl-C); committed batches stay."""
 
 
+class Unavailable(SemhashError):
+    """The machine or a service it depends on failed (disk, memory, a database that went away): not
+    the request's fault, worth trying again."""
+
+    http_status = 503
+
+
 def translate(exc: BaseException) -> SemhashError | None:
     """The SemhashError for an exception that reached an entry point, or None for a bug (which
     should surface as one). Database URLs in messages have their passwords hidden."""
@@ -68,29 +87,34 @@ def translate(exc: BaseException) -> SemhashError | None:
         return exc
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted("interrupted")
-    if isinstance(exc, MemoryError):
-        return SemhashError("out of memory: use a smaller batch, limit or input")
-    if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        return SemhashError(f"{where}{exc.strerror or type(exc).__name__}")
-    return _translate_sql(exc)
-
-
-def _translate_sql(exc: BaseException) -> SemhashError | None:
+    if isinstance(exc, (OSError, MemoryError)):
+        return Unavailable(f"{type(exc).__name__}: {exc}")
     import sys
 
-    if "sqlalchemy" not in sys.modules:  # nothing of SQLAlchemy's can have been raised
-        return None
-    from sqlalchemy.exc import SQLAlchemyError
+    if "sqlalchemy" in sys.modules:  # else nothing of SQLAlchemy's can have been raised
+        from sqlalchemy.exc import SQLAlchemyError
 
-    if isinstance(exc, SQLAlchemyError):
-        text = str(getattr(exc, "orig", None) or exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        return StoreError(f"database error: {_hide_passwords(first)}")
+        if isinstance(exc, SQLAlchemyError):
+            return sql_error(exc, "database", Unavailable)
     return None
 
 
-def _hide_passwords(text: str) -> str:
+def sql_error(exc: BaseException, where: str, cls: type[SemhashError] = StoreError) -> SemhashError:
+    """One line for a database driver's error: a lock held by another writer, else the driver's
+    first line. where: the database, its URL's password already hidden."""
+    text = first_line(exc)
+    if "locked" in text or "could not obtain lock" in text:
+        return cls(f"{where} is locked by another writer; try again when it has finished")
+    return cls(f"{where}: {hide_passwords(text)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (of the driver's own exception when it wraps one)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def hide_passwords(text: str) -> str:
     """user:secret@host -> user:***@host, wherever a URL appears in text."""
     import re
 

@@ -10,6 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: the umask is process-wide, and setting it to read it while a server's
+# threads create files would give their files the wrong mode.
+UMASK = _read_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """write(temp_path) fills a temp file next to `path`; it then replaces `path` in one rename."""
     path = Path(path)
@@ -17,19 +28,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a new file keeps the user's umask
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; a new file keeps the user's umask
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

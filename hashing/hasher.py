@@ -11,6 +11,7 @@ refuses other data, and converts a user's image the way the training images were
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,6 +91,29 @@ def image_array(image, size: tuple[int, int], grey: bool) -> np.ndarray:
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
     a = np.asarray(image, dtype=np.float32) / 255.0
     return a[None] if grey else np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def open_image(source, name: str | None = None, max_bytes: int | None = None, max_pixels: int | None = None):
+    """A fully read PIL image from a path, bytes or a binary file object. Files over max_bytes and
+    images that declare more than max_pixels are refused before any pixel is decoded; anything
+    unreadable (or past PIL's decompression-bomb limit) is one DataError naming the image."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = name or str(source)
+    if isinstance(source, (bytes, bytearray)):
+        size, source = len(source), io.BytesIO(source)
+    else:
+        size = os.path.getsize(source) if isinstance(source, (str, os.PathLike)) and os.path.isfile(source) else 0
+    if max_bytes is not None and size > max_bytes:
+        raise DataError(f"{name}: images are limited to {max_bytes >> 20} MiB")
+    try:
+        with Image.open(source) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise DataError(f"{name}: {im.width}x{im.height} pixels is more than the {max_pixels:,} accepted")
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{name}: not a readable image ({exc})") from None
 
 
 class Hasher:

@@ -51,7 +51,7 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
         hasher = cls(**header["config"])
         hasher.spec_ = InputSpec.from_header(header["input"])
         hasher._set_state(tensors, header)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, ParameterError) as exc:
         raise ArtifactError(f"{path}: corrupt {method} model ({type(exc).__name__}: {exc})") from None
     if hasher.bits != header.get("bits"):
         raise ArtifactError(f"{path}: header says {header.get('bits')} bits, config says {hasher.bits}")

@@ -61,7 +61,7 @@ def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
             report = evaluate(q_codes, db_codes, relevance, k=cfg.k, radius=cfg.radius)
             t3 = time.perf_counter()
             on = unpack(db_codes).mean(axis=0)
-            training = {k: v for k, v in getattr(hasher, "training_", {}).items() if k != "history"}
+            training = hasher.summary().get("training", {})
             rows.append(
                 QualityRow(
                     method,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .codes import pack, unpack
 from .data import Dataset, load_dataset
-from .errors import ParameterError
+from .errors import CheckpointMismatch, ParameterError
 from .files import atomic_write
 from .hasher import IMAGES
 from .metrics import evaluate, label_relevance
@@ -251,7 +251,7 @@ def _resume(run: _Run, cfg: TrainConfig) -> None:
     """Continue from the checkpoint: weights, optimizer, history and best weights so far."""
     state = torch.load(run.ckpt, map_location=run.device, weights_only=False)
     if state["config"] != cfg.to_dict() | {"resume": state["config"]["resume"]}:
-        raise ParameterError(f"{run.ckpt} was written by a different training configuration; start afresh")
+        raise CheckpointMismatch(f"{run.ckpt} was written by a different training configuration; start afresh")
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
     run.history, run.best, run.best_state = state["history"], state["best"], state["best_state"]

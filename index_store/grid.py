@@ -17,7 +17,7 @@ def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | No
     """(H, W) or (H, W, 3) floats in [0, 1] of an indexed item: its image file, or its row of a
     named data set (keys '<name>/<split>/<row>'); None when neither is at hand."""
     if source and os.path.isfile(source):
-        from ..hashing.data import open_image
+        from ..hashing.hasher import open_image
 
         return np.asarray(open_image(Path(source)).convert("RGB"), dtype=np.float32) / 255.0
     row_of = parse_item_key(key)

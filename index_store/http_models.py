@@ -10,11 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from .query import MAX_IMAGE_BYTES
-
 MAX_K = 1000
 MAX_QUERIES = 1000
-MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES  # an uploaded image: query.image_codes refuses larger ones
 
 K = Annotated[int, Field(ge=1, le=MAX_K, description="Neighbours per query.")]
 Radius = Annotated[int | None, Field(ge=0, le=256, description="Only items within this Hamming distance.")]

@@ -23,7 +23,6 @@ from .http_models import (
     ERRORS,
     MAX_K,
     MAX_QUERIES,
-    MAX_UPLOAD_BYTES,
     Changed,
     CodeQuery,
     Health,
@@ -101,7 +100,7 @@ async def search_image(
     """Search with an uploaded image, converted as the model's training images were."""
     # (form fields cannot carry null, hence -1 and "" for "none" in multipart requests)
     index = service.index(name)
-    data = await image.read(MAX_UPLOAD_BYTES + 1)
+    data = await image.read(query.MAX_IMAGE_BYTES + 1)
     codes = query.image_codes(index.model(), [data], [image.filename or "the upload"])
     return _json(query.results(index, codes, [image.filename or "upload"], k, None if radius < 0 else radius))
 
@@ -134,7 +133,7 @@ def add_image(
     label: str = Form("", pattern=r"^(-?[0-9]{1,9})?$", description="An integer label, or empty."),
 ):
     """Add one item given by an image."""
-    data = image.file.read(MAX_UPLOAD_BYTES + 1)
+    data = image.file.read(query.MAX_IMAGE_BYTES + 1)
     codes = query.image_codes(service.index(name).model(), [data], [image.filename or "the upload"])
     labels, sources = [int(label) if label else None], [f"upload:{image.filename or ''}"]
     return service.add(name, [key], codes, labels, sources)

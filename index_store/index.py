@@ -32,8 +32,9 @@ class Index:
         self.store, self.name = store, name
         self.row: IndexRow = store.get_index(name)
         self.cache_folder = Path(cache_folder) if cache_folder else default_cache_folder(store, name)
-        self._searcher: Searcher | None = None
-        self._generation = -1
+        # (searcher, the SQL generation it was built from): one attribute, so that a reader on
+        # another thread never pairs one generation with another's searcher
+        self._current: tuple[Searcher | None, int] = (None, -1)
         self._models: dict[str, Hasher] = {}
         self.last_load = ""  # how the derived structures were obtained: "cache", "rebuilt: <why>"
 
@@ -54,8 +55,8 @@ class Index:
             checksum = getattr(model, "checksum_", None) or file_checksum(hasher_path)
         store.create_index(name, bits, str(hasher_path) if hasher_path else None, checksum, header)
         index = cls(store, name, **kw)
-        if model is not None:
-            index._models[str(hasher_path)] = index.check_model(model, hasher_path)
+        if model is not None and getattr(model, "checksum_", None) == checksum:
+            index._models[str(hasher_path)] = model  # loaded from that very file: no second read
         return index
 
     @property
@@ -132,26 +133,26 @@ class Index:
     def _after_write(self, update, transactions: int) -> None:
         """Derive the new structures from the old ones in memory when nobody else wrote in between
         (the generation moved by exactly our transactions), else leave them to a rebuild from SQL."""
-        before, searcher = self._generation, self._searcher
+        searcher, before = self._current
         self.row = self.store.get_index(self.name)
         if searcher is not None and before >= 0 and self.row.generation == before + transactions:
             ids, codes = update(searcher)
             self._install(Searcher(ids, codes), self.row.generation, "updated in memory")
         else:
-            self._generation = -1  # stale: the next reader rebuilds (readers hold their own reference)
+            self._current = (None, -1)  # stale: the next reader rebuilds (readers hold their own reference)
 
     # --- derived structures ---
     @property
     def searcher(self) -> Searcher:
         """Current search structures: from memory, else the disk cache, else rebuilt from SQL."""
         self.row = row = self.store.get_index(self.name)
-        searcher = self._searcher  # one read: another thread may install a newer one meanwhile
-        if searcher is not None and self._generation == row.generation:
+        searcher, generation = self._current  # one read: another thread may install a newer one meanwhile
+        if searcher is not None and generation == row.generation:
             return searcher
         loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits)
         if loaded is None:
             return self.rebuild(reason=why)
-        self._searcher, self._generation, self.last_load = loaded, row.generation, "cache"
+        self._current, self.last_load = (loaded, row.generation), "cache"
         return loaded
 
     def rebuild(self, reason: str = "asked") -> Searcher:
@@ -162,7 +163,7 @@ class Index:
         return searcher
 
     def _install(self, searcher: Searcher, generation: int, how: str) -> None:
-        self._searcher, self._generation, self.last_load = searcher, generation, how
+        self._current, self.last_load = (searcher, generation), how
         try:
             cache.save(self.cache_folder, searcher, generation, self.row.updated.isoformat())
         except OSError:
@@ -172,7 +173,7 @@ class Index:
     def search(
         self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
     ) -> list[list[dict]]:
-        """Per query, the matching items with their distance and metadata (one SQL query in all).
+        """Per query, the matching items with their distance and metadata (read from SQL in one pass).
 
         radius only: every item within it; k only: the k nearest; both: the k nearest within the radius.
         query_vectors: float vectors to re-rank items at equal Hamming distance (needs stored vectors).

@@ -9,6 +9,7 @@ searcher's public arrays and runs its public plan methods, and never imports sea
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
@@ -55,11 +56,17 @@ class Planner:
     """The plans of one searcher, and the memos of planning (all measured on first use)."""
 
     def __init__(self, searcher: Planned):
-        self.searcher = searcher
+        # a weak reference: searcher and planner would otherwise form a cycle, and a replaced
+        # searcher (hundreds of MB at 10^7 codes) would wait for the garbage collector
+        self._searcher = weakref.ref(searcher)
         self.candidates: dict[tuple[int, int], float] = {}  # (m, substring radius) -> per query
         self.radius_clock: dict[int, Clock] = {}  # radius -> {plan: (fixed s, per-query s)}
         self.knn_clock: dict[int, Clock] = {}  # k -> {"mih" | "scan": (fixed s, per-query s)}
         self.knn_starts: dict[int, int | None] = {}  # k -> first substring radius, None: scan
+
+    @property
+    def searcher(self) -> Planned:
+        return self._searcher()
 
     # --- radius search ---
     def radius_plan(self, radius: int, nq: int = 1000) -> Plan:

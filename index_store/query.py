@@ -11,13 +11,12 @@ checked once, by the searcher.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import DataError, ItemNotFound, ParameterError
-from ..hashing.hasher import Hasher
+from ..hashing.errors import DataError, ItemNotFound, NoQuery, ParameterError
+from ..hashing.hasher import Hasher, open_image
 from .index import Index
 
 MAX_IMAGE_BYTES = 10 << 20  # an upload or query image file
@@ -46,36 +45,9 @@ def image_codes(hasher: Hasher, images, names: list[str] | None = None) -> np.nd
     if not isinstance(images, (list, tuple)):
         images = [images]
     names = names or [str(i) if isinstance(i, (str, Path)) else "the upload" for i in images]
-    x = np.stack(
-        [hasher.spec_.image_to_input(open_image(im, name, hasher.spec_.shape)) for im, name in zip(images, names)]
-    )
+    spec, limit = hasher.spec_, pixel_limit(hasher.spec_.shape)
+    x = np.stack([spec.image_to_input(open_image(im, name, MAX_IMAGE_BYTES, limit)) for im, name in zip(images, names)])
     return hasher.encode(x)
-
-
-def open_image(source, name: str, input_shape: tuple[int, ...] = ()):
-    """A decoded PIL image from a path, bytes or a binary file object, refusing files over
-    MAX_IMAGE_BYTES and images that declare more pixels than pixel_limit(input_shape)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(source, (str, Path)):
-        source = Path(source)
-        if not source.is_file():
-            raise DataError(f"{name}: no such image file")
-        if source.stat().st_size > MAX_IMAGE_BYTES:
-            raise DataError(f"{name}: images are limited to {MAX_IMAGE_BYTES >> 20} MiB")
-    elif isinstance(source, (bytes, bytearray)):
-        if len(source) > MAX_IMAGE_BYTES:
-            raise DataError(f"{name}: images are limited to {MAX_IMAGE_BYTES >> 20} MiB")
-        source = io.BytesIO(source)
-    try:
-        with Image.open(source) as im:
-            limit = pixel_limit(input_shape)
-            if im.width * im.height > limit:
-                raise DataError(f"{name}: {im.width}x{im.height} pixels is more than the {limit:,} accepted")
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name}: not a readable image ({exc})") from None
 
 
 def pixel_limit(input_shape: tuple[int, ...]) -> int:
@@ -155,11 +127,9 @@ def search(
     the model's inputs), codes (hex) or the first `limit` rows of `dataset`'s `split`. model: a
     model file other than the index's own; show: a PNG path for the queries and their hits as a
     grid. Returns results() of the queries."""
-    given = [
-        v for v in (images, items, vectors, codes, dataset) if v is not None and (not hasattr(v, "__len__") or len(v))
-    ]
-    if len(given) != 1:
-        raise ParameterError("give exactly one kind of query: images, items, vectors, codes or a data set")
+    images, items, vectors, codes, dataset = (_given(v) for v in (images, items, vectors, codes, dataset))
+    if sum(v is not None for v in (images, items, vectors, codes, dataset)) != 1:
+        raise NoQuery("give exactly one query: images, items, vectors, codes or a data set")
     index = Index.open(target, name)
     query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
     result = results(index, query_codes, labels, k, radius)
@@ -171,6 +141,11 @@ def search(
         )
         result["grid"] = str(write_grid(result, pixels, show, data_root))
     return result
+
+
+def _given(value):
+    """None for a query that is not there: None, or an empty list or string."""
+    return None if value is None or (hasattr(value, "__len__") and not len(value)) else value
 
 
 def _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root):

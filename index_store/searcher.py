@@ -251,6 +251,8 @@ def _concat(parts):
 
 def truncate(res: Results, k: int) -> Results:
     """The first k results of each query (all of a query's when it has fewer)."""
+    if k <= 0:
+        raise ParameterError(f"k must be positive, got {k}")
     counts = np.minimum(res.counts(), k)
     keep = np.arange(len(res.ids)) - np.repeat(res.offsets[:-1], res.counts()) < np.repeat(counts, res.counts())
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

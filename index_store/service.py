@@ -119,9 +119,7 @@ async def _lifespan(app: FastAPI):
 
 def _error_response(_request: Request, exc: Exception) -> JSONResponse:
     """The one translation (hashing/errors.py): a one-line detail, the status from the error's type."""
-    err = translate(exc)
-    if err is None:  # a bug: let it surface as a 500
-        raise exc
+    err = translate(exc)  # never None for the HANDLED kinds
     return JSONResponse({"detail": str(err)}, status_code=err.http_status)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from ..hashing.codes import check_bits, substrings
-from ..hashing.errors import IndexNotFound, ItemNotFound, StoreError
+from ..hashing.errors import IndexNotFound, ItemNotFound, StoreError, first_line, sql_error
 from . import schema as S
 
 BUSY_TIMEOUT_MS = 10_000
@@ -66,7 +66,7 @@ class Store:
         try:
             S.metadata.create_all(self.engine)
         except OperationalError as exc:
-            raise StoreError(f"cannot open database {_safe(self.url)}: {_first_line(exc)}") from None
+            raise StoreError(f"cannot open database {_safe(self.url)}: {first_line(exc)}") from None
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -105,8 +105,11 @@ class Store:
         return self.get_index(name)
 
     def get_index(self, name: str) -> IndexRow:
-        with self._read() as conn:
-            return self._index_row(conn, name, known=True)
+        try:
+            with self._read() as conn:
+                return self._index_row(conn, name)
+        except IndexNotFound as exc:  # name the indexes there are, from a connection of its own
+            raise IndexNotFound(f"{exc} (known: {', '.join(self.index_names()) or 'none'})") from None
 
     def index_names(self) -> list[str]:
         with self._read() as conn:
@@ -181,7 +184,7 @@ class Store:
     def load_codes(self, name: str) -> tuple[np.ndarray, np.ndarray, int]:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._read() as conn:
-            idx = self._index_in(conn, name)
+            idx = self._index_row(conn, name)
             rows = conn.execute(
                 select(S.codes.c.item_id, S.codes.c.code)
                 .where(S.codes.c.index_id == idx.id)
@@ -195,7 +198,7 @@ class Store:
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
         """Float vectors of the given ids (in that order), or None if the index keeps none."""
         with self._read() as conn:
-            idx = self._index_in(conn, name)
+            idx = self._index_row(conn, name)
             rows = dict(
                 conn.execute(
                     select(S.vectors.c.item_id, S.vectors.c.vector).where(S.vectors.c.index_id == idx.id)
@@ -210,7 +213,7 @@ class Store:
         ids = sorted({int(i) for i in ids})
         out = {}
         with self._read() as conn:
-            idx = self._index_in(conn, name)
+            idx = self._index_row(conn, name)
             columns = (S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source, S.items.c.meta)
             for part in _chunks(ids):
                 rows = conn.execute(select(*columns).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part)))
@@ -220,11 +223,11 @@ class Store:
 
     def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
         with self._read() as conn:
-            return _key_ids(conn, self._index_in(conn, name).id, keys)
+            return _key_ids(conn, self._index_row(conn, name).id, keys)
 
     def count(self, name: str) -> int:
         with self._read() as conn:
-            idx = self._index_in(conn, name)
+            idx = self._index_row(conn, name)
             return conn.execute(
                 select(func.count()).select_from(S.items).where(S.items.c.index_id == idx.id)
             ).scalar_one()
@@ -236,21 +239,16 @@ class Store:
     def _write(self):
         return _Guard(self, self.engine.execution_options(semhash_write=True).begin())
 
-    def _index_in(self, conn, name: str) -> IndexRow:
-        return self._index_row(conn, name)
-
     def _lock(self, conn, name: str) -> IndexRow:
         """The index row, locked for this transaction (SQLite holds the whole-database write lock)."""
         return self._index_row(conn, name, lock=not self.is_sqlite)
 
-    def _index_row(self, conn, name: str, lock: bool = False, known: bool = False) -> IndexRow:
-        """The row of index `name` (locked FOR UPDATE if asked); IndexNotFound, naming the indexes
-        there are when `known`."""
+    def _index_row(self, conn, name: str, lock: bool = False) -> IndexRow:
+        """The row of index `name` (locked FOR UPDATE if asked); IndexNotFound if there is none."""
         q = select(S.indexes).where(S.indexes.c.name == name)
         row = conn.execute(q.with_for_update() if lock else q).mappings().first()
         if row is None:
-            there = f" (known: {', '.join(self.index_names()) or 'none'})" if known else ""
-            raise IndexNotFound(f"no index named {name!r} in {_safe(self.url)}{there}")
+            raise IndexNotFound(f"no index named {name!r} in {_safe(self.url)}")
         return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
 
     def _bump(self, conn, index_id: int, delta: int, next_item: int | None = None) -> None:
@@ -284,10 +282,7 @@ class _Guard:
 
 
 def _translate(store: Store, exc: Exception) -> StoreError:
-    text = _first_line(exc)
-    if "locked" in text or "could not obtain lock" in text:
-        return StoreError(f"{_safe(store.url)} is locked by another writer; try again when it has finished")
-    return StoreError(f"database {_safe(store.url)}: {text}")
+    return sql_error(exc, f"database {_safe(store.url)}")
 
 
 IN_CHUNK = 30_000  # values per IN (...): below PostgreSQL's 65,535 bind parameters and SQLite's 32,766
@@ -364,11 +359,6 @@ def _busy_timeout_ms() -> int:
         return max(0, int(float(os.environ["SEMHASH_LOCK_TIMEOUT"]) * 1000))
     except (KeyError, ValueError):
         return BUSY_TIMEOUT_MS
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _safe(url: str) -> str:
