@@ -113,18 +113,14 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Train a hasher on a data set and save it as a self-describing .semhash model."""
-    from ..hashing.data import load_dataset
     from ..hashing.methods import train_model
 
     options = {}
     if method == "ae":
         options = _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume, progress=not as_json)
-    data = load_dataset(dataset, "train", root=data_root)
-    if limit is not None:
-        if limit < 2:
-            raise SemhashError(f"--limit must be at least 2, got {limit}")
-        data = data.subset(limit)
-    summary = train_model(method, data, output, bits=bits, seed=seed, **options)
+    summary = train_model(
+        method, dataset, output, bits=bits, seed=seed, limit=_limit(limit, 2), data_root=data_root, **options
+    )
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -172,28 +168,20 @@ def _batch(size: int) -> int:
     return size
 
 
-def _data(
-    dataset: str | None,
-    images: Path | None,
-    features: Path | None,
-    labels: Path | None,
-    split: str,
-    data_root: str | None,
-    limit: int | None,
-):
-    from ..hashing.data import load_dataset
-
+def _source(dataset: str | None, images: Path | None, features: Path | None) -> str:
+    """The one data source among --dataset, --images and --features."""
     given = [v for v in (dataset, images, features) if v is not None]
     if len(given) != 1:
         raise SemhashError("give exactly one of --dataset, --images or --features")
     if images is not None and not images.is_dir():
         raise SemhashError(f"{images}: not a folder of images")
-    data = load_dataset(str(given[0]), split=split, root=data_root, labels=labels)
-    if limit is not None:
-        if limit < 1:
-            raise SemhashError(f"--limit must be positive, got {limit}")
-        data = data.subset(limit)
-    return data
+    return str(given[0])
+
+
+def _limit(limit: int | None, least: int = 1) -> int | None:
+    if limit is not None and limit < least:
+        raise SemhashError(f"--limit must be {'positive' if least == 1 else f'at least {least}'}, got {limit}")
+    return limit
 
 
 @index_app.command("build")
@@ -215,9 +203,18 @@ def index_build(
     """Encode a data set with a model and store items and codes in an index."""
     from ..index_store.build import build_index
 
-    data = _data(dataset, images, features, labels, split, data_root, limit)
+    data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
     with _bar("indexing", not as_json) as advance:
-        idx = build_index(index, model, data, name=name, resume=resume, progress=advance, batch_size=_batch(batch_size))
+        idx = build_index(
+            index,
+            model,
+            _source(dataset, images, features),
+            name=name,
+            resume=resume,
+            progress=advance,
+            batch_size=_batch(batch_size),
+            **data,
+        )
     _print_info(idx.info(), as_json)
 
 
@@ -239,9 +236,18 @@ def index_add(
     """Add items to an existing index (keys already there are an error)."""
     from ..index_store.build import build_index
 
-    data = _data(dataset, images, features, labels, split, data_root, limit)
+    data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
     with _bar("adding", not as_json) as advance:
-        idx = build_index(index, model, data, name=name, progress=advance, adding=True, batch_size=_batch(batch_size))
+        idx = build_index(
+            index,
+            model,
+            _source(dataset, images, features),
+            name=name,
+            adding=True,
+            progress=advance,
+            batch_size=_batch(batch_size),
+            **data,
+        )
     _print_info(idx.info(), as_json)
 
 

@@ -114,6 +114,18 @@ def load_dataset(
     raise DataError(f"unknown data set {name!r}: use one of {', '.join(NAMED)}, an image folder, or a .npy/.npz file")
 
 
+def as_dataset(data, split: str = "train", root=None, labels=None, limit: int | None = None) -> Dataset:
+    """A Dataset as given, or the one a name or path names (as load_dataset takes them); only its
+    first `limit` items when limit is given."""
+    if not isinstance(data, Dataset):
+        data = load_dataset(str(data), split=split, root=root, labels=labels)
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"the item limit must be positive, got {limit}")
+        data = data.subset(limit)
+    return data
+
+
 # --- torchvision sets -------------------------------------------------------------------------
 
 

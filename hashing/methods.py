@@ -59,14 +59,22 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
     return hasher
 
 
-def train_model(method: str, data, output: str | os.PathLike, bits: int = 32, seed: int = 0, **options) -> dict:
-    """Fit a hasher on a Dataset (or the train split of a data set named as load_dataset takes it)
-    and save it atomically; returns a summary for people and scripts: model path, method, bits,
-    data set, items, input shape, seconds, and what fitting found."""
-    if isinstance(data, (str, os.PathLike)):
-        from .data import load_dataset
+def train_model(
+    method: str,
+    data,
+    output: str | os.PathLike,
+    bits: int = 32,
+    seed: int = 0,
+    limit: int | None = None,
+    data_root: str | os.PathLike | None = None,
+    **options,
+) -> dict:
+    """Fit a hasher on a Dataset, or on the train split of the data set a name or path names (its
+    first `limit` items), and save it atomically; returns a summary for people and scripts: model
+    path, method, bits, data set, items, input shape, seconds, and what fitting found."""
+    from .data import as_dataset
 
-        data = load_dataset(str(data), "train")
+    data = as_dataset(data, "train", data_root, limit=limit)
     hasher = make_hasher(method, bits=bits, seed=seed, **options)
     start = time.perf_counter()
     hasher.fit(data)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import Dataset, item_keys
+from ..hashing.data import as_dataset, item_keys
 from ..hashing.errors import IndexNotFound, NeedsResume, StoreError
 from ..hashing.methods import load_hasher
 from .index import Index
@@ -24,19 +24,23 @@ BUILD_BATCH = 5_000
 def build_index(
     target,
     model_path,
-    data: Dataset,
+    data,
     name: str = "default",
     resume: bool = False,
     adding: bool = False,
     batch_size: int = BUILD_BATCH,
     progress=None,
+    **data_options,
 ) -> Index:
     """Encode `data` with the model and add it to index `name` of the store at `target`.
 
-    build (default): the index is created, or must be empty; resume: keys already stored are skipped;
-    adding: the index must exist and none of the keys be in it. model_path None (adding only): the
-    index's own model. progress(done, total), if given, is called as items are committed.
+    data: a Dataset, or what load_dataset takes (a named set, an image folder, a feature file), with
+    data_options of hashing.data.as_dataset (split, root, labels, limit). build (default): the index
+    is created, or must be empty; resume: keys already stored are skipped; adding: the index must
+    exist and none of the keys be in it. model_path None (adding only): the index's own model.
+    progress(done, total), if given, is called as items are committed.
     """
+    data = as_dataset(data, **data_options)  # before the index is touched: a bad data set changes nothing
     index, hasher = _target_index(target, model_path, name, resume, adding)
     keys = item_keys(data)
     have = set(index.store.ids_of(name, keys)) if (resume or adding) else set()

@@ -2,15 +2,18 @@
 the clock where it cannot tell plans apart.
 
 Plans: ("mih", m) probes m substring tables (m = 1 is bit-flip probing of the whole-code table);
-("scan", 0) is FAISS's exact scan. A Planner belongs to one searcher and keeps what it measured
-(candidates per query, the clocks of radius and k-NN plans, k-NN start radii); it reads the
-searcher's public arrays and runs its public plan methods, and never imports searcher.py.
+("scan", 0) is FAISS's exact scan. A Planner belongs to one searcher and is consulted once per
+radius and per k: it measures (candidates per query on the database's own codes, the clock) and
+hands back plain data (a clock per radius, a KnnPlan per k) that the searcher keeps and decides
+from on every call. It reads the searcher's public arrays, runs its public plan methods, and never
+imports searcher.py.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +38,19 @@ Plan = tuple[str, int]
 Clock = dict  # {plan name: (fixed seconds per call, seconds per query)}
 
 
+@dataclass(frozen=True)
+class KnnPlan:
+    """How a searcher answers k-NN for one k. start/stop: the substring radii of the MIH rounds
+    (start None: FAISS's scan for every query); clock: {"mih" | "scan": (fixed s, per-query s)},
+    timed where the model picked rounds (None otherwise); work: array elements per query, for
+    chunking batches."""
+
+    start: int | None
+    stop: int | None
+    clock: Clock | None
+    work: float
+
+
 class Planned(Protocol):
     """What the planner needs of a searcher (Searcher in searcher.py)."""
 
@@ -47,7 +63,7 @@ class Planned(Protocol):
 
     def run_radius_plan(self, q: np.ndarray, radius: int, how: str, m: int) -> tuple: ...
 
-    def mih_knn(self, q: np.ndarray, k: int, start: int | None, rerank=None): ...
+    def mih_knn(self, q: np.ndarray, k: int, plan: KnnPlan, rerank=None): ...
 
     def scan_knn(self, q: np.ndarray, k: int): ...
 
@@ -60,29 +76,22 @@ class Planner:
         # searcher (hundreds of MB at 10^7 codes) would wait for the garbage collector
         self._searcher = weakref.ref(searcher)
         self.candidates: dict[tuple[int, int], float] = {}  # (m, substring radius) -> per query
-        self.radius_clock: dict[int, Clock] = {}  # radius -> {plan: (fixed s, per-query s)}
-        self.knn_clock: dict[int, Clock] = {}  # k -> {"mih" | "scan": (fixed s, per-query s)}
-        self.knn_starts: dict[int, int | None] = {}  # k -> first substring radius, None: scan
 
     @property
     def searcher(self) -> Planned:
         return self._searcher()
 
     # --- radius search ---
-    def radius_plan(self, radius: int, nq: int = 1000) -> Plan:
-        """The fastest way to search nq queries at this radius: ("mih", m) (m = 1 is bit-flip) or
-        ("scan", 0). The probe-unit model ranks the plans; those within CLOCK_WITHIN of the best are
-        then timed (once per radius) and the clock decides."""
+    def radius_clock(self, radius: int) -> Clock:
+        """{plan: (fixed s, per-query s)} of the plans worth considering at this radius: the
+        probe-unit model ranks every feasible plan; those within CLOCK_WITHIN of the best are timed
+        and the clock decides (the searcher picks the fastest for each batch size)."""
         s = self.searcher
-        if radius not in self.radius_clock:
-            ranked = sorted(self.radius_costs(radius))
-            close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
-            self.radius_clock[radius] = (
-                {close[0]: (0.0, 0.0)}
-                if len(close) == 1 or not len(s)
-                else self.clock({p: (lambda q, p=p: s.run_radius_plan(q, radius, *p)) for p in close})
-            )
-        return fastest(self.radius_clock[radius], nq)
+        ranked = sorted(self.radius_costs(radius))
+        close = [p for c, p in ranked if c <= CLOCK_WITHIN * ranked[0][0]]
+        if len(close) == 1 or not len(s):
+            return {close[0]: (0.0, 0.0)}
+        return self.clock({p: (lambda q, p=p: s.run_radius_plan(q, radius, *p)) for p in close})
 
     def radius_costs(self, radius: int) -> list[tuple[float, Plan]]:
         """(model cost in probe units, plan) of every feasible plan."""
@@ -95,13 +104,31 @@ class Planner:
                 costs.append((mih.probes(radius) + VERIFY_COST * self.candidates_per_query(m, radius // m), ("mih", m)))
         return costs
 
+    def work(self, how: str, m: int, radius: int) -> float:
+        """Array elements one query touches (probes and candidates, or a scan), for chunking batches."""
+        s = self.searcher
+        if how == "scan":
+            return len(s) * SCAN_COST_PER_ITEM
+        return s.mih[m].probes(radius) + self.candidates_per_query(m, radius // m)
+
     # --- k-NN ---
-    def knn_start(self, k: int) -> int | None:
-        """The first substring radius at which a typical query has k neighbours among its sure
-        candidates (from the database's own neighbour profile), or None when scanning is cheaper."""
-        if k not in self.knn_starts:
-            self.knn_starts[k] = self._first_sure_radius(k)
-        return self.knn_starts[k]
+    def knn_plan(self, k: int) -> KnnPlan:
+        """How to find k neighbours: MIH rounds (finest split) from the first substring radius at
+        which a typical query has k sure neighbours (the database's own neighbour profile) up to the
+        last one cheaper than a scan, then FAISS's scan for the queries left; or the scan alone. Where
+        the model picks rounds, both are timed, so that small batches (a server's one query) scan
+        when that is faster."""
+        s = self.searcher
+        m = max(s.mih)
+        start = self._first_sure_radius(k)
+        if start is None:
+            return KnnPlan(None, None, None, len(s) * SCAN_COST_PER_ITEM)
+        stop = start
+        while stop < s.bits // m and self.knn_round_cost(stop + 1) is not None:
+            stop += 1
+        plan = KnnPlan(start, stop, None, self.work("mih", m, m * (start + 1)))
+        timed = self.clock({"mih": lambda q: s.mih_knn(q, k, plan), "scan": lambda q: s.scan_knn(q, k)})
+        return KnnPlan(start, stop, timed, plan.work)
 
     def _first_sure_radius(self, k: int) -> int | None:
         s = self.searcher
@@ -120,18 +147,6 @@ class Planner:
         probes, n = s.mih[m].probes(m * sub_radius), len(s)
         cost = KNN_ROUND_COST * (probes + VERIFY_COST * self.candidates_per_query(m, sub_radius))
         return None if probes > MAX_PROBES or cost > SCAN_COST_PER_ITEM * n else cost
-
-    def scan_is_faster(self, k: int, start: int, nq: int) -> bool:
-        """Whether FAISS's scan answers nq k-NN queries sooner than MIH rounds, by the clock (timed
-        once per k where the model picks MIH), so that small batches (a server's single query) scan."""
-        s = self.searcher
-        if k not in self.knn_clock:
-            self.knn_clock[k] = self.clock(
-                {"mih": lambda q: s.mih_knn(q, k, start, None), "scan": lambda q: s.scan_knn(q, k)}
-            )
-        clock = self.knn_clock[k]
-        scan, mih = (clock[p][0] + nq * clock[p][1] for p in ("scan", "mih"))
-        return scan <= SCAN_MARGIN * mih
 
     # --- measurements ---
     def candidates_per_query(self, m: int, sub_radius: int) -> float:
@@ -173,8 +188,3 @@ class Planner:
             per_q = max(all_ - one, 0.0) / (batch - 1)
             out[name] = (max(one - per_q, 0.0), per_q)
         return out
-
-
-def fastest(clock: Clock, nq: int):
-    """The plan of a clock ({plan: (fixed s, per-query s)}) that answers nq queries soonest."""
-    return min(clock, key=lambda p: clock[p][0] + nq * clock[p][1])

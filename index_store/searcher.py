@@ -1,6 +1,6 @@
 """Hamming search over an in-memory set of codes: radius (Hamming ball) and k-NN, in batches.
 
-Three ways to answer, picked per call by the searcher's Planner (planner.py: cost model and clock):
+Three ways to answer, picked per call from what the Planner (planner.py) measured once per radius and k:
   bit-flip  probe the whole-code table with every code of the ball (codes of at most 64 bits);
   MIH       multi-index hashing: m substring tables probed at radius floor(r/m), then verified;
   scan      FAISS's exact scan (range_search / k-NN on IndexBinaryFlat), when probing costs more.
@@ -17,7 +17,7 @@ from ..hashing.codes import hamming, hamming_rows, substring_bounds
 from ..hashing.errors import ParameterError
 from .hashtable import HashTable
 from .multi_index import MultiIndexHash, choose_m
-from .planner import SCAN_COST_PER_ITEM, Planner
+from .planner import SCAN_MARGIN, KnnPlan, Planner
 
 
 @dataclass
@@ -65,6 +65,11 @@ class Searcher:
         self.bits = codes.shape[1] * 8
         self._faiss = faiss_index
         self.planner = Planner(self)
+        # what the planner decided, as plain data, consulted on every call: radius -> clock
+        # {plan: (fixed s, per-query s)}; k -> KnnPlan; (plan, radius) -> work per query
+        self._radius_clocks: dict[int, dict] = {}
+        self._knn_plans: dict[int, KnnPlan] = {}
+        self._work: dict[tuple, float] = {}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything the searcher holds but its FAISS index, as named arrays (for the on-disk cache)."""
@@ -116,8 +121,12 @@ class Searcher:
         return self.ids.nbytes + self.codes.nbytes * 2 + sum(t.nbytes() for t in self.mih.values())
 
     def plan(self, radius: int, nq: int = 1000) -> tuple[str, int]:
-        """The plan radius() uses for nq queries: ("mih", m) (m = 1 is bit-flip) or ("scan", 0)."""
-        return self.planner.radius_plan(radius, nq)
+        """The plan radius() uses for nq queries: ("mih", m) (m = 1 is bit-flip) or ("scan", 0),
+        whichever the planner's clock (taken once per radius) says answers nq queries soonest."""
+        clock = self._radius_clocks.get(radius)
+        if clock is None:
+            clock = self._radius_clocks[radius] = self.planner.radius_clock(radius)
+        return min(clock, key=lambda p: clock[p][0] + nq * clock[p][1])
 
     # --- radius search ---
     def radius(self, query_codes: np.ndarray, radius: int, rerank=None) -> Results:
@@ -129,7 +138,9 @@ class Searcher:
 
     def run_radius_plan(self, q, radius, how, m):
         """(query index, position, distance) of every item within radius, by one plan, in chunks."""
-        work = self._work(m, radius) if how == "mih" else len(self) * SCAN_COST_PER_ITEM
+        work = self._work.get((how, m, radius))
+        if work is None:
+            work = self._work[how, m, radius] = self.planner.work(how, m, radius)
         return _concat([self._radius_part(q[a:b], radius, how, m, a) for a, b in _chunks(len(q), work)])
 
     def _radius_part(self, q, radius, how, m, offset):
@@ -156,16 +167,16 @@ class Searcher:
         k = min(k, len(self))
         if k == 0:
             return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-        start = self.planner.knn_start(k)
-        if rerank is None and (start is None or self.planner.scan_is_faster(k, start, len(q))):
+        plan = self._knn_plans.get(k)
+        if plan is None:
+            plan = self._knn_plans[k] = self.planner.knn_plan(k)
+        if rerank is None and (plan.start is None or _scan_first(plan.clock, len(q))):
             return self.scan_knn(q, k)
-        return self.mih_knn(q, k, start, rerank)
+        return self.mih_knn(q, k, plan, rerank)
 
-    def mih_knn(self, q, k, start, rerank=None) -> Results:
-        """k-NN by MIH rounds from substring radius `start` (None: FAISS's scan for every query)."""
-        m = max(self.mih)
-        work = len(self) * SCAN_COST_PER_ITEM if start is None else self._work(m, m * (start + 1))
-        parts = [self._knn_part(q[a:b], k, start, a) for a, b in _chunks(len(q), work)]
+    def mih_knn(self, q, k, plan: KnnPlan, rerank=None) -> Results:
+        """k-NN by MIH rounds over the plan's substring radii (none: FAISS's scan for every query)."""
+        parts = [self._knn_part(q[a:b], k, plan, a) for a, b in _chunks(len(q), plan.work)]
         return truncate(self._collect(len(q), *_concat(parts), rerank), k)
 
     def scan_knn(self, q, k) -> Results:
@@ -176,10 +187,10 @@ class Searcher:
         key = key.ravel()
         return Results(np.arange(len(q) + 1, dtype=np.int64) * k, key & ((1 << 40) - 1), key >> 40)
 
-    def _knn_part(self, q, k, sub_radius, offset):
+    def _knn_part(self, q, k, plan: KnnPlan, offset):
         """Sure neighbours by MIH rounds of growing substring radius, FAISS's scan for the rest."""
         out_q, out_pos, out_d = [], [], []
-        todo = np.arange(len(q))
+        todo, sub_radius = np.arange(len(q)), plan.start
         m = max(self.mih)  # the finest split grows the ball most gently
         while len(todo) and sub_radius is not None:
             full_radius = min(m * (sub_radius + 1) - 1, self.bits)  # every item this close is a candidate
@@ -193,7 +204,7 @@ class Searcher:
             out_pos.append(pos[take])
             out_d.append(dist[take])
             todo = todo[~done]
-            sub_radius = sub_radius + 1 if self.planner.knn_round_cost(sub_radius + 1) is not None else None
+            sub_radius = sub_radius + 1 if sub_radius < plan.stop else None  # beyond stop, the scan is cheaper
         if len(todo):
             dist, pos = self.faiss_index.search(q[todo], k)
             out_q.append(np.repeat(todo, k))
@@ -202,10 +213,6 @@ class Searcher:
         return np.concatenate(out_q) + offset, np.concatenate(out_pos), np.concatenate(out_d)
 
     # --- helpers ---
-    def _work(self, m: int, radius: int) -> float:
-        """Array elements one query touches in an MIH search (probes and candidates), for chunking."""
-        return self.mih[m].probes(radius) + self.planner.candidates_per_query(m, radius // m)
-
     def _check_queries(self, query_codes) -> np.ndarray:
         q = np.ascontiguousarray(np.asarray(query_codes), dtype=None)
         if q.ndim == 1:
@@ -224,6 +231,13 @@ class Searcher:
             order = _order(qi, dist, ids, nq, self.bits)
         offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
         return Results(offsets, ids[order], dist[order])
+
+
+def _scan_first(clock: dict, nq: int) -> bool:
+    """Whether FAISS's scan answers nq k-NN queries no later than MIH rounds would, by the clock
+    (within SCAN_MARGIN: the scan's cost is the steadier)."""
+    scan, mih = (clock[p][0] + nq * clock[p][1] for p in ("scan", "mih"))
+    return scan <= SCAN_MARGIN * mih
 
 
 def _order(qi, dist, ids, nq: int, bits: int) -> np.ndarray:
