@@ -272,7 +272,7 @@ def index_info(
     """Size, code length, model, memory and cache state of an index."""
     from ..index_store.index import Index
 
-    _print_info(Index.open(index, name).info(), as_json)
+    _print_info(Index.open(index, name, mode="read").info(), as_json)
 
 
 @index_app.command("verify")
@@ -282,7 +282,7 @@ def index_verify(
     """Check the derived structures against SQL, rebuilding them if they differ."""
     from ..index_store.index import Index
 
-    _print_info(Index.open(index, name).verify(), as_json)
+    _print_info(Index.open(index, name, mode="read").verify(), as_json)
 
 
 @app.command()
@@ -334,8 +334,11 @@ def search(
 def serve(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
     name: list[str] | None = typer.Option(None, "--name", help="Indexes to serve (repeat; default: all in the store)."),
-    host: str = typer.Option("127.0.0.1"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback, writes need a token."),
     port: int = typer.Option(8000),
+    token_file: Path | None = typer.Option(
+        None, help="A file holding the token writes must present (default: $SEMHASH_TOKEN)."
+    ),
     workers: int = typer.Option(1, help="Server processes (uvicorn workers)."),
     data_root: str | None = DataRoot,
     log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug."),
@@ -345,8 +348,10 @@ def serve(
 
     if workers < 1 or not 0 <= port < 65536:
         raise SemhashError(f"--workers must be positive and --port within 0-65535, got {workers} and {port}")
-
-    run_server(index, name or None, host, port, workers, data_root, log_level)
+    token = token_file.read_text().strip() if token_file else None
+    if token_file and not token:
+        raise SemhashError(f"{token_file}: the token file is empty")
+    run_server(index, name or None, host, port, workers, data_root, log_level, token)
 
 
 def _print_hits(result: dict) -> None:

@@ -327,7 +327,13 @@ def item_keys(data: Dataset) -> list[str]:
 def parse_item_key(key: str) -> tuple[str, str, int] | None:
     """(name, split, row) of a key item_keys made for a row of a named data set, else None."""
     parts = key.split("/")
-    if len(parts) == 3 and parts[0] in NAMED and parts[1] in ("train", "test") and parts[2].isdigit():
+    if (
+        len(parts) == 3
+        and parts[0] in NAMED
+        and parts[1] in ("train", "test")
+        and parts[2].isascii()
+        and parts[2].isdigit()
+    ):
         return parts[0], parts[1], int(parts[2])
     return None
 

@@ -51,6 +51,10 @@ class StoreError(SemhashError):
     """The database cannot be reached, is locked, or does not hold what was asked for."""
 
 
+class StoreMissing(StoreError):
+    """A database that is not there, or holds no semhash tables, where one was expected."""
+
+
 class NeedsResume(StoreError):
     """A build into an index that already holds items: resume it, or build another index."""
 

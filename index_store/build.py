@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hashing.data import as_dataset, item_keys
-from ..hashing.errors import IndexNotFound, NeedsResume, StoreError
+from ..hashing.errors import IndexNotFound, NeedsResume, StoreError, StoreMissing
 from ..hashing.methods import load_hasher
 from .index import Index
 from .store import Store
@@ -72,7 +72,10 @@ def build_index(
 def _target_index(target, model_path, name: str, resume: bool, adding: bool) -> tuple[Index, object]:
     """The index to fill (created unless adding or resuming one that exists) and its model, the
     model file read once."""
-    store = Store(target)
+    try:
+        store = Store(target, "write" if adding else "create")
+    except StoreMissing as exc:
+        raise IndexNotFound(f"no index named {name!r}: {exc}; build it first") from None
     if name not in store.index_names():
         if adding:
             raise IndexNotFound(f"no index named {name!r} in {target}; build it first")

@@ -18,10 +18,12 @@ from ..hashing.files import atomic_write, atomic_write_text, file_checksum
 from .searcher import Searcher
 
 FILES = ("search.npz", "faiss.index")  # the files a manifest vouches for, by checksum
-CACHE_FORMAT = 3  # 2: open-addressing hash tables; 3: SHA-256 file checksums (hashing.files.file_checksum)
+CACHE_FORMAT = 4  # 2: open-addressing hash tables; 3: SHA-256 file checksums; 4: the source index
 
 
-def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -> None:
+def save(folder: Path, searcher: Searcher, generation: int, source: dict) -> None:
+    """Write the structures built from `source` (index_source(): which index of which database) at
+    this SQL generation."""
     import faiss
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,19 +46,22 @@ def save(folder: Path, searcher: Searcher, generation: int, updated: str = "") -
         "generation": generation,
         "items": len(searcher),
         "bits": searcher.bits,
-        "sql_updated": updated,
+        "source": source,
         "checksums": sums,
     }
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1))
 
 
-def load(folder: Path, generation: int, items: int, bits: int) -> tuple[Searcher | None, str]:
-    """(searcher, "ok") when the cache matches the SQL state exactly, else (None, why not)."""
+def load(folder: Path, generation: int, items: int, bits: int, source: dict) -> tuple[Searcher | None, str]:
+    """(searcher, "ok") when the cache was built from this very index (source) at this SQL state
+    (generation, items), else (None, why not)."""
     import faiss
 
     manifest, why = _read_manifest(folder)
     if manifest is None:
         return None, why
+    if manifest.get("source") != source:
+        return None, "built from another index or database"
     expected = {"format": CACHE_FORMAT, "generation": generation, "items": items, "bits": bits}
     if any(manifest.get(k) != v for k, v in expected.items()):
         return None, "stale (SQL changed since it was built)"

@@ -14,11 +14,13 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ..hashing import __version__
 from ..hashing.errors import NotFound
 from . import query
+from .http_guard import require_writer
 from .http_models import (
     ERRORS,
     MAX_K,
@@ -30,6 +32,7 @@ from .http_models import (
     Item,
     ItemQuery,
     NewItems,
+    Problem,
     SearchResult,
     VectorQuery,
 )
@@ -44,6 +47,8 @@ async def get_service(request: Request):
 
 
 Svc = Annotated[Any, Depends(get_service)]
+Writer = [Depends(require_writer)]  # routes that change an index
+WRITE_ERRORS = {**ERRORS, 401: {"model": Problem}, 403: {"model": Problem}}
 Key = Annotated[str, Query(max_length=500)]
 
 
@@ -101,7 +106,8 @@ async def search_image(
     # (form fields cannot carry null, hence -1 and "" for "none" in multipart requests)
     index = service.index(name)
     data = await image.read(query.MAX_IMAGE_BYTES + 1)
-    codes = query.image_codes(index.model(), [data], [image.filename or "the upload"])
+    # decoding and converting an image takes milliseconds to a second: off the event loop
+    codes = await run_in_threadpool(query.image_codes, index.model(), [data], [image.filename or "the upload"])
     return _json(query.results(index, codes, [image.filename or "upload"], k, None if radius < 0 else radius))
 
 
@@ -115,7 +121,9 @@ def sample(name: str, service: Svc, n: int = Query(12, ge=1, le=100), seed: int 
     return service.sample(name, n, seed)
 
 
-@router.post("/indexes/{name}/items", response_model=Changed, responses=ERRORS, tags=["items"])
+@router.post(
+    "/indexes/{name}/items", response_model=Changed, responses=WRITE_ERRORS, tags=["items"], dependencies=Writer
+)
 def add_items(name: str, body: NewItems, service: Svc):
     """Add items given by their input vectors (encoded by the index's model)."""
     items = body.items
@@ -124,7 +132,9 @@ def add_items(name: str, body: NewItems, service: Svc):
     return service.add(name, [it.key for it in items], codes, labels, ["api"] * len(items), metas)
 
 
-@router.post("/indexes/{name}/items/image", response_model=Changed, responses=ERRORS, tags=["items"])
+@router.post(
+    "/indexes/{name}/items/image", response_model=Changed, responses=WRITE_ERRORS, tags=["items"], dependencies=Writer
+)
 def add_image(
     name: str,
     service: Svc,
@@ -139,7 +149,9 @@ def add_image(
     return service.add(name, [key], codes, labels, sources)
 
 
-@router.delete("/indexes/{name}/items", response_model=Changed, responses=ERRORS, tags=["items"])
+@router.delete(
+    "/indexes/{name}/items", response_model=Changed, responses=WRITE_ERRORS, tags=["items"], dependencies=Writer
+)
 def remove_items(name: str, service: Svc, key: list[str] = Query(..., min_length=1, max_length=MAX_QUERIES)):
     return service.remove(name, key)
 

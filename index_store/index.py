@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import ArtifactError, ModelMissing
+from ..hashing.errors import ArtifactError, IndexNotFound, ModelMissing, StoreMissing
 from ..hashing.files import cache_dir as user_cache_dir
 from ..hashing.files import file_checksum
 from ..hashing.hasher import Hasher
 from . import cache
 from .searcher import Results, Searcher, truncate, vector_rerank
-from .store import IndexRow, Store, StoreError
+from .store import IndexRow, Store, StoreError, safe_url
 
 DEFAULT_BATCH = 20_000
 
@@ -39,8 +39,14 @@ class Index:
         self.last_load = ""  # how the derived structures were obtained: "cache", "rebuilt: <why>"
 
     @classmethod
-    def open(cls, target, name: str = "default", **kw) -> Index:
-        return cls(Store(target), name, **kw)
+    def open(cls, target, name: str = "default", mode: str = "write", **kw) -> Index:
+        """The index `name` in the store at target (a SQLite path or a database URL), which must
+        exist. mode "read" opens it read-only (a SQLite file is never written; searches work)."""
+        try:
+            store = Store(target, mode)
+        except StoreMissing as exc:
+            raise IndexNotFound(f"no index named {name!r}: {exc}") from None
+        return cls(store, name, **kw)
 
     @classmethod
     def create(cls, target, name: str, bits: int, hasher_path: str | None = None, model=None, **kw) -> Index:
@@ -149,7 +155,7 @@ class Index:
         searcher, generation = self._current  # one read: another thread may install a newer one meanwhile
         if searcher is not None and generation == row.generation:
             return searcher
-        loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits)
+        loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits, self._source())
         if loaded is None:
             return self.rebuild(reason=why)
         self._current, self.last_load = (loaded, row.generation), "cache"
@@ -165,9 +171,19 @@ class Index:
     def _install(self, searcher: Searcher, generation: int, how: str) -> None:
         self._current, self.last_load = (searcher, generation), how
         try:
-            cache.save(self.cache_folder, searcher, generation, self.row.updated.isoformat())
+            cache.save(self.cache_folder, searcher, generation, self._source())
         except OSError:
             pass  # a read-only cache folder costs a rebuild next time, nothing else
+
+    def _source(self) -> dict:
+        """What the derived structures were built from: this index (its row id, name and creation
+        time) of this database. The cache refuses structures built from any other."""
+        return {
+            "database": safe_url(self.store.url),
+            "index_id": self.row.id,
+            "index": self.name,
+            "created": self.row.created.isoformat(),
+        }
 
     # --- search ---
     def search(
@@ -237,8 +253,12 @@ class Index:
 
 
 def default_cache_folder(store: Store, name: str) -> Path:
-    """Next to a SQLite file (<file>.cache/<name>); for a server URL, in the user cache."""
+    """Next to a SQLite file (<file>.cache/<name>); for a server URL, in the user cache. A name
+    that is not a plain file name gets a digest of itself appended, so that no two names (x/y and
+    x_y) share a folder and none leaves the cache (..)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    if safe != name or safe.strip(".") == "":
+        safe = f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
     if store.sqlite_path is not None:
         return store.sqlite_path.with_name(store.sqlite_path.name + ".cache") / safe
     digest = hashlib.sha256(store.url.encode()).hexdigest()[:16]

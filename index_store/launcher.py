@@ -61,6 +61,7 @@ def spawn_server(
 
 
 CONFIG_ENV = "SEMHASH_SERVE"
+TOKEN_ENV = "SEMHASH_TOKEN"
 
 
 def app_from_env():
@@ -77,7 +78,7 @@ def app_from_env():
     faiss.omp_set_num_threads(1)
     torch.set_num_threads(1)
     cfg = json.loads(os.environ[CONFIG_ENV])
-    return create_app(cfg["target"], cfg.get("names"), cfg.get("data_root"))
+    return create_app(cfg["target"], cfg.get("names"), cfg.get("data_root"), cfg.get("token"), cfg.get("host"))
 
 
 def serve(
@@ -88,17 +89,25 @@ def serve(
     workers: int = 1,
     data_root: str | None = None,
     log_level: str = "info",
+    token: str | None = None,
 ) -> None:
-    """Run the service under uvicorn until interrupted (checks the store before it listens)."""
+    """Run the service under uvicorn until interrupted (checks the store before it listens).
+    token: what writes must present (default: $SEMHASH_TOKEN); without one, writes are allowed
+    only while the server listens on loopback."""
     import uvicorn
 
     from ..hashing.errors import ParameterError
+    from .http_guard import is_loopback
     from .service import Service
 
     if workers < 1 or not 0 <= port < 65536:
         raise ParameterError(f"workers must be positive and the port within 0-65535, got {workers} and {port}")
     Service(target, names)  # a bad target or name fails here, as one line, not in every worker
-    os.environ[CONFIG_ENV] = json.dumps({"target": target, "names": names, "data_root": data_root})
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(host):
+        print(f"warning: listening on {host} without a token: writes are refused (set {TOKEN_ENV})", file=sys.stderr)
+    config = {"target": target, "names": names, "data_root": data_root, "token": token, "host": host}
+    os.environ[CONFIG_ENV] = json.dumps(config)  # the workers' configuration; a child process's own
     uvicorn.run(
         "semhash.index_store.launcher:app_from_env",
         factory=True,

@@ -130,7 +130,7 @@ def search(
     images, items, vectors, codes, dataset = (_given(v) for v in (images, items, vectors, codes, dataset))
     if sum(v is not None for v in (images, items, vectors, codes, dataset)) != 1:
         raise NoQuery("give exactly one query: images, items, vectors, codes or a data set")
-    index = Index.open(target, name)
+    index = Index.open(target, name, mode="read")
     query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
     result = results(index, query_codes, labels, k, radius)
     if show:

@@ -19,9 +19,11 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..hashing import __version__
 from ..hashing.errors import IndexNotFound, ItemNotFound, SemhashError, translate
+from .http_guard import BodyLimit, Guard, allowed_hosts, is_loopback
 from .http_routes import router
 from .index import Index
 from .store import Store, StoreError
@@ -35,7 +37,7 @@ class Service:
     process are serialized by a lock, and SQL serializes writers across processes."""
 
     def __init__(self, target: str, names: list[str] | None = None, data_root: str | None = None):
-        self.store = Store(target)
+        self.store = Store(target, "write")  # a mistyped path is an error, never a new database
         self.names = names or self.store.index_names()
         if not self.names:
             raise StoreError(f"{target} holds no index; build one with `semhash index build`")
@@ -95,8 +97,17 @@ class Service:
         }
 
 
-def create_app(target: str, names: list[str] | None = None, data_root: str | None = None) -> FastAPI:
-    """The FastAPI application serving `names` (default: every index) of the store at `target`."""
+def create_app(
+    target: str,
+    names: list[str] | None = None,
+    data_root: str | None = None,
+    token: str | None = None,
+    host: str | None = None,
+) -> FastAPI:
+    """The FastAPI application serving `names` (default: every index) of the store at `target`.
+    token: what writes must present (Authorization: Bearer); host: the address the server listens
+    on, when known (the launcher's): it decides whether writes without a token are allowed
+    (loopback only) and which Host headers are answered."""
     app = FastAPI(
         title="semhash",
         version=__version__,
@@ -104,6 +115,10 @@ def create_app(target: str, names: list[str] | None = None, data_root: str | Non
         description="Semantic hashing retrieval: Hamming-ball and k-NN search over binary codes.",
     )
     app.state.service = Service(target, names, data_root)
+    app.state.guard = Guard(token, loopback=host is None or is_loopback(host))
+    app.add_middleware(BodyLimit)
+    if host is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
     for kind in HANDLED:
         app.add_exception_handler(kind, _error_response)
     app.include_router(router)

@@ -15,10 +15,18 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from ..hashing.codes import check_bits, substrings
-from ..hashing.errors import IndexNotFound, ItemNotFound, StoreError, first_line, sql_error
+from ..hashing.errors import (
+    IndexNotFound,
+    ItemNotFound,
+    StoreError,
+    StoreMissing,
+    first_line,
+    hide_passwords,
+    sql_error,
+)
 from . import schema as S
 
 BUSY_TIMEOUT_MS = 10_000
@@ -47,26 +55,47 @@ def database_url(target: str | os.PathLike) -> str:
 
 
 class Store:
-    """Connection to one database. Cheap to create; share one per process."""
+    """Connection to one database. Cheap to create; share one per process.
 
-    def __init__(self, target: str | os.PathLike):
-        self.url = database_url(target)
+    mode: "create" makes the database and semhash's tables where they are missing (building an
+    index); "write" and "read" need a database that holds them already and change nothing on
+    opening; "read" also opens SQLite files read-only (a read-only mount, another user's file), so
+    a read-only command creates nothing, converts nothing, and never writes.
+    """
+
+    def __init__(self, target: str | os.PathLike, mode: str = "create"):
+        if mode not in ("create", "write", "read"):
+            raise ValueError(f"unknown store mode {mode!r}")
+        self.url, self.mode = database_url(target), mode
         try:
             url = make_url(self.url)
             self.is_sqlite = url.get_backend_name() == "sqlite"
-            if self.is_sqlite and url.database and url.database != ":memory:":
-                folder = Path(url.database).parent
-                if not folder.is_dir():
-                    raise StoreError(f"cannot create database {url.database}: folder {folder} does not exist")
-            self.engine: Engine = create_engine(self.url, **({} if self.is_sqlite else {"pool_pre_ping": True}))
+            self.engine: Engine = self._engine(url)
         except (ArgumentError, ImportError) as exc:
-            raise StoreError(f"bad database URL {self.url!r}: {exc}") from None
-        if self.is_sqlite:
-            _sqlite_setup(self.engine)
+            raise StoreError(f"bad database URL {safe_url(self.url)}: {hide_passwords(first_line(exc))}") from None
         try:
-            S.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise StoreError(f"cannot open database {_safe(self.url)}: {first_line(exc)}") from None
+            state = _schema_state(self.engine, safe_url(self.url))
+            if state != "ours" and mode != "create":
+                raise StoreMissing(f"{safe_url(self.url)} holds no semhash tables")
+            if self.is_sqlite:
+                self.engine.dispose()  # the check's connection had no pragmas: the pool starts afresh
+                _sqlite_setup(self.engine, writable=mode != "read")
+            if state != "ours":
+                S.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open database {safe_url(self.url)}: {hide_passwords(first_line(exc))}") from None
+
+    def _engine(self, url) -> Engine:
+        if not self.is_sqlite or not url.database or url.database == ":memory:":
+            return create_engine(self.url, **({} if self.is_sqlite else {"pool_pre_ping": True}))
+        path = Path(url.database)
+        if self.mode != "create" and not path.is_file():
+            raise StoreMissing(f"{path}: no such database file")
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist")
+        if self.mode == "read":
+            return create_engine("sqlite://", creator=lambda: _read_only_sqlite(path))
+        return create_engine(self.url)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -101,7 +130,7 @@ class Store:
                     )
                 )
         except IntegrityError:
-            raise StoreError(f"index {name!r} already exists in {_safe(self.url)}") from None
+            raise StoreError(f"index {name!r} already exists in {safe_url(self.url)}") from None
         return self.get_index(name)
 
     def get_index(self, name: str) -> IndexRow:
@@ -248,7 +277,7 @@ class Store:
         q = select(S.indexes).where(S.indexes.c.name == name)
         row = conn.execute(q.with_for_update() if lock else q).mappings().first()
         if row is None:
-            raise IndexNotFound(f"no index named {name!r} in {_safe(self.url)}")
+            raise IndexNotFound(f"no index named {name!r} in {safe_url(self.url)}")
         return IndexRow(**{k: row[k] for k in IndexRow.__dataclass_fields__})
 
     def _bump(self, conn, index_id: int, delta: int, next_item: int | None = None) -> None:
@@ -282,7 +311,7 @@ class _Guard:
 
 
 def _translate(store: Store, exc: Exception) -> StoreError:
-    return sql_error(exc, f"database {_safe(store.url)}")
+    return sql_error(exc, f"database {safe_url(store.url)}")
 
 
 IN_CHUNK = 30_000  # values per IN (...): below PostgreSQL's 65,535 bind parameters and SQLite's 32,766
@@ -335,22 +364,57 @@ def _sql_substrings(codes: np.ndarray) -> np.ndarray:
     return substrings(codes, m).astype(np.int64)
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, writable: bool = True) -> None:
     """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE for writes, so a
-    second writer waits for the lock up front instead of failing half-way through."""
+    second writer waits for the lock up front instead of failing half-way through. A read-only
+    store changes no setting of the file."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        if writable:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("semhash_write") else "BEGIN")
+
+
+def _read_only_sqlite(path: Path):
+    """A read-only connection to a SQLite file. A WAL database in a folder we cannot write needs
+    its shared-memory file; where that cannot be made, the file is read as immutable."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+    return conn
+
+
+def _schema_state(engine: Engine, where: str) -> str:
+    """ "ours" (every semhash table, with its columns), "partial" or "none"; StoreError when a
+    table of ours by name has other columns (another application's)."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    for name in present & set(S.metadata.tables):
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        missing = set(S.metadata.tables[name].columns.keys()) - columns
+        if missing:
+            raise StoreError(f"{where}: table {name} is not semhash's (it lacks {', '.join(sorted(missing))})")
+    if set(S.metadata.tables) <= present:
+        return "ours"
+    return "partial" if present & set(S.metadata.tables) else "none"
 
 
 def _busy_timeout_ms() -> int:
@@ -361,7 +425,7 @@ def _busy_timeout_ms() -> int:
         return BUSY_TIMEOUT_MS
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL with any password hidden."""
     try:
         return make_url(url).render_as_string(hide_password=True)
