@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import ArtifactError, IndexNotFound, ModelMissing, StoreMissing
+from ..hashing.errors import ArtifactError, IndexNotFound, ModelMissing, StoreMissing, Unavailable
 from ..hashing.files import cache_dir as user_cache_dir
 from ..hashing.files import file_checksum
 from ..hashing.hasher import Hasher
@@ -25,6 +25,7 @@ from .searcher import Results, Searcher, truncate, vector_rerank
 from .store import IndexRow, Store, StoreError, safe_url
 
 DEFAULT_BATCH = 20_000
+SEARCH_ATTEMPTS = 5  # searches repeated while writers remove the hits before their metadata is read
 
 
 class Index:
@@ -194,8 +195,15 @@ class Index:
         radius only: every item within it; k only: the k nearest; both: the k nearest within the radius.
         query_vectors: float vectors to re-rank items at equal Hamming distance (needs stored vectors).
         """
-        res = self.search_ids(query_codes, k, radius, query_vectors)
-        meta = self.store.items(self.name, res.ids)
+        for _ in range(SEARCH_ATTEMPTS):
+            res = self.search_ids(query_codes, k, radius, query_vectors)
+            meta = self.store.items(self.name, res.ids)
+            if len(meta) == len(np.unique(res.ids)):
+                break
+            # an item went from SQL between the search and the metadata read (another writer, another
+            # replica): search again on the structures of the newer SQL state
+        else:
+            raise Unavailable(f"index {self.name!r} changes faster than it can be searched; try again")
         out = []
         for i in range(len(res)):
             ids, dists = res[i]

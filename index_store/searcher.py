@@ -108,13 +108,15 @@ class Searcher:
     @property
     def faiss_index(self):
         """IndexBinaryFlat over the codes in position order (built on first use)."""
-        if self._faiss is None:
+        index = self._faiss
+        if index is None:
             import faiss
 
-            self._faiss = faiss.IndexBinaryFlat(self.bits)
+            index = faiss.IndexBinaryFlat(self.bits)
             if len(self.codes):
-                self._faiss.add(self.codes)
-        return self._faiss
+                index.add(self.codes)
+            self._faiss = index  # published only once filled: another thread may be searching
+        return index
 
     def nbytes(self) -> int:
         """Memory of the in-memory structures (FAISS's copy of the codes included)."""
