@@ -131,6 +131,22 @@ def bench_serve(
     _run(as_json, lambda log: run(items, clients, seconds, tuple(workers), out, log=log))
 
 
+@bench_app.command("hostile")
+def bench_hostile(
+    items: int = typer.Option(100_000, help="Random 32-bit codes in the served index."),
+    clients: int = typer.Option(4, help="Well-behaved clients searching meanwhile."),
+    out: Path = _out("hostile"),
+    as_json: bool = AsJson,
+) -> None:
+    """Hostile uploads and bodies against `semhash serve`: time to the answer, server memory, and the
+    other clients' p99 meanwhile."""
+    from ..benchmarks.bench_hostile import run
+
+    if items < 1000 or clients < 1:
+        raise SemhashError(f"need at least 1,000 items and 1 client, got {items} and {clients}")
+    _run(as_json, lambda log: run(items, clients, out, log=log))
+
+
 @bench_app.command("reconstruction")
 def bench_reconstruction(
     epochs: int = typer.Option(45, help="Epochs of the deep autoencoder."),
