@@ -139,8 +139,6 @@ def train(
 
 def _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume, progress: bool) -> dict:
     """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags."""
-    if resume and checkpoint is None:
-        raise SemhashError("--resume continues from --checkpoint: name the checkpoint file")
     options = {
         "bottleneck": bottleneck,
         "device": device,
@@ -382,9 +380,13 @@ class _bar:
     """A rich progress bar driven by progress(done, total) callbacks."""
 
     def __init__(self, what: str, enabled: bool):
+        from rich.console import Console
         from rich.progress import Progress
 
-        self.progress = Progress(disable=not enabled)
+        console = Console(stderr=True)
+        # on a terminal only, and erased when done: piped, stdout carries the result alone and
+        # stderr the one error line
+        self.progress = Progress(console=console, disable=not enabled or not console.is_terminal, transient=True)
         self.task = self.progress.add_task(what, total=None)
 
     def __enter__(self):

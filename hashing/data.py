@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import stat
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -254,7 +255,7 @@ def load_features(path: str | os.PathLike, labels: str | os.PathLike | None = No
     y = arrays.get("y", arrays.get("labels"))
     if labels is not None:
         y = read_arrays(Path(labels)).get("x")
-    if x.ndim != 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+    if x.ndim != 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise DataError(f"{path}: features must be a non-empty numeric (n, d) matrix, got {x.dtype} {x.shape}")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     if not torch.isfinite(xt).all():
@@ -273,12 +274,15 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: no such file")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npy/.npz file ({exc})") from None
     if isinstance(loaded, np.ndarray):
         return {"x": loaded}
-    with loaded:
-        return {k: loaded[k] for k in loaded.files}
+    try:
+        with loaded:
+            return {k: loaded[k] for k in loaded.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
 
 
 def load_image_folder(

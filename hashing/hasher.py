@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -107,13 +108,19 @@ def open_image(source, name: str | None = None, max_bytes: int | None = None, ma
     if max_bytes is not None and size > max_bytes:
         raise DataError(f"{name}: images are limited to {max_bytes >> 20} MiB")
     try:
-        with Image.open(source) as im:
-            if max_pixels is not None and im.width * im.height > max_pixels:
-                raise DataError(f"{name}: {im.width}x{im.height} pixels is more than the {max_pixels:,} accepted")
-            im.load()
-            return im.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below answers it
+            return _read_image(Image.open(source), name, max_pixels)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name}: not a readable image ({exc})") from None
+
+
+def _read_image(opened, name: str, max_pixels: int | None):
+    with opened as im:
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            raise DataError(f"{name}: {im.width}x{im.height} pixels is more than the {max_pixels:,} accepted")
+        im.load()
+        return im.copy()
 
 
 class Hasher:

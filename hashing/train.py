@@ -26,6 +26,7 @@ from .errors import CheckpointMismatch, ParameterError
 from .files import atomic_write
 from .hasher import IMAGES
 from .metrics import evaluate, label_relevance
+from .models import METHODS as BOTTLENECKS
 from .models import Autoencoder, ModelConfig, Regularizers, code_penalties, corrupt
 
 
@@ -83,8 +84,17 @@ class TrainResult:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """The device to train on: "auto" takes cuda, then mps, then cpu; a named one must be here."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ParameterError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ParameterError(f"device {name!r} asked for, but this machine has no CUDA GPU")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ParameterError(f"device {name!r} asked for, but this machine has no MPS GPU")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -106,6 +116,11 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ParameterError(f"learning rate must be in (0, 10), got {cfg.lr}")
     if not 0 <= cfg.reg.mask_prob < 1:
         raise ParameterError(f"mask probability must be in [0, 1), got {cfg.reg.mask_prob}")
+    if cfg.bottleneck not in BOTTLENECKS:
+        raise ParameterError(f"unknown bottleneck {cfg.bottleneck!r}: use one of {', '.join(BOTTLENECKS)}")
+    if cfg.resume and not cfg.checkpoint:
+        raise ParameterError("resuming continues from a checkpoint: name the checkpoint file")
+    pick_device(cfg.device)  # an unknown or absent device, before any work
 
 
 @dataclass

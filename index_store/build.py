@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hashing.data import as_dataset, item_keys
-from ..hashing.errors import IndexNotFound, NeedsResume, StoreError, StoreMissing
+from ..hashing.errors import IndexNotFound, NeedsResume, ParameterError, StoreError, StoreMissing
 from ..hashing.methods import load_hasher
 from .index import Index
 from .store import Store
@@ -40,8 +40,15 @@ def build_index(
     exist and none of the keys be in it. model_path None (adding only): the index's own model.
     progress(done, total), if given, is called as items are committed.
     """
-    data = as_dataset(data, **data_options)  # before the index is touched: a bad data set changes nothing
-    index, hasher = _target_index(target, model_path, name, resume, adding)
+    # Everything that can be refused is checked before the store is touched: the data set, the
+    # batch size, the model file (read once) and whether it takes these items.
+    data = as_dataset(data, **data_options)
+    if batch_size < 1:
+        raise ParameterError(f"the batch size must be positive, got {batch_size}")
+    hasher = None if model_path is None else load_hasher(model_path)
+    if hasher is not None:
+        hasher.spec_.check(data.shape, data.normalization, what=data.name)
+    index, hasher = _target_index(target, model_path, hasher, name, resume, adding)
     keys = item_keys(data)
     have = set(index.store.ids_of(name, keys)) if (resume or adding) else set()
     if adding and have:
@@ -69,9 +76,9 @@ def build_index(
     return index
 
 
-def _target_index(target, model_path, name: str, resume: bool, adding: bool) -> tuple[Index, object]:
-    """The index to fill (created unless adding or resuming one that exists) and its model, the
-    model file read once."""
+def _target_index(target, model_path, hasher, name: str, resume: bool, adding: bool) -> tuple[Index, object]:
+    """The index to fill (created unless adding or resuming one that exists) and its model (hasher:
+    model_path already loaded, or None for the index's own)."""
     try:
         store = Store(target, "write" if adding else "create")
     except StoreMissing as exc:
@@ -79,11 +86,10 @@ def _target_index(target, model_path, name: str, resume: bool, adding: bool) -> 
     if name not in store.index_names():
         if adding:
             raise IndexNotFound(f"no index named {name!r} in {target}; build it first")
-        hasher = load_hasher(model_path)
         path = str(Path(model_path).resolve())
         return Index.create(store, name, hasher.bits, hasher_path=path, model=hasher), hasher
     index = Index(store, name)
-    hasher = index.model(model_path)
+    hasher = index.model(model_path, loaded=hasher)
     if not (resume or adding) and index.row.item_count:
         raise NeedsResume(
             f"index {name!r} already holds {index.row.item_count:,} items; "

@@ -102,4 +102,4 @@ class Problem(BaseModel):
     detail: str
 
 
-ERRORS = {400: {"model": Problem}, 404: {"model": Problem}}
+ERRORS = {400: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}

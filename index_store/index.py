@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import ArtifactError, IndexNotFound, ModelMissing, StoreMissing, Unavailable
+from ..hashing.errors import ArtifactError, IndexNotFound, ModelMissing, ParameterError, StoreMissing, Unavailable
 from ..hashing.files import cache_dir as user_cache_dir
 from ..hashing.files import file_checksum
 from ..hashing.hasher import Hasher
@@ -71,13 +71,16 @@ class Index:
         return self.row.bits
 
     # --- the model ---
-    def model(self, path: str | os.PathLike | None = None) -> Hasher:
+    def model(self, path: str | os.PathLike | None = None, loaded: Hasher | None = None) -> Hasher:
         """The model that encodes items for this index: the file given, else the one the index was
-        built with. Loaded once per file and checked: same code length, and the very file the index
-        recorded (its SHA-256), since another model's codes are not comparable."""
+        built with. Loaded once per file (loaded: that file, already read) and checked: same code
+        length, and the very file the index recorded (its SHA-256), since another model's codes are
+        not comparable."""
         from ..hashing.methods import load_hasher
 
         key = str(path or self.row.hasher_path or "")
+        if loaded is not None and key not in self._models:
+            self._models[key] = self.check_model(loaded, key)
         if key not in self._models:
             if not key:
                 raise ModelMissing(f"index {self.name!r} records no model; name the model file")
@@ -213,6 +216,10 @@ class Index:
     def search_ids(
         self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
     ) -> Results:
+        if k is None and radius is None:
+            raise ParameterError("give k, a radius, or both")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer))):
+            raise ParameterError(f"k must be a positive integer, got {k!r}")
         s = self.searcher
         rerank = None
         if query_vectors is not None:

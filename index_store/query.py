@@ -68,6 +68,8 @@ def vector_codes(hasher: Hasher, x, what: str = "vectors") -> np.ndarray:
         x = x[None]
     if x.ndim != 2 or x.shape[1] != d:
         raise DataError(f"{wrong}, got shape {x.shape}")
+    if len(x) == 0:
+        raise DataError(f"{what}: no vectors")
     if np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{what}: vectors must be real numbers, got {x.dtype}")
     if not np.isfinite(x).all() or np.abs(x).max(initial=0) > np.finfo(np.float32).max:

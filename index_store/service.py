@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -121,6 +122,7 @@ def create_app(
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
     for kind in HANDLED:
         app.add_exception_handler(kind, _error_response)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(router)
     app.add_api_route("/", _browse, response_class=HTMLResponse, include_in_schema=False)
     return app
@@ -136,6 +138,15 @@ def _error_response(_request: Request, exc: Exception) -> JSONResponse:
     """The one translation (hashing/errors.py): a one-line detail, the status from the error's type."""
     err = translate(exc)  # never None for the HANDLED kinds
     return JSONResponse({"detail": str(err)}, status_code=err.http_status)
+
+
+def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request that does not fit its schema: 422 with one line naming the first field at fault."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")) or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}{more}"}, status_code=422)
 
 
 def _browse() -> str:
