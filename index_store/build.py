@@ -40,14 +40,7 @@ def build_index(
     exist and none of the keys be in it. model_path None (adding only): the index's own model.
     progress(done, total), if given, is called as items are committed.
     """
-    # Everything that can be refused is checked before the store is touched: the data set, the
-    # batch size, the model file (read once) and whether it takes these items.
-    data = as_dataset(data, **data_options)
-    if batch_size < 1:
-        raise ParameterError(f"the batch size must be positive, got {batch_size}")
-    hasher = None if model_path is None else load_hasher(model_path)
-    if hasher is not None:
-        hasher.spec_.check(data.shape, data.normalization, what=data.name)
+    data, hasher = _checked(data, data_options, batch_size, model_path)
     index, hasher = _target_index(target, model_path, hasher, name, resume, adding)
     keys = item_keys(data)
     have = set(index.store.ids_of(name, keys)) if (resume or adding) else set()
@@ -74,6 +67,19 @@ def build_index(
         progress=(lambda n: progress(done + n, len(keys))) if progress else None,
     )
     return index
+
+
+def _checked(data, data_options: dict, batch_size: int, model_path):
+    """(the Dataset, the model loaded from model_path or None): everything that can be refused is
+    checked before the store is touched - the data set, the batch size, the model file (read once)
+    and whether it takes these items."""
+    data = as_dataset(data, **data_options)
+    if batch_size < 1:
+        raise ParameterError(f"the batch size must be positive, got {batch_size}")
+    hasher = None if model_path is None else load_hasher(model_path)
+    if hasher is not None:
+        hasher.spec_.check(data.shape, data.normalization, what=data.name)
+    return data, hasher
 
 
 def _target_index(target, model_path, hasher, name: str, resume: bool, adding: bool) -> tuple[Index, object]:
