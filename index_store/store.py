@@ -292,7 +292,8 @@ class Store:
 
 
 class _Guard:
-    """Context manager around a connection that turns driver errors into one-line StoreErrors."""
+    """Context manager around a connection (or transaction) that turns driver errors, on opening,
+    inside the block and on closing, into one-line StoreErrors; a transaction still rolls back."""
 
     def __init__(self, store: Store, ctx):
         self.store, self.ctx = store, ctx
@@ -303,11 +304,15 @@ class _Guard:
         except SQLAlchemyError as exc:
             raise _translate(self.store, exc) from None
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind, exc, tb):
         try:
-            return self.ctx.__exit__(*exc_info)
-        except SQLAlchemyError as exc:
+            suppressed = self.ctx.__exit__(kind, exc, tb)  # rolls back when the block raised
+        except SQLAlchemyError as closing:
+            raise _translate(self.store, closing) from None
+        # (an IntegrityError is the caller's to word: a duplicate index name, a duplicate key)
+        if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError) and not suppressed:
             raise _translate(self.store, exc) from None
+        return suppressed
 
 
 def _translate(store: Store, exc: Exception) -> StoreError:
