@@ -20,11 +20,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..hashing import __version__
 from ..hashing.errors import IndexNotFound, ItemNotFound, SemhashError, translate
-from .http_guard import BodyLimit, Guard, allowed_hosts, is_loopback
+from .http_guard import Gate, Guard, allowed_hosts, is_loopback
 from .http_routes import router
 from .index import Index
 from .store import Store, StoreError
@@ -117,9 +116,7 @@ def create_app(
     )
     app.state.service = Service(target, names, data_root)
     app.state.guard = Guard(token, loopback=host is None or is_loopback(host))
-    app.add_middleware(BodyLimit)
-    if host is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
+    app.add_middleware(Gate, hosts=None if host is None else allowed_hosts(host))
     for kind in HANDLED:
         app.add_exception_handler(kind, _error_response)
     app.add_exception_handler(RequestValidationError, _invalid_request)
