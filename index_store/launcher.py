@@ -62,6 +62,7 @@ def spawn_server(
 
 CONFIG_ENV = "SEMHASH_SERVE"
 TOKEN_ENV = "SEMHASH_TOKEN"
+MAX_CONNECTIONS = 512  # per worker; `semhash bench serve` runs 32 clients
 
 
 def app_from_env():
@@ -115,4 +116,8 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        # Idle keep-alive connections close after 5 s, and past MAX_CONNECTIONS per worker a new
+        # one gets a 503 at once: slow or stalled clients cannot hold every slot.
+        timeout_keep_alive=5,
+        limit_concurrency=MAX_CONNECTIONS,
     )

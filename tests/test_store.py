@@ -203,3 +203,28 @@ def test_search_stays_exact_through_adds_removes_and_rebuilds(tmp_path_factory, 
         assert as_pairs(idx.search(queries, k=None, radius=3)) == brute_force(codes, keys, queries, 3)
     idx.rebuild()
     assert as_pairs(idx.search(queries, k=None, radius=3)) == brute_force(codes, keys, queries, 3)
+
+
+def test_a_cache_serves_only_the_index_it_was_built_from(tmp_path):
+    """Names that would share a folder (x/y, x_y) do not, and a cache copied in from another index
+    - or a manifest that is valid JSON but no object - is rebuilt from SQL, never trusted."""
+    import shutil
+
+    rng = np.random.default_rng(5)
+    db = str(tmp_path / "two.db")
+    a, b = Index.create(db, "x/y", bits=16), Index.create(db, "x_y", bits=16)
+    a.add([f"a{i}" for i in range(50)], rng.integers(0, 256, (50, 2), dtype=np.uint8))
+    b.add([f"b{i}" for i in range(50)], rng.integers(0, 256, (50, 2), dtype=np.uint8))
+    assert a.cache_folder != b.cache_folder
+    q = rng.integers(0, 256, (3, 2), dtype=np.uint8)
+    assert {h["key"][0] for hits in Index.open(db, "x/y").search(q, k=5) for h in hits} == {"a"}
+
+    shutil.rmtree(a.cache_folder)
+    shutil.copytree(b.cache_folder, a.cache_folder)  # the other index's structures, same generation
+    again = Index.open(db, "x/y")
+    assert {h["key"][0] for hits in again.search(q, k=5) for h in hits} == {"a"}
+    assert again.last_load.startswith("rebuilt") and "another index" in again.last_load
+
+    (a.cache_folder / "manifest.json").write_text("[]")
+    third = Index.open(db, "x/y")
+    assert len(third.searcher) == 50 and third.last_load.startswith("rebuilt")
