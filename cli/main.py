@@ -26,6 +26,7 @@ from ..hashing.errors import (
 )
 from .bench import bench_app
 from .options import DataRoot
+from .output import Format, FormatOption, chosen, print_hits, print_rows
 
 app = typer.Typer(
     help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
@@ -283,23 +284,86 @@ def index_verify(
     _print_info(Index.open(index, name, mode="read").verify(), as_json)
 
 
+@index_app.command("list")
+def index_list(
+    index: str = typer.Argument(..., help="SQLite file or database URL."), fmt: Format | None = FormatOption
+) -> None:
+    """The indexes in a store: name, code length, items, generation, last change, model."""
+    from ..index_store.index import list_indexes
+
+    columns = ("name", "bits", "items", "generation", "updated", "model")
+    print_rows(list_indexes(index), chosen(fmt, False), columns)
+
+
+@index_app.command("drop")
+def index_drop(
+    index: str = typer.Argument(...),
+    name: str = IndexName,
+    yes: bool = typer.Option(False, "--yes", help="Really delete the index, its items and codes."),
+) -> None:
+    """Delete an index from the store, with its derived structures."""
+    from ..index_store.index import drop_index
+
+    if not yes:
+        raise SemhashError(f"dropping index {name!r} deletes its items and codes: pass --yes to do it")
+    done = drop_index(index, name)
+    typer.echo(f"dropped index {done['dropped']!r} ({done['items']:,} items)")
+
+
+@index_app.command("export")
+def index_export(
+    index: str = typer.Argument(...),
+    output: Path = typer.Option(..., "-o", "--output", help=".npz (keys, ids, labels, codes), .npy (codes) or .csv."),
+    name: str = IndexName,
+) -> None:
+    """Write an index's items and codes to a file."""
+    from ..index_store.index import export_index
+
+    done = export_index(index, name, output)
+    typer.echo(f"wrote {done['items']:,} items of {done['bits']}-bit codes to {done['path']}")
+
+
+@app.command()
+def dedup(
+    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    radius: int = typer.Option(0, help="Items within this Hamming distance of each other are near-duplicates."),
+    name: str = IndexName,
+    fmt: Format | None = FormatOption,
+) -> None:
+    """Groups of near-duplicate items: linked by codes within the radius, largest group first."""
+    from ..index_store.dedup import dedup as find_groups
+
+    result = find_groups(index, name, radius)
+    fmt = chosen(fmt, False)
+    if fmt is Format.json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    rows = [{"group": g, "size": len(keys), "key": k} for g, keys in enumerate(result["groups"], 1) for k in keys]
+    print_rows(rows, fmt, ("group", "size", "key"), f"{len(result['groups'])} group(s) within radius {radius}")
+
+
 @app.command()
 def search(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
-    image: Path | None = typer.Option(None, help="Query with an image file."),
+    image: list[str] | None = typer.Option(
+        None, help="Query with images: a file, a folder, a glob, or - for standard input (repeat the option)."
+    ),
     item: list[str] | None = typer.Option(None, help="Query with stored items, by key."),
     vector: Path | None = typer.Option(None, help="Query with vectors from a .npy file."),
     code: list[str] | None = typer.Option(None, help="Query with raw codes in hex (FAISS bit order)."),
     dataset: str | None = typer.Option(None, help="Query with items of a data set."),
     split: str = typer.Option("test"),
     limit: int = typer.Option(1, help="With --dataset: this many queries."),
-    k: int | None = typer.Option(10, "-k", help="Neighbours per query."),
-    radius: int | None = typer.Option(None, help="Only items within this Hamming distance."),
+    k: int | None = typer.Option(
+        None, "-k", "--k", help="At most this many hits per query (default 10 without --radius)."
+    ),
+    radius: int | None = typer.Option(None, help="Every item within this Hamming distance (capped by -k when given)."),
     model: Path | None = typer.Option(None, help="Default: the index's own model."),
     show: Path | None = typer.Option(None, help="Write the queries and neighbours as an image grid (PNG)."),
     name: str = IndexName,
     data_root: str | None = DataRoot,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    fmt: Format | None = FormatOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (as --format json)."),
 ) -> None:
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
     from ..index_store.query import search as run_search
@@ -307,7 +371,7 @@ def search(
     result = run_search(
         index,
         name,
-        images=[image] if image else None,
+        images=[sys.stdin.buffer.read() if i == "-" else i for i in image] if image else None,
         items=item or None,
         vectors=vector,
         codes=code or None,
@@ -320,11 +384,9 @@ def search(
         data_root=data_root,
         show=show,
     )
-    if as_json:
-        typer.echo(json.dumps(result, indent=1))
-        return
-    _print_hits(result)
-    if show:
+    fmt = chosen(fmt, as_json)
+    print_hits(result, fmt)
+    if show and fmt is Format.table:
         typer.echo(f"wrote {result['grid']}")
 
 
@@ -350,22 +412,6 @@ def serve(
     if token_file and not token:
         raise SemhashError(f"{token_file}: the token file is empty")
     run_server(index, name or None, host, port, workers, data_root, log_level, token)
-
-
-def _print_hits(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    for q in result["queries"]:
-        table = Table(title=f"query {q['query']}: {len(q['hits'])} neighbour(s)", title_justify="left")
-        for col in ("key", "label", "distance", "source"):
-            table.add_column(col, justify="right" if col in ("label", "distance") else "left")
-        for h in q["hits"]:
-            table.add_row(
-                h["key"], "" if h["label"] is None else str(h["label"]), str(h["distance"]), h["source"] or ""
-            )
-        console.print(table)
 
 
 def _print_info(info: dict, as_json: bool) -> None:

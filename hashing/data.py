@@ -26,10 +26,9 @@ import torch
 
 from .errors import DataError, DataMissing
 from .files import atomic_write, cache_dir
-from .hasher import FEATURES, IDENTITY, IMAGES, image_array, kind_of, open_image
+from .hasher import FEATURES, IDENTITY, IMAGE_SUFFIXES, IMAGES, image_array, kind_of, open_image
 
 NAMED = ("mnist", "fashion-mnist", "cifar10", "digits")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SCALE01 = "pixels/255 -> [0, 1]"
 
 

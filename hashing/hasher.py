@@ -25,6 +25,7 @@ from .codes import check_bits
 from .errors import DataError, NotImages, ParameterError
 
 IMAGES, FEATURES = "images", "features"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}  # files read as images
 IDENTITY = "none (features as given)"  # the normalization of feature vectors
 
 

@@ -278,3 +278,70 @@ def default_cache_folder(store: Store, name: str) -> Path:
         return store.sqlite_path.with_name(store.sqlite_path.name + ".cache") / safe
     digest = hashlib.sha256(store.url.encode()).hexdigest()[:16]
     return user_cache_dir() / "indexes" / digest / safe
+
+
+def list_indexes(target) -> list[dict]:
+    """Every index in the store at target: name, bits, items, generation, updated, model."""
+    try:
+        store = Store(target, "read")
+    except StoreMissing:
+        return []
+    rows = [store.get_index(n) for n in store.index_names()]
+    return [
+        {
+            "name": r.name,
+            "bits": r.bits,
+            "items": r.item_count,
+            "generation": r.generation,
+            "updated": r.updated.isoformat(),
+            "model": r.hasher_path,
+        }
+        for r in rows
+    ]
+
+
+def drop_index(target, name: str) -> dict:
+    """Delete index `name` (its items and codes) from the store, and its derived structures."""
+    import shutil
+
+    index = Index.open(target, name)
+    items = index.row.item_count
+    index.store.drop_index(name)
+    shutil.rmtree(index.cache_folder, ignore_errors=True)
+    return {"dropped": name, "items": items}
+
+
+def export_index(target, name: str, path) -> dict:
+    """Write the index's items to path: .npz (keys, ids, labels with -1 for none, codes (n, bits/8)
+    uint8 in FAISS bit order), .npy (the codes alone) or .csv (key, label, code in hex)."""
+    from ..hashing.errors import ParameterError
+    from ..hashing.files import atomic_write
+
+    path = Path(path)
+    if path.suffix not in (".npz", ".npy", ".csv"):
+        raise ParameterError(f"{path}: export to .npz, .npy or .csv")
+    index = Index.open(target, name, mode="read")
+    ids, codes, _ = index.store.load_codes(name)
+    meta = index.store.items(name, ids)
+    keys = [meta[int(i)]["key"] for i in ids]
+    labels = np.array([-1 if meta[int(i)]["label"] is None else meta[int(i)]["label"] for i in ids], np.int64)
+    atomic_write(path, lambda tmp: _write_export(tmp, path.suffix, keys, ids, labels, codes))
+    return {"index": name, "items": len(ids), "bits": index.bits, "path": str(path)}
+
+
+def _write_export(tmp: str, suffix: str, keys, ids, labels, codes) -> None:
+    if suffix == ".npy":
+        with open(tmp, "wb") as f:
+            np.save(f, codes)
+    elif suffix == ".npz":
+        with open(tmp, "wb") as f:
+            np.savez(f, keys=np.array(keys, dtype=str), ids=ids, labels=labels, codes=codes)
+    else:
+        import csv
+
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["key", "label", "code"])
+            writer.writerows(
+                (k, "" if lab < 0 else int(lab), c.tobytes().hex()) for k, lab, c in zip(keys, labels, codes)
+            )

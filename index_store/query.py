@@ -11,14 +11,16 @@ checked once, by the searcher.
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import numpy as np
 
 from ..hashing.errors import DataError, ItemNotFound, NoQuery, ParameterError
-from ..hashing.hasher import Hasher, open_image
+from ..hashing.hasher import IMAGE_SUFFIXES, Hasher, open_image
 from .index import Index
 
+DEFAULT_K = 10  # hits per query when neither k nor a radius is given
 MAX_IMAGE_BYTES = 10 << 20  # an upload or query image file
 # Pixels an image may declare before it is decoded: 2048 x 2048, or 1,024 times the model's
 # input, whichever is larger, and never over 64M (a 13,000 x 13,000 PNG of 164 KB would
@@ -48,6 +50,26 @@ def image_codes(hasher: Hasher, images, names: list[str] | None = None) -> np.nd
     spec, limit = hasher.spec_, pixel_limit(hasher.spec_.shape)
     x = np.stack([spec.image_to_input(open_image(im, name, MAX_IMAGE_BYTES, limit)) for im, name in zip(images, names)])
     return hasher.encode(x)
+
+
+def expand_images(images: list) -> list:
+    """Image queries as given: a file, a folder (every image in it, sorted), a glob pattern, or
+    bytes (an upload, standard input) -> the files and bytes to encode, in order."""
+    out = []
+    for item in images:
+        path = Path(item) if isinstance(item, (str, Path)) else None
+        if path is not None and path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif path is not None and not path.exists() and any(c in str(item) for c in "*?["):
+            matches = sorted(glob.glob(str(item)))
+            if not matches:
+                raise DataError(f"{item}: no file matches")
+            out += matches
+        else:
+            out.append(item)
+    if not out:
+        raise DataError("no images among the queries given")
+    return out
 
 
 def pixel_limit(input_shape: tuple[int, ...]) -> int:
@@ -118,7 +140,7 @@ def search(
     dataset: str | None = None,
     split: str = "test",
     limit: int = 1,
-    k: int | None = 10,
+    k: int | None = None,
     radius: int | None = None,
     model=None,
     data_root=None,
@@ -128,10 +150,15 @@ def search(
     of query: images (paths or bytes), items (stored keys), vectors (a .npy path, or an array of
     the model's inputs), codes (hex) or the first `limit` rows of `dataset`'s `split`. model: a
     model file other than the index's own; show: a PNG path for the queries and their hits as a
-    grid. Returns results() of the queries."""
+    grid. k: at most this many hits per query; radius: only hits within this Hamming distance (with
+    no k: every one of them); neither: the DEFAULT_K nearest. Returns results() of the queries."""
+    if k is None and radius is None:
+        k = DEFAULT_K
     images, items, vectors, codes, dataset = (_given(v) for v in (images, items, vectors, codes, dataset))
     if sum(v is not None for v in (images, items, vectors, codes, dataset)) != 1:
         raise NoQuery("give exactly one query: images, items, vectors, codes or a data set")
+    if images is not None:
+        images = expand_images(images)
     index = Index.open(target, name, mode="read")
     query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
     result = results(index, query_codes, labels, k, radius)
@@ -139,7 +166,9 @@ def search(
         from .grid import item_pixels, write_grid
 
         pixels = (
-            [item_pixels("", str(i)) for i in images] if images else [item_pixels(q, None, data_root) for q in labels]
+            [item_pixels("", str(i) if isinstance(i, (str, Path)) else None) for i in images]
+            if images
+            else [item_pixels(q, None, data_root) for q in labels]
         )
         result["grid"] = str(write_grid(result, pixels, show, data_root))
     return result
@@ -158,7 +187,7 @@ def _encode(index, images, items, vectors, codes, dataset, split, limit, model, 
         return hex_codes(list(codes), index.bits), list(codes)
     hasher = index.model(model)
     if images is not None:
-        return image_codes(hasher, list(images)), [str(i) for i in images]
+        return image_codes(hasher, images), [str(i) if isinstance(i, (str, Path)) else "stdin" for i in images]
     if vectors is not None:
         if isinstance(vectors, (str, Path)):
             found = vector_file_codes(hasher, vectors)
