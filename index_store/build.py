@@ -66,6 +66,7 @@ def build_index(
         batch_size=batch_size,
         progress=(lambda n: progress(done + n, len(keys))) if progress else None,
     )
+    index.store.checkpoint()  # the database file alone now holds the whole index
     return index
 
 

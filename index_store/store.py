@@ -152,6 +152,13 @@ class Store:
             conn.execute(delete(S.items).where(S.items.c.index_id == idx.id))
             conn.execute(delete(S.indexes).where(S.indexes.c.id == idx.id))
 
+    def checkpoint(self) -> None:
+        """SQLite: move the write-ahead log into the database file, so that the file alone (copied,
+        mailed, moved) holds every committed item. Nothing to do elsewhere."""
+        if self.is_sqlite and self.mode != "read":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # --- items ---
     def add(
         self,

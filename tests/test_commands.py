@@ -1,0 +1,121 @@
+"""The commands a retrieval user reaches for, through real subprocesses: several queries in one call
+(repeated, a folder, a glob, standard input), every output format parsed back, radius semantics,
+near-duplicate groups against a brute-force grouping, and index list / export / drop."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import semhash
+from semhash.hashing.codes import hamming
+
+
+def semhash_cli(*args, stdin=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-c", "from semhash.cli.main import main; main()", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, digits):
+    folder = tmp_path_factory.mktemp("commands")
+    model = semhash.make_hasher("itq", bits=16).fit(digits[0]).save(folder / "d16.semhash")
+    semhash.build_index(str(folder / "items.db"), model, digits[0])
+    images = folder / "queries"
+    for i in range(3):
+        semhash.load_dataset  # noqa: B018  (the data set's own PNG export below)
+        from semhash.hashing.data import save_image
+
+        save_image(digits[1], i, images / f"q{i}.png")
+    return folder, folder / "items.db", images
+
+
+def test_several_image_queries_in_one_call_and_from_stdin(built):
+    folder, db, images = built
+    out = semhash_cli("search", db, "--image", images, "--image", images / "q1.png", "-k", 3, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    queries = json.loads(out.stdout)["queries"]
+    assert [q["query"].split("/")[-1] for q in queries] == ["q0.png", "q1.png", "q2.png", "q1.png"]
+    piped = semhash_cli(
+        "search", db, "--image", "-", "-k", 3, "--format", "json", stdin=(images / "q1.png").read_bytes()
+    )
+    assert json.loads(piped.stdout)["queries"][0]["hits"] == queries[1]["hits"]
+    globbed = semhash_cli("search", db, "--image", images / "q*.png", "-k", 1, "--format", "jsonl")
+    assert len(globbed.stdout.decode().splitlines()) == 3
+
+
+def test_every_format_reads_back_to_the_same_hits(built):
+    folder, db, _ = built
+    args = ("search", db, "--item", "digits/train/0", "--item", "digits/train/1", "-k", 4)
+    hits = json.loads(semhash_cli(*args, "--format", "json").stdout)["queries"]
+    lines = [json.loads(line) for line in semhash_cli(*args, "--format", "jsonl").stdout.decode().splitlines()]
+    rows = list(csv.DictReader(io.StringIO(semhash_cli(*args, "--format", "csv").stdout.decode())))
+    expected = [(q["query"], h["key"], h["distance"]) for q in hits for h in q["hits"]]
+    assert [(r["query"], r["key"], r["distance"]) for r in lines] == expected
+    assert [(r["query"], r["key"], int(r["distance"])) for r in rows] == expected
+    table = semhash_cli(*args).stdout.decode()  # piped: every source path whole, never cut
+    assert all(h["source"] in table for q in hits for h in q["hits"])
+
+
+def test_a_radius_returns_everything_within_it_unless_k_caps_it(built, digits):
+    folder, db, _ = built
+    codes = semhash.load_hasher(folder / "d16.semhash").encode(digits[0])
+    within = int((hamming(codes[:1], codes)[0] <= 3).sum())
+    assert within > 10  # more than the default k, so a cap would show
+    everything = semhash.search(str(db), items=["digits/train/0"], radius=3)["queries"][0]["hits"]
+    assert len(everything) == within
+    capped = semhash.search(str(db), items=["digits/train/0"], radius=3, k=5)["queries"][0]["hits"]
+    assert len(capped) == 5 and len(semhash.search(str(db), items=["digits/train/0"])["queries"][0]["hits"]) == 10
+
+
+def brute_groups(codes: np.ndarray, keys: list[str], radius: int) -> list[list[str]]:
+    """Connected components of 'within radius' by a plain union-find over all pairs."""
+    parent = list(range(len(keys)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(hamming(codes, codes) <= radius)):
+        parent[root(i)] = root(j)
+    groups = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(root(i), []).append(key)
+    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+def test_dedup_groups_equal_a_brute_force_grouping(built, digits, radius):
+    folder, db, _ = built
+    codes = semhash.load_hasher(folder / "d16.semhash").encode(digits[0])
+    keys = [f"digits/train/{i}" for i in range(len(codes))]
+    out = semhash_cli("dedup", db, "--radius", radius, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["groups"] == brute_groups(codes, keys, radius)
+
+
+def test_index_list_export_and_drop(built, tmp_path):
+    import shutil
+
+    folder, db, _ = built
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    listed = json.loads(semhash_cli("index", "list", copy, "--format", "json").stdout)
+    assert [(i["name"], i["bits"], i["items"]) for i in listed] == [("default", 16, 1500)]
+    assert semhash_cli("index", "export", copy, "-o", tmp_path / "all.npz").returncode == 0
+    exported = np.load(tmp_path / "all.npz")
+    assert exported["codes"].shape == (1500, 2) and exported["keys"][0] == "digits/train/0"
+    refused = semhash_cli("index", "drop", copy)
+    assert refused.returncode == 1 and b"--yes" in refused.stderr
+    assert semhash_cli("index", "drop", copy, "--yes").returncode == 0
+    assert json.loads(semhash_cli("index", "list", copy, "--format", "json").stdout) == []
