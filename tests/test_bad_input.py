@@ -486,7 +486,6 @@ API_CASES = [
     # parameters, codes, keys
     ("k-0", _items(k=0), {}),
     ("k-minus-1", _items(k=-1), {}),
-    ("k-none-without-radius", _items(k=None), {}),
     ("k-fractional", _items(k=2.5), {}),
     ("radius-minus-1", _items(radius=-1), {}),
     ("radius-over-bits", _items(radius=17), {}),
@@ -564,6 +563,7 @@ API_ACCEPTS = [
     ("image-palette", lambda x: semhash.search(x.db, images=[x.i / "palette.png"], k=5), 5),
     ("huge-k-is-capped", _items(k=10**9), ITEMS),
     ("radius-equal-to-bits", _items(k=None, radius=16), ITEMS),
+    ("neither-k-nor-radius-is-the-10-nearest", _items(k=None), 10),
     ("vectors-of-ints", _vectors([[1] * 64]), 10),
 ]
 
