@@ -200,21 +200,9 @@ def index_build(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Encode a data set with a model and store items and codes in an index."""
-    from ..index_store.build import build_index
-
+    source = _source(dataset, images, features)
     data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
-    with _bar("indexing", not as_json) as advance:
-        idx = build_index(
-            index,
-            model,
-            _source(dataset, images, features),
-            name=name,
-            resume=resume,
-            progress=advance,
-            batch_size=_batch(batch_size),
-            **data,
-        )
-    _print_info(idx.info(), as_json)
+    _fill(index, model, source, data, "indexing", as_json, name=name, resume=resume, batch_size=_batch(batch_size))
 
 
 @index_app.command("add")
@@ -233,20 +221,17 @@ def index_add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
+    source = _source(dataset, images, features)
+    data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
+    _fill(index, model, source, data, "adding", as_json, name=name, adding=True, batch_size=_batch(batch_size))
+
+
+def _fill(index: str, model, source: str, data: dict, what: str, as_json: bool, **options) -> None:
+    """index build / add: one build_index call behind a progress bar, then the index's info."""
     from ..index_store.build import build_index
 
-    data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
-    with _bar("adding", not as_json) as advance:
-        idx = build_index(
-            index,
-            model,
-            _source(dataset, images, features),
-            name=name,
-            adding=True,
-            progress=advance,
-            batch_size=_batch(batch_size),
-            **data,
-        )
+    with _bar(what, not as_json) as advance:
+        idx = build_index(index, model, source, progress=advance, **options, **data)
     _print_info(idx.info(), as_json)
 
 
