@@ -19,6 +19,7 @@ from ..hashing.errors import (
     Interrupted,
     ModelMissing,
     NeedsResume,
+    NoInput,
     NoQuery,
     NotImages,
     SemhashError,
@@ -309,6 +310,43 @@ def index_export(
 
 
 @app.command()
+def encode(
+    model: Path = typer.Option(..., help="The .semhash model that makes the codes."),
+    image: list[str] | None = typer.Option(None, help="Images: a file, a folder, a glob, or - (repeat)."),
+    vector: Path | None = typer.Option(None, help="Vectors from a .npy file, one a row."),
+    dataset: str | None = typer.Option(None, help="Rows of a data set."),
+    split: str = typer.Option("test"),
+    limit: int = typer.Option(1, help="With --dataset: this many rows."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Also write the codes as .npy (n, bits/8) uint8."),
+    data_root: str | None = DataRoot,
+    fmt: Format | None = FormatOption,
+) -> None:
+    """The binary codes a model gives images, vectors or a data set's rows: hex (FAISS bit order)."""
+    from ..index_store.query import encode as make_codes
+
+    stdin = [sys.stdin.buffer.read() if i == "-" else i for i in image] if image else None
+    labels, codes = make_codes(
+        model, images=stdin, vectors=vector, dataset=dataset, split=split, limit=limit, data_root=data_root
+    )
+    if output is not None:
+        _save_npy(output, codes)
+    rows = [{"input": q, "code": c.tobytes().hex()} for q, c in zip(labels, codes)]
+    print_rows(rows, chosen(fmt, False), ("input", "code"), f"{codes.shape[1] * 8}-bit codes")
+
+
+def _save_npy(path: Path, array) -> None:
+    import numpy as np
+
+    from ..hashing.files import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+@app.command()
 def dedup(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
     radius: int = typer.Option(0, help="Items within this Hamming distance of each other are near-duplicates."),
@@ -434,6 +472,7 @@ HINTS = {
     ModelMissing: "pass --model",
     NotImages: "query it with --vector",
     NoQuery: "use one of --image, --item, --vector, --code or --dataset",
+    NoInput: "use one of --image, --vector or --dataset",
     DataMissing: "or pass --data-root",
     CheckpointMismatch: "start afresh without --resume",
 }

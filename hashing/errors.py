@@ -43,6 +43,10 @@ class NoQuery(ParameterError):
     """A search was given no query, or several kinds at once."""
 
 
+class NoInput(ParameterError):
+    """Codes were asked for no input, or for several kinds at once."""
+
+
 class CheckpointMismatch(ParameterError):
     """A training checkpoint written by another configuration: it cannot be continued."""
 

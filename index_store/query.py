@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import DataError, ItemNotFound, NoQuery, ParameterError
+from ..hashing.errors import DataError, ItemNotFound, NoInput, NoQuery, ParameterError
 from ..hashing.hasher import IMAGE_SUFFIXES, Hasher, open_image
 from .index import Index
 
@@ -172,6 +172,39 @@ def search(
         )
         result["grid"] = str(write_grid(result, pixels, show, data_root))
     return result
+
+
+def encode(
+    model,
+    *,
+    images: list | None = None,
+    vectors=None,
+    dataset: str | None = None,
+    split: str = "test",
+    limit: int = 1,
+    data_root=None,
+) -> tuple[list[str], np.ndarray]:
+    """The codes a model file gives one kind of input - images (files, folders, globs, bytes),
+    vectors (a .npy path or an array) or the first `limit` rows of a data set - as (a label per
+    input, codes (n, bits/8) uint8 in FAISS bit order)."""
+    from ..hashing.methods import load_hasher
+
+    images, vectors, dataset = (_given(v) for v in (images, vectors, dataset))
+    if sum(v is not None for v in (images, vectors, dataset)) != 1:
+        raise NoInput("give exactly one input: images, vectors or a data set")
+    hasher = load_hasher(model)
+    if images is not None:
+        images = expand_images(images)
+        return [str(i) if isinstance(i, (str, Path)) else "stdin" for i in images], image_codes(hasher, images)
+    if vectors is not None:
+        codes = (
+            vector_file_codes(hasher, vectors) if isinstance(vectors, (str, Path)) else vector_codes(hasher, vectors)
+        )
+        return [f"vector {i}" for i in range(len(codes))], codes
+    from ..hashing.data import as_dataset
+
+    data = as_dataset(dataset, split, data_root, limit=limit)
+    return [f"{dataset}/{split}/{i}" for i in range(len(data))], hasher.encode(data)
 
 
 def _given(value):

@@ -119,3 +119,20 @@ def test_index_list_export_and_drop(built, tmp_path):
     assert refused.returncode == 1 and b"--yes" in refused.stderr
     assert semhash_cli("index", "drop", copy, "--yes").returncode == 0
     assert json.loads(semhash_cli("index", "list", copy, "--format", "json").stdout) == []
+
+
+def test_encode_prints_and_saves_the_codes_the_model_gives(built, tmp_path):
+    from semhash.index_store.query import image_codes
+
+    folder, db, images = built
+    model = semhash.load_hasher(folder / "d16.semhash")
+    out = semhash_cli(
+        "encode", "--model", folder / "d16.semhash", "--image", images, "-o", tmp_path / "c.npy", "--format", "csv"
+    )
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout.decode())))
+    expected = image_codes(model, sorted(images.glob("*.png")))
+    assert [r["code"] for r in rows] == [c.tobytes().hex() for c in expected]
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected)
+    none = semhash_cli("encode", "--model", folder / "d16.semhash")
+    assert none.returncode == 1 and none.stderr.decode().count("\n") == 1
