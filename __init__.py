@@ -8,12 +8,13 @@ command, imported on first use (so `import semhash` costs nothing):
     semhash.build_index("digits.db", "digits32.semhash", semhash.load_dataset("digits"))
                                                                     # semhash index build (add: adding=True)
     semhash.search("digits.db", items=["digits/train/0"], k=5)     # semhash search
+    semhash.encode("digits32.semhash", dataset="digits", limit=3)   # semhash encode
+    semhash.dedup("digits.db", radius=0)                            # semhash dedup
+    semhash.list_indexes("digits.db")                               # semhash index list (export_index, drop_index)
     semhash.Index.open("digits.db").info()                          # semhash index info (verify, remove)
 """
 
 from importlib import import_module
-
-from .hashing import __version__
 
 # public name -> (module, attribute)
 _API = {
@@ -23,6 +24,11 @@ _API = {
     "load_dataset": ("semhash.hashing.data", "load_dataset"),
     "build_index": ("semhash.index_store.build", "build_index"),
     "search": ("semhash.index_store.query", "search"),
+    "encode": ("semhash.index_store.query", "encode"),
+    "dedup": ("semhash.index_store.dedup", "dedup"),
+    "list_indexes": ("semhash.index_store.index", "list_indexes"),
+    "drop_index": ("semhash.index_store.index", "drop_index"),
+    "export_index": ("semhash.index_store.index", "export_index"),
     "Index": ("semhash.index_store.index", "Index"),
     "create_app": ("semhash.index_store.service", "create_app"),
     "SemhashError": ("semhash.hashing.errors", "SemhashError"),
@@ -32,6 +38,10 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        from . import hashing
+
+        return hashing.__version__
     if name not in _API:
         raise AttributeError(f"module 'semhash' has no attribute {name!r}")
     module, attribute = _API[name]

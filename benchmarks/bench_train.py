@@ -111,7 +111,7 @@ def _time_method(method: str, data, bits: int, options: dict) -> dict:
             seconds_per_epoch=t["seconds"] / max(t["epochs"], 1),
             samples_per_s=t["samples_per_second"],
         )
-        row["projected_full_recipe_s"] = row["seconds_per_epoch"] * TrainConfig().epochs
+        row["projected_full_recipe_s"] = t["seconds"] / max(t["steps"], 1) * TrainConfig().steps
     return row
 
 

@@ -72,11 +72,21 @@ def bench_search(
     ),
     ae_model: Path | None = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
     mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
+    approx: bool = typer.Option(
+        True, help="k-NN 10 also against approximate peers (USearch HNSW, FAISS HNSW and IVF) with their recall@10."
+    ),
+    postgres: str | None = typer.Option(
+        None,
+        "--postgres",
+        metavar="URL",
+        help="Also bulk add into PostgreSQL (beside a raw COPY), in fresh schemas of this database, dropped after.",
+    ),
     out: Path = _out("search"),
     data_root: str | None = DataRoot,
     as_json: bool = AsJson,
 ) -> None:
-    """Search speed against FAISS's binary indexes, one thread: radius, k-NN, scaling, bulk add."""
+    """Search speed against FAISS's binary indexes and approximate peers, one thread: radius, k-NN
+    (recall@10 too), scaling, bulk add beside the raw driver."""
     from ..benchmarks.bench_search import run
 
     if ae_model is not None and not ae_model.is_file():
@@ -86,7 +96,11 @@ def bench_search(
     )
     if n is not None:
         size, sizes = n, tuple(s for s in sizes if s < n) + (n,)
-    _run(as_json, lambda log: run(size, sizes, str(ae_model) if ae_model else None, mnist, data_root, out, log=log))
+    model = str(ae_model) if ae_model else None
+    _run(
+        as_json,
+        lambda log: run(size, sizes, model, mnist, data_root, out, log=log, approx=approx, postgres=postgres),
+    )
 
 
 @bench_app.command("train")
@@ -121,14 +135,31 @@ def bench_serve(
     items: int = typer.Option(1_000_000, help="Random 32-bit codes in the index."),
     clients: int = typer.Option(32, help="Concurrent HTTP clients."),
     seconds: float = typer.Option(30.0, help="Duration of each load run."),
-    workers: list[int] = typer.Option([1, 2], help="Server worker counts to measure (repeat the option)."),
+    workers: list[int] = typer.Option(
+        [1, 2], help="Worker counts of one server on a SQLite index to measure (repeat the option; 0: none)."
+    ),
+    postgres: str | None = typer.Option(
+        None,
+        "--postgres",
+        "--store",
+        metavar="URL",
+        help="Also serve the same index from PostgreSQL (a fresh schema of this database, dropped after).",
+    ),
+    replicas: list[int] = typer.Option(
+        [1, 2], help="With --postgres: server processes sharing that store to measure (repeat the option)."
+    ),
     out: Path = _out("serve"),
     as_json: bool = AsJson,
 ) -> None:
-    """The HTTP service under load (k-NN by raw code), beside the same searches in-process."""
+    """The HTTP service under load (k-NN by raw code), beside the same searches in-process; with
+    --postgres, also 1 and 2 server processes sharing one PostgreSQL store. Fails if any request did."""
     from ..benchmarks.bench_serve import run
 
-    _run(as_json, lambda log: run(items, clients, seconds, tuple(workers), out, log=log))
+    counts = tuple(w for w in workers if w != 0)
+    _run(
+        as_json,
+        lambda log: run(items, clients, seconds, counts, out, log=log, postgres=postgres, replicas=tuple(replicas)),
+    )
 
 
 @bench_app.command("hostile")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import typer
 
-from ..hashing import __version__
 from ..hashing.errors import (
     CheckpointMismatch,
+    CodesCollapsed,
     DataMissing,
     Interrupted,
     ModelMissing,
@@ -26,14 +27,27 @@ from ..hashing.errors import (
     translate,
 )
 from .bench import bench_app
-from .options import DataRoot
+from .options import (
+    Bottleneck,
+    DataRoot,
+    DatasetOpt,
+    Device,
+    FeaturesOpt,
+    ImagesOpt,
+    LabelsOpt,
+    Limit,
+    LogLevel,
+    Method,
+    Split,
+    one_source,
+    split_option,
+)
 from .output import Format, FormatOption, chosen, print_hits, print_rows
 
 app = typer.Typer(
     help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -46,6 +60,8 @@ app.add_typer(index_app, name="index")
 
 def _version(value: bool) -> None:
     if value:
+        from ..hashing import __version__
+
         typer.echo(f"semhash {__version__}")
         raise typer.Exit()
 
@@ -62,7 +78,7 @@ def root(
 @data_app.command("info")
 def data_info(
     name: str = typer.Argument(..., help="mnist, fashion-mnist, cifar10, digits, an image folder or a .npy/.npz file."),
-    split: str = typer.Option("train", help="train or test."),
+    split: Split = split_option(Split.train),
     data_root: str | None = DataRoot,
     no_download: bool = typer.Option(False, "--no-download", help="Never download; use local files only."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -70,7 +86,7 @@ def data_info(
     """Size, item shape, classes and origin of a data set."""
     from ..hashing.data import describe, load_dataset
 
-    info = describe(load_dataset(name, split=split, root=data_root, download=not no_download))
+    info = describe(load_dataset(name, split=split.value, root=data_root, download=not no_download))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -84,62 +100,90 @@ def data_info(
 def data_export(
     name: str = typer.Argument(..., help="An image data set: mnist, fashion-mnist, cifar10, digits, a folder."),
     item: int = typer.Option(0, help="Row of the item in its split."),
-    split: str = typer.Option("test", help="train or test."),
+    split: Split = split_option(Split.test),
     output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
     data_root: str | None = DataRoot,
 ) -> None:
     """Write one item of an image data set as a PNG (to search with, for instance)."""
     from ..hashing.data import load_dataset, save_image
 
-    ds = load_dataset(name, split=split, root=data_root)
+    ds = load_dataset(name, split=split.value, root=data_root)
     label = "" if ds.labels is None else f" (label {int(ds.labels[item])})" if 0 <= item < len(ds) else ""
     typer.echo(f"wrote {save_image(ds, item, output)}{label}")
 
 
 @app.command()
 def train(
-    dataset: str = typer.Option("mnist", help="Data set to train on (its train split)."),
-    bits: int = typer.Option(32, help="Code length: 8 to 256, a multiple of 8."),
-    method: str = typer.Option("ae", help="ae (autoencoder), itq, pcah or lsh."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .semhash model."),
-    bottleneck: str = typer.Option("noise", help="ae: noise, ste, bernoulli or real."),
-    epochs: int | None = typer.Option(None, help="ae: training epochs (default: the recipe's)."),
-    device: str = typer.Option("auto", help="ae: auto (cuda, then mps, then cpu), cpu, cuda, ..."),
+    dataset: str | None = DatasetOpt,
+    images: Path | None = ImagesOpt,
+    features: Path | None = FeaturesOpt,
+    labels: Path | None = LabelsOpt,
+    bits: int = typer.Option(32, help="Code length: 8 to 256, a multiple of 8."),
+    method: Method = typer.Option(
+        Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better)."
+    ),
+    bottleneck: Bottleneck = typer.Option(Bottleneck.noise, help="ae: how the bottleneck is made binary."),
+    steps: int | None = typer.Option(None, help="ae: optimizer steps (default: the recipe's 7,000)."),
+    epochs: int | None = typer.Option(None, help="ae: passes over the data instead of --steps."),
+    device: str = Device,
     neighbours: float | None = typer.Option(None, help="ae: weight of the k-NN graph term (0 turns it off)."),
     conv: bool = typer.Option(False, "--conv", help="ae: convolutional encoder/decoder."),
-    checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every epoch."),
+    checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every validation round."),
     resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
-    limit: int | None = typer.Option(None, help="Train on the first N items only."),
+    limit: int | None = Limit,
     seed: int = typer.Option(0, help="Random seed."),
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Train a hasher on a data set and save it as a self-describing .semhash model."""
+    """Train a hasher on a data set (its train split) and save it as a self-describing .semhash model."""
     from ..hashing.methods import train_model
 
+    source = one_source(dataset, images, features)
     options = {}
-    if method == "ae":
-        options = _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume, progress=not as_json)
-    summary = train_model(
-        method, dataset, output, bits=bits, seed=seed, limit=_limit(limit, 2), data_root=data_root, **options
-    )
+    if method in (Method.ae, Method.auto):
+        options = _ae_options(
+            bottleneck.value, steps, epochs, device, neighbours, conv, checkpoint, resume, progress=not as_json
+        )
+    with warnings.catch_warnings():  # a collapse is reported once, below, not also as a Python warning
+        warnings.simplefilter("ignore", CodesCollapsed)
+        summary = train_model(
+            method.value,
+            source,
+            output,
+            bits=bits,
+            seed=seed,
+            limit=_limit(limit, 2),
+            data_root=data_root,
+            labels=labels,
+            **options,
+        )
+    _print_trained(summary, as_json)
+
+
+def _print_trained(summary: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(
-        f"trained {method} with {bits}-bit codes on {summary['items']:,} items of {dataset} "
-        f"in {summary['seconds']:.1f} s"
+        f"trained {summary['method']} with {summary['bits']}-bit codes on {summary['items']:,} items of "
+        f"{summary['dataset']} in {summary['seconds']:.1f} s"
     )
-    if "validation" in summary:
-        v = summary["validation"]
-        typer.echo(
-            f"validation: mAP {v.get('map', float('nan')):.3f}, precision within radius 2 "
-            f"{v.get('precision_at_radius2', float('nan')):.3f}"
-        )
+    for name, key in (("autoencoder", "validation"), ("PCA-ITQ", "itq_validation")):
+        v = summary.get(key) or {}
+        if "score" in v:
+            typer.echo(
+                f"validation of {name} ({v['criterion']} criterion): mAP {v['score']:.3f}, "
+                f"precision within radius 2 {v['precision_at_radius2']:.3f}"
+            )
+    if "verdict" in summary:
+        typer.echo(summary["verdict"])
+    for warning in summary.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {summary['model']}")
 
 
-def _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume, progress: bool) -> dict:
+def _ae_options(bottleneck, steps, epochs, device, neighbours, conv, checkpoint, resume, progress: bool) -> dict:
     """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags."""
     options = {
         "bottleneck": bottleneck,
@@ -149,8 +193,7 @@ def _ae_options(bottleneck, epochs, device, neighbours, conv, checkpoint, resume
         "checkpoint": str(checkpoint) if checkpoint else None,
         "resume": resume,
     }
-    if epochs is not None:
-        options["epochs"] = epochs
+    options.update({k: v for k, v in (("steps", steps), ("epochs", epochs)) if v is not None})
     if neighbours is not None:
         from ..hashing.train import TrainConfig
 
@@ -168,16 +211,6 @@ def _batch(size: int) -> int:
     return size
 
 
-def _source(dataset: str | None, images: Path | None, features: Path | None) -> str:
-    """The one data source among --dataset, --images and --features."""
-    given = [v for v in (dataset, images, features) if v is not None]
-    if len(given) != 1:
-        raise SemhashError("give exactly one of --dataset, --images or --features")
-    if images is not None and not images.is_dir():
-        raise SemhashError(f"{images}: not a folder of images")
-    return str(given[0])
-
-
 def _limit(limit: int | None, least: int = 1) -> int | None:
     if limit is not None and limit < least:
         raise SemhashError(f"--limit must be {'positive' if least == 1 else f'at least {least}'}, got {limit}")
@@ -188,12 +221,12 @@ def _limit(limit: int | None, least: int = 1) -> int | None:
 def index_build(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
     model: Path = typer.Option(..., help="The .semhash model that encodes the items."),
-    dataset: str | None = typer.Option(None, help="A named data set (mnist, digits, ...)."),
-    images: Path | None = typer.Option(None, help="A folder of images."),
-    features: Path | None = typer.Option(None, help="A .npy/.npz feature matrix."),
-    labels: Path | None = typer.Option(None, help="Labels (.npy) for --features."),
-    split: str = typer.Option("train", help="Split of a named data set."),
-    limit: int | None = typer.Option(None, help="Index the first N items only."),
+    dataset: str | None = DatasetOpt,
+    images: Path | None = ImagesOpt,
+    features: Path | None = FeaturesOpt,
+    labels: Path | None = LabelsOpt,
+    split: Split = split_option(Split.train),
+    limit: int | None = Limit,
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
     batch_size: int = BatchSize,
     name: str = IndexName,
@@ -201,20 +234,20 @@ def index_build(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Encode a data set with a model and store items and codes in an index."""
-    source = _source(dataset, images, features)
-    data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
+    source = one_source(dataset, images, features)
+    data = {"split": split.value, "root": data_root, "labels": labels, "limit": _limit(limit)}
     _fill(index, model, source, data, "indexing", as_json, name=name, resume=resume, batch_size=_batch(batch_size))
 
 
 @index_app.command("add")
 def index_add(
-    index: str = typer.Argument(...),
-    dataset: str | None = typer.Option(None),
-    images: Path | None = typer.Option(None),
-    features: Path | None = typer.Option(None),
-    labels: Path | None = typer.Option(None),
-    split: str = typer.Option("train"),
-    limit: int | None = typer.Option(None),
+    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    dataset: str | None = DatasetOpt,
+    images: Path | None = ImagesOpt,
+    features: Path | None = FeaturesOpt,
+    labels: Path | None = LabelsOpt,
+    split: Split = split_option(Split.train),
+    limit: int | None = Limit,
     model: Path | None = typer.Option(None, help="Default: the index's own model."),
     batch_size: int = BatchSize,
     name: str = IndexName,
@@ -222,8 +255,8 @@ def index_add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
-    source = _source(dataset, images, features)
-    data = {"split": split, "root": data_root, "labels": labels, "limit": _limit(limit)}
+    source = one_source(dataset, images, features)
+    data = {"split": split.value, "root": data_root, "labels": labels, "limit": _limit(limit)}
     _fill(index, model, source, data, "adding", as_json, name=name, adding=True, batch_size=_batch(batch_size))
 
 
@@ -314,9 +347,9 @@ def encode(
     model: Path = typer.Option(..., help="The .semhash model that makes the codes."),
     image: list[str] | None = typer.Option(None, help="Images: a file, a folder, a glob, or - (repeat)."),
     vector: Path | None = typer.Option(None, help="Vectors from a .npy file, one a row."),
-    dataset: str | None = typer.Option(None, help="Rows of a data set."),
-    split: str = typer.Option("test"),
-    limit: int = typer.Option(1, help="With --dataset: this many rows."),
+    dataset: str | None = typer.Option(None, help="Rows of a data set (the first one unless --limit)."),
+    split: Split = split_option(Split.test),
+    limit: int | None = Limit,
     output: Path | None = typer.Option(None, "-o", "--output", help="Also write the codes as .npy (n, bits/8) uint8."),
     data_root: str | None = DataRoot,
     fmt: Format | None = FormatOption,
@@ -326,7 +359,7 @@ def encode(
 
     stdin = [sys.stdin.buffer.read() if i == "-" else i for i in image] if image else None
     labels, codes = make_codes(
-        model, images=stdin, vectors=vector, dataset=dataset, split=split, limit=limit, data_root=data_root
+        model, images=stdin, vectors=vector, dataset=dataset, split=split.value, limit=limit, data_root=data_root
     )
     if output is not None:
         _save_npy(output, codes)
@@ -374,15 +407,18 @@ def search(
     item: list[str] | None = typer.Option(None, help="Query with stored items, by key."),
     vector: Path | None = typer.Option(None, help="Query with vectors from a .npy file."),
     code: list[str] | None = typer.Option(None, help="Query with raw codes in hex (FAISS bit order)."),
-    dataset: str | None = typer.Option(None, help="Query with items of a data set."),
-    split: str = typer.Option("test"),
-    limit: int = typer.Option(1, help="With --dataset: this many queries."),
+    dataset: str | None = typer.Option(None, help="Query with items of a data set (the first one unless --limit)."),
+    split: Split = split_option(Split.test),
+    limit: int | None = Limit,
     k: int | None = typer.Option(
         None, "-k", "--k", help="At most this many hits per query (default 10 without --radius)."
     ),
     radius: int | None = typer.Option(None, help="Every item within this Hamming distance (capped by -k when given)."),
     model: Path | None = typer.Option(None, help="Default: the index's own model."),
     show: Path | None = typer.Option(None, help="Write the queries and neighbours as an image grid (PNG)."),
+    source_root: Path | None = typer.Option(
+        None, help="Where the indexed image folder is now (default: where it was built, else beside the index)."
+    ),
     name: str = IndexName,
     data_root: str | None = DataRoot,
     fmt: Format | None = FormatOption,
@@ -399,13 +435,14 @@ def search(
         vectors=vector,
         codes=code or None,
         dataset=dataset,
-        split=split,
+        split=split.value,
         limit=limit,
         k=k,
         radius=radius,
         model=model,
         data_root=data_root,
         show=show,
+        source_root=source_root,
     )
     fmt = chosen(fmt, as_json)
     print_hits(result, fmt)
@@ -424,7 +461,7 @@ def serve(
     ),
     workers: int = typer.Option(1, help="Server processes (uvicorn workers)."),
     data_root: str | None = DataRoot,
-    log_level: str = typer.Option("info", help="uvicorn's log level: critical, error, warning, info, debug."),
+    log_level: LogLevel = typer.Option(LogLevel.info, help="uvicorn's log level."),
 ) -> None:
     """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
     from ..index_store.launcher import serve as run_server
@@ -434,7 +471,7 @@ def serve(
     token = token_file.read_text().strip() if token_file else None
     if token_file and not token:
         raise SemhashError(f"{token_file}: the token file is empty")
-    run_server(index, name or None, host, port, workers, data_root, log_level, token)
+    run_server(index, name or None, host, port, workers, data_root, log_level.value, token)
 
 
 def _print_info(info: dict, as_json: bool) -> None:
@@ -442,7 +479,29 @@ def _print_info(info: dict, as_json: bool) -> None:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
     for key, value in info.items():
-        typer.echo(f"{key:>24}: {value}")
+        typer.echo(f"{key:>24}: {_pretty(key, value)}")
+
+
+def _pretty(key: str, value) -> str:
+    """A figure for people: thousands separated, bytes in KB/MB/GB, floats to a sensible precision."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value).lower()
+    if isinstance(value, (int, float)) and "bytes" in key:
+        size, unit = float(value), "B"
+        for unit in ("B", "KB", "MB", "GB", "TB"):
+            if size < 1000 or unit == "TB":
+                break
+            size /= 1000
+        return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_pretty(key, v) for v in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_pretty(k, v)}" for k, v in value.items()) or "-"
+    return str(value)
 
 
 class _bar:
@@ -460,7 +519,12 @@ class _bar:
 
     def __enter__(self):
         self.progress.__enter__()
-        return lambda done, total: self.progress.update(self.task, completed=done, total=total)
+
+        def advance(done: int, total: int, stage: str | None = None) -> None:
+            update = {"description": stage} if stage else {}
+            self.progress.update(self.task, completed=done, total=total, **update)
+
+        return advance
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
@@ -480,19 +544,28 @@ HINTS = {
 
 def main() -> None:
     """Console entry point: run the app; every error goes through hashing.errors.translate and
-    comes out as one line on stderr and a non-zero exit (130 for Ctrl-C)."""
+    comes out as one line on stderr and a non-zero exit (130 for Ctrl-C, 2 for a usage error)."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     try:
-        app()
-    except SystemExit as exc:
-        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
-            _fail("interrupted", 130)
-        raise
+        code = app(standalone_mode=False)  # usage errors come back here, not as a framed box
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        sys.exit(2)
+    except ClickException as exc:
+        # one line; pydantic's "Value error, " prefix says nothing to a user
+        _fail(" ".join(exc.format_message().replace("Value error, ", "").split()), exc.exit_code)
+    except typer.Abort:
+        _fail("interrupted", 130)
     except BaseException as exc:  # noqa: B036  (KeyboardInterrupt included: one line, exit 130)
         err = translate(exc)
         if err is None:
             raise
         hint = next((flag for cls, flag in HINTS.items() if isinstance(err, cls)), None)
         _fail(f"{err}; {hint}" if hint else str(err), 130 if isinstance(err, Interrupted) else 1)
+    if code == 130:  # typer turns Ctrl-C into a silent exit 130
+        _fail("interrupted", 130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:

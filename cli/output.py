@@ -18,7 +18,7 @@ class Format(str, Enum):
 
 
 FormatOption = typer.Option(None, "--format", help="table (default), json, jsonl (one hit a line) or csv.")
-HIT_COLUMNS = ("query", "rank", "key", "label", "distance", "source")
+HIT_COLUMNS = ("query", "rank", "key", "label", "class", "distance", "source")
 
 
 def chosen(fmt: Format | None, as_json: bool) -> Format:
@@ -36,11 +36,13 @@ def print_hits(result: dict, fmt: Format) -> None:
         for q in result["queries"]
         for r, h in enumerate(q["hits"], 1)
     ]
+    # a class column only for indexes whose labels have names
+    columns = tuple(c for c in HIT_COLUMNS if c != "class" or any(row.get("class") for row in rows))
     if fmt is Format.table:
         for q in result["queries"]:
-            _table(f"query {q['query']}: {len(q['hits'])} neighbour(s)", HIT_COLUMNS[2:], q["hits"])
+            _table(f"query {q['query']}: {len(q['hits'])} neighbour(s)", columns[2:], q["hits"])
     else:
-        print_rows(rows, fmt, HIT_COLUMNS)
+        print_rows(rows, fmt, columns)
 
 
 def print_rows(rows: list[dict], fmt: Format, columns: tuple[str, ...], title: str = "") -> None:

@@ -11,15 +11,17 @@ from .codes import pack
 from .errors import ParameterError
 from .hasher import Hasher, as_float
 from .models import Autoencoder, ModelConfig, Regularizers
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult, Validation, train
 
 
 class AEHasher(Hasher):
     """Learned state: model_ (an Autoencoder), model_config_, validation_ (metrics of the kept
-    weights) and training_ (device, seconds, speed, history).
+    weights), selection_ (the model-selection criterion and why; saved in the header) and
+    training_ (device, seconds, speed, steps, history). After fit() in this process,
+    validation_set_ is the hashing.train.Validation the weights were selected by (not saved).
 
-    Options are TrainConfig's fields (bottleneck, hidden, epochs, reg, device, ...); they are stored
-    as given and checked by fit().
+    Options are TrainConfig's fields (bottleneck, hidden, steps, epochs, reg, device, ...); they are
+    stored as given and checked by fit().
     """
 
     method = "ae"
@@ -31,7 +33,9 @@ class AEHasher(Hasher):
         self.model_: Autoencoder | None = None
         self.model_config_: ModelConfig | None = None
         self.validation_: dict = {}
+        self.selection_: dict = {}
         self.training_: dict = {}
+        self.validation_set_: Validation | None = None
 
     def train_config(self) -> TrainConfig:
         """The TrainConfig these options make (ParameterError for unknown ones)."""
@@ -54,6 +58,7 @@ class AEHasher(Hasher):
     def summary(self) -> dict:
         return {
             "validation": dict(self.validation_),
+            "selection": dict(self.selection_),
             "training": {k: v for k, v in self.training_.items() if k != "history"},
         }
 
@@ -69,11 +74,20 @@ class AEHasher(Hasher):
         self.model_ = result.model
         self.model_config_ = result.model.cfg
         self.validation_ = result.best
+        val = result.validation
+        self.validation_set_ = val
+        self.selection_ = {
+            "criterion": val.criterion,
+            "reason": val.reason,
+            "held_out": len(val.val_rows),
+            "database": val.n_db,
+        }
         self.training_ = {
             "device": result.device,
             "seconds": result.seconds,
             "samples_per_second": result.samples_per_second,
-            "epochs": len(result.history),
+            "steps": result.steps,
+            "epochs": len(result.history),  # validation rounds (a pass each when trained by epochs)
             "history": result.history,
         }
 
@@ -98,6 +112,7 @@ class AEHasher(Hasher):
         return {
             "architecture": self.model_config_.to_dict(),
             "validation": _plain(summary["validation"]),
+            "selection": summary["selection"],
             "training": _plain(summary["training"]),
         }
 
@@ -126,6 +141,7 @@ class AEHasher(Hasher):
         model.eval()
         self.model_, self.model_config_ = model, mcfg
         self.validation_ = (header or {}).get("validation", {})
+        self.selection_ = (header or {}).get("selection", {})
         self.training_ = (header or {}).get("training", {})
 
 

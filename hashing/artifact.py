@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .errors import ArtifactError
 from .files import atomic_write
 
@@ -26,6 +25,8 @@ MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header
 def save(path: str | os.PathLike, tensors: dict[str, np.ndarray], header: dict) -> Path:
     """Write tensors and header to `path` atomically."""
     from safetensors.numpy import save_file
+
+    from . import __version__
 
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__, **header}
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}

@@ -319,12 +319,20 @@ def image_to_tensor(im, size: tuple[int, int], grey: bool) -> torch.Tensor:
 
 
 def item_keys(data: Dataset) -> list[str]:
-    """Stable external keys of a data set's items: the file path for image folders, else
-    '<name>/<split>/<row>' (read back by parse_item_key)."""
+    """Stable external keys of a data set's items: '<folder name>/<path within it>' for image
+    folders (the same wherever the folder lies or the command runs), else '<name>/<split>/<row>'
+    (read back by parse_item_key)."""
     if data.files:
-        return [str(f) for f in data.files]
+        root = Path(data.source).resolve()
+        return [f"{root.name}/{p}" for p in relative_files(data)]
     prefix = f"{data.name}/{data.split}" if data.split else data.name
     return [f"{prefix}/{i}" for i in range(len(data))]
+
+
+def relative_files(data: Dataset) -> list[str]:
+    """An image folder's files relative to the folder, '/'-separated (sources an index stores)."""
+    root = Path(data.source).resolve()
+    return [Path(f).resolve().relative_to(root).as_posix() for f in data.files]
 
 
 def parse_item_key(key: str) -> tuple[str, str, int] | None:

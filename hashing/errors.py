@@ -88,6 +88,40 @@ class Unavailable(SemhashError):
     http_status = 503
 
 
+class NeedsExtra(SemhashError):
+    """A command needs a dependency of an extra that is not installed."""
+
+    http_status = 501
+
+
+# optional modules -> the extra that installs them (pyproject.toml's [project.optional-dependencies])
+EXTRAS = {
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "starlette": "serve",
+    "multipart": "serve",
+    "python_multipart": "serve",
+    "psycopg": "postgres",
+    "matplotlib": "bench",
+    "aiohttp": "bench",
+    "usearch": "bench",
+}
+
+
+def missing_extra(exc: BaseException) -> NeedsExtra | None:
+    """NeedsExtra for an ImportError of an optional module (saying which extra brings it), else None."""
+    name = getattr(exc, "name", None) or ""
+    extra = EXTRAS.get(name.split(".")[0]) if isinstance(exc, ImportError) else None
+    if extra is None:
+        return None
+    return NeedsExtra(f"this needs {name}, which semhash's {extra!r} extra installs: pip install 'semhash[{extra}]'")
+
+
+class CodesCollapsed(UserWarning):
+    """A trained hasher gives few distinct codes, or leaves bits constant: its codes cannot tell
+    items apart. A warning, not an error: the model is saved, and the summary says so."""
+
+
 def translate(exc: BaseException) -> SemhashError | None:
     """The SemhashError for an exception that reached an entry point, or None for a bug (which
     should surface as one). Database URLs in messages have their passwords hidden."""
@@ -97,6 +131,8 @@ def translate(exc: BaseException) -> SemhashError | None:
         return Interrupted("interrupted")
     if isinstance(exc, (OSError, MemoryError)):
         return Unavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, ImportError):
+        return missing_extra(exc)
     import sys
 
     if "sqlalchemy" in sys.modules:  # else nothing of SQLAlchemy's can have been raised

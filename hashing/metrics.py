@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .codes import hamming
+from .codes import hamming, unpack
 from .errors import ParameterError
 
 
@@ -202,3 +202,23 @@ def evaluate(query_codes: np.ndarray, db_codes: np.ndarray, relevance, k: int = 
         empty_ball_fraction=float(empty.mean()),
         pr_curve=pr_curve(h),
     )
+
+
+# --- how a code set uses its bits ---------------------------------------------------------------
+
+UNBALANCED = 0.02  # a bit on for fewer than 2% of the items, or for more than 98%, is nearly constant
+
+
+def code_statistics(codes: np.ndarray, bits: int | None = None) -> dict:
+    """How a set of codes (n, bits/8) uses its bits: items, distinct codes, constant bits (the same
+    for every item) and unbalanced ones (on for under 2% or over 98% of the items, not constant)."""
+    bits = bits or codes.shape[1] * 8
+    on = unpack(codes)[:, :bits].mean(axis=0) if len(codes) else np.zeros(bits)
+    constant = (on == 0) | (on == 1)
+    unbalanced = ((on < UNBALANCED) | (on > 1 - UNBALANCED)) & ~constant
+    return {
+        "items": int(len(codes)),
+        "distinct": int(len(np.unique(codes, axis=0))),
+        "constant_bits": int(constant.sum()),
+        "unbalanced_bits": int(unbalanced.sum()),
+    }

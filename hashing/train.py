@@ -4,14 +4,27 @@
     result = train(TrainConfig(dataset="mnist", bits=32))   # -> TrainResult(model, history, ...)
 
 The loss is reconstruction (BCE for [0, 1] images, MSE for real features) plus the optional
-regularizers of hashing.models.Regularizers. Each epoch a held-out split is encoded and its mAP
-measured (queries from the held-out split against a slice of the training set); training stops
-early when it has not improved for `patience` epochs, and the best weights are kept.
+regularizers of hashing.models.Regularizers. Training is `steps` optimizer steps on random
+mini-batches, whatever the data's size. A seeded random sample of the data is held out (the loop
+never sees it); every `eval_every` steps (a validation round) the held-out items are encoded and
+ranked against a slice of the training items. The round's figure picks the weights that are kept,
+and training stops when neither it nor the training loss has improved for `patience` rounds.
+
+Model selection acts only on a figure it can trust; the criterion used is recorded
+(`Validation.criterion`, and the model file's header):
+  labels      mAP with same-label relevance: the held-out queries hold at least 2 classes and
+              nearly all of them have a class-mate in the validation database;
+  neighbours  mAP with each query's nearest neighbours in input space (PCA-50 for wider inputs) as
+              its relevant items: data without labels, or labels the split cannot be trusted on;
+  none        too few held-out items for any figure to mean something: the full schedule runs and
+              the last weights are kept.
+Nor does early stopping act on rounds whose codes leave a bit (nearly) constant (see _keep_best).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +38,7 @@ from .data import Dataset, load_dataset
 from .errors import CheckpointMismatch, ParameterError
 from .files import atomic_write
 from .hasher import IMAGES
-from .metrics import evaluate, label_relevance
+from .metrics import UNBALANCED, euclidean_neighbours, evaluate, label_relevance, neighbour_relevance
 from .models import METHODS as BOTTLENECKS
 from .models import Autoencoder, ModelConfig, Regularizers, code_penalties, corrupt
 
@@ -43,21 +56,25 @@ class TrainConfig:
     conv: bool = False
     noise_std: float = 4.0
     reg: Regularizers = field(default_factory=lambda: Regularizers(neighbours=40.0, k_neighbours=5))
-    # optimisation
-    epochs: int = 30
+    # optimisation. Length in optimizer steps, whatever the data's size: MNIST's 58,000 training
+    # items at batch 256 make 226 steps a pass, so 7,000 steps are the ~30 epochs the recipe was
+    # tuned with; 2,000 items get the same 7,000 updates (early stopping ends them when done).
+    steps: int = 7000
+    epochs: int | None = None  # when given, overrides steps: this many passes over the training items
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0
     # validation and early stopping
-    val_items: int = 2000  # held out of the training data
+    val_items: int = 2000  # a seeded random sample, held out of the training data
     val_database: int = 10_000  # training items the held-out queries are ranked against
-    patience: int = 8
+    eval_every: int | None = None  # steps per validation round; default: a pass if `epochs`, else steps/30
+    patience: int = 8  # rounds in which neither the figure nor the loss improved before training stops
     # system
     device: str = "auto"
     compile: bool = False
     seed: int = 0
     threads: int | None = None
-    checkpoint: str | None = None  # saved every epoch; resume=True continues from it
+    checkpoint: str | None = None  # saved every validation round; resume=True continues from it
     resume: bool = False
 
     def to_dict(self) -> dict:
@@ -81,6 +98,107 @@ class TrainResult:
     device: str
     seconds: float
     samples_per_second: float
+    steps: int = 0  # optimizer steps taken
+    validation: Validation | None = None  # the held-out split, its criterion, and how codes are scored
+
+
+VALIDATION_ROUNDS = 30  # rounds in a run whose length is given in steps
+MIN_QUERIES = 50  # fewer held-out queries give a figure noisier than MIN_DELTA: not trusted
+MIN_DATABASE = 100
+MIN_COVERED = 0.9  # share of held-out queries that must have a class-mate in the validation database
+NEIGHBOURS = 50  # relevant items of an unlabelled query: its 50 nearest (at most a tenth of the database)
+
+
+@dataclass
+class Validation:
+    """The held-out check of one training run: which rows are held out (the queries), which
+    training rows they are ranked against (the first n_db of train_rows) and by which criterion
+    (see the module docstring). score() measures any hasher's codes the same way, so the codes of
+    another method, fitted on the same train_rows, compare fairly."""
+
+    criterion: str  # "labels", "neighbours" or "none"
+    reason: str  # why this criterion, in words
+    train_rows: np.ndarray  # rows of the data the model trains on, in a random order
+    val_rows: np.ndarray  # rows held out
+    n_db: int
+    relevance: Callable | None = None  # relevance(query rows) -> (len(rows), n_db) bool; None: no figure
+
+    def score(self, codes_q: np.ndarray, codes_db: np.ndarray) -> dict:
+        """The criterion's mAP (as "score", and as "map" or "neighbour_map"), precision within
+        radius 2 and the share of empty radius-2 balls; {} when the criterion is "none"."""
+        if self.relevance is None:
+            return {}
+        rep = evaluate(codes_q, codes_db, self.relevance, k=min(100, len(codes_db)), radius=2)
+        return {
+            "criterion": self.criterion,
+            "score": rep.map_all,
+            "map" if self.criterion == "labels" else "neighbour_map": rep.map_all,
+            "precision_at_radius2": rep.precision_at_radius,
+            "empty": rep.empty_ball_fraction,
+        }
+
+
+def make_validation(x: torch.Tensor, labels: torch.Tensor | None, cfg: TrainConfig) -> Validation:
+    """Hold out a seeded random sample of min(val_items, n/5) rows of x (so class-sorted data
+    gives a validation split of every class), and choose the criterion the split can support."""
+    n = len(x)
+    n_val = min(cfg.val_items, n // 5)
+    perm = np.random.default_rng(cfg.seed).permutation(n)
+    train_rows, val_rows = perm[n_val:], perm[:n_val]
+    n_db = min(cfg.val_database, len(train_rows))
+    if n_val < MIN_QUERIES or n_db < MIN_DATABASE:
+        why = (
+            f"{n_val} held-out items ranked against {n_db} are too few to select weights by "
+            f"(at least {MIN_QUERIES} and {MIN_DATABASE}): the full schedule runs and the last weights are kept"
+        )
+        return Validation("none", why, train_rows, val_rows, n_db)
+    db_rows = train_rows[:n_db]
+    y = None if labels is None else np.asarray(labels)
+    criterion, why = choose_criterion(None if y is None else y[val_rows], None if y is None else y[db_rows])
+    if criterion == "labels":
+        relevance = label_relevance(y[val_rows], y[db_rows])
+    else:
+        ids = input_neighbours(x[val_rows], x[db_rows], max(1, min(NEIGHBOURS, n_db // 10)))
+        relevance = neighbour_relevance(ids, n_db)
+    return Validation(criterion, why, train_rows, val_rows, n_db, relevance)
+
+
+def choose_criterion(query_labels: np.ndarray | None, db_labels: np.ndarray | None) -> tuple[str, str]:
+    """("labels" or "neighbours", why): label mAP only where it can be trusted."""
+    if query_labels is None:
+        return "neighbours", "the data has no labels: a query's nearest input-space neighbours are its relevant items"
+    classes = np.unique(query_labels)
+    if len(classes) < 2:
+        return "neighbours", f"the held-out queries hold {len(classes)} class: label mAP cannot rank models"
+    covered = float(np.isin(query_labels, db_labels).mean())
+    if covered < MIN_COVERED:
+        return "neighbours", f"only {covered:.0%} of held-out queries have a class-mate in the validation database"
+    return (
+        "labels",
+        f"{len(classes)} classes among {len(query_labels)} held-out queries, {covered:.0%} with class-mates",
+    )
+
+
+def input_neighbours(x_q: torch.Tensor, x_db: torch.Tensor, k: int) -> np.ndarray:
+    """(nq, k) ids of each query's k nearest database items, in PCA-50 space (fitted on the
+    database) for inputs of more than 50 values, else in input space."""
+    from .pca import principal_directions
+
+    q = x_q.reshape(len(x_q), -1).float().numpy()
+    db = x_db.reshape(len(x_db), -1).float().numpy()
+    if db.shape[1] > 50:
+        mean, pcs = principal_directions(db, 50)
+        q, db = (q - mean) @ pcs, (db - mean) @ pcs
+    return euclidean_neighbours(q, db, k)
+
+
+def schedule(cfg: TrainConfig, n_train: int) -> tuple[int, int, int]:
+    """(items per batch, optimizer steps in all, steps per validation round)."""
+    size = min(cfg.batch_size, n_train)
+    per_pass = n_train // size
+    total = cfg.epochs * per_pass if cfg.epochs else cfg.steps
+    every = cfg.eval_every or (per_pass if cfg.epochs else max(total // VALIDATION_ROUNDS, 1))
+    return size, total, min(every, total)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -109,9 +227,10 @@ def validate_config(cfg: TrainConfig) -> None:
         check_bits(cfg.bits)  # binary codes are packed: multiples of 8
     elif cfg.bits < 1:
         raise ParameterError(f"bottleneck width must be positive, got {cfg.bits}")
-    for name in ("epochs", "batch_size"):
-        if getattr(cfg, name) <= 0:
-            raise ParameterError(f"{name} must be positive, got {getattr(cfg, name)}")
+    for name in ("steps", "epochs", "batch_size", "eval_every", "patience"):
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ParameterError(f"{name} must be positive, got {value}")
     if not 0 < cfg.lr < 10:
         raise ParameterError(f"learning rate must be in (0, 10), got {cfg.lr}")
     if not 0 <= cfg.reg.mask_prob < 1:
@@ -130,124 +249,160 @@ class _Run:
     model: Autoencoder
     opt: torch.optim.Optimizer
     step_model: torch.nn.Module  # the model, or its torch.compile'd twin
-    x_train: torch.Tensor
-    x_val: torch.Tensor
-    labels: torch.Tensor | None
+    x_train: torch.Tensor  # the training rows, in the data's order
+    x_val: torch.Tensor  # the held-out rows: the validation queries
+    x_db: torch.Tensor  # the training rows they are ranked against: a random sample
+    val: Validation
     x_dev: torch.Tensor  # x_train where the batches are gathered (GPU memory when it fits)
     nb_dev: torch.Tensor | None  # (n, k) neighbour ids of the k-NN graph, or None
     device: torch.device
     images: bool
     ckpt: Path | None
     history: list = field(default_factory=list)
-    best: dict = field(default_factory=lambda: {"map": -1.0})
+    best: dict = field(default_factory=dict)
     best_state: dict | None = None
-    best_map: float = -1.0
-    start_epoch: int = 0
+    best_score: float = -float("inf")
+    best_loss: float = float("inf")
+    step: int = 0
     stale: int = 0
     seen: int = 0
 
 
 def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, on_epoch=None) -> TrainResult:
     """Train an autoencoder on `data` (default: cfg.dataset's train split); the loop is here.
-    on_epoch(model, metrics), if given, runs after each epoch's validation (for experiments)."""
+    on_epoch(model, metrics), if given, runs after each validation round (for experiments)."""
     validate_config(cfg)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run = _setup(cfg, data)
-    n = len(run.x_train)
+    size, total, every = schedule(cfg, len(run.x_train))
+    batches = _batches(len(run.x_train), size, run.x_dev.device)
     bar = _progress(progress)
-    task = bar.add_task("training", total=cfg.epochs * n, completed=run.start_epoch * n, info="")
-    t_start = time.perf_counter()
+    task = bar.add_task("training", total=total, completed=run.step, info="")
+    t_start = t_round = time.perf_counter()
+    losses = []
     with bar:
-        for epoch in range(run.start_epoch, cfg.epochs):
-            t_epoch = time.perf_counter()
-            loss = _epoch(run, cfg, lambda items, info: bar.update(task, advance=items, info=info), t_start)
-            metrics = validation(run.model, run.x_train, run.x_val, run.labels, n, cfg)
-            metrics.update(epoch=epoch, loss=loss, seconds=time.perf_counter() - t_epoch)
-            run.history.append(metrics)
+        while run.step < total:
+            losses.append(_step(run, cfg, next(batches)))
+            run.step += 1
+            speed = run.seen / (time.perf_counter() - t_start)
+            bar.update(task, advance=1, info=f"loss {losses[-1]:.3f}  {speed:,.0f} samples/s")
+            if run.step % every and run.step < total:
+                continue
+            metrics = _validation_round(run, float(np.mean(losses)), t_round)
+            losses, t_round = [], time.perf_counter()
             if on_epoch is not None:
                 on_epoch(run.model, metrics)
             _keep_best(run, metrics)
-            summary = (
-                f"epoch {epoch}: loss {metrics['loss']:.3f}  val mAP {metrics['map']:.3f}  "
-                f"bits on {metrics['bits_on_min']:.2f}-{metrics['bits_on_max']:.2f}  {metrics['seconds']:.1f} s"
-            )
-            bar.update(task, info=summary)
+            line = _round_line(metrics)
+            bar.update(task, info=line)
             if progress:
-                bar.console.print(summary)  # a line per epoch, also in logs where the bar cannot redraw
+                bar.console.print(line)  # a line per round, also in logs where the bar cannot redraw
             if run.ckpt is not None:
-                _save_checkpoint(run.ckpt, run.model, run.opt, epoch, run.history, run.best, run.best_state, cfg)
+                _save_checkpoint(run, cfg)
             if run.stale >= cfg.patience:
                 break
-    seconds = time.perf_counter() - t_start
-    model = run.model.cpu()
-    if run.best_state is not None:
-        model.load_state_dict(run.best_state)
-    model.eval()
-    return TrainResult(model, run.history, run.best, str(run.device), seconds, run.seen / max(seconds, 1e-9))
+    return _finish(run, time.perf_counter() - t_start)
 
 
-def _epoch(run: _Run, cfg: TrainConfig, advance, t_start: float) -> float:
-    """One pass over the training items in a random order; returns the mean loss per item."""
+def _batches(n: int, size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Endless mini-batches of `size` row ids: each pass over the n rows in a fresh random order,
+    its last partial batch dropped."""
+    while True:
+        perm = torch.randperm(n, device=device)
+        for i in range(0, n - size + 1, size):
+            yield perm[i : i + size]
+
+
+def _step(run: _Run, cfg: TrainConfig, idx: torch.Tensor) -> float:
+    """One optimizer step on the training rows idx; returns the batch's mean loss per item."""
     run.model.train()
-    perm = torch.randperm(len(run.x_train), device=run.x_dev.device)
+    xb = run.x_dev[idx]
+    if run.nb_dev is not None:  # each item travels with one of its k nearest neighbours
+        nb = run.nb_dev
+        pick = torch.randint(0, nb.shape[1], (len(idx),), device=nb.device)
+        xb = torch.cat([xb, run.x_dev[nb[idx.to(nb.device), pick].to(run.x_dev.device)]])
+    xb = xb.to(run.device, non_blocking=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda" else nullcontext()
-    total = 0.0
-    for i in range(0, len(perm), cfg.batch_size):
-        idx = perm[i : i + cfg.batch_size]
-        xb = run.x_dev[idx]
-        if run.nb_dev is not None:  # each item travels with one of its k nearest neighbours
-            nb = run.nb_dev
-            pick = torch.randint(0, nb.shape[1], (len(idx),), device=nb.device)
-            xb = torch.cat([xb, run.x_dev[nb[idx.to(nb.device), pick].to(run.x_dev.device)]])
-        xb = xb.to(run.device, non_blocking=True)
-        with autocast:
-            x_hat, _, h = run.step_model(corrupt(xb, cfg.reg))
-            loss, _ = loss_fn(x_hat.float(), xb, h.float(), cfg, run.images, paired=run.nb_dev is not None)
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        run.opt.step()
-        total += float(loss.detach()) * len(idx)
-        run.seen += len(xb)
-        speed = run.seen / (time.perf_counter() - t_start)
-        advance(len(idx), f"loss {float(loss.detach()):.3f}  {speed:,.0f} samples/s")
-    return total / len(run.x_train)
+    with autocast:
+        x_hat, _, h = run.step_model(corrupt(xb, cfg.reg))
+        loss, _ = loss_fn(x_hat.float(), xb, h.float(), cfg, run.images, paired=run.nb_dev is not None)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    run.seen += len(xb)
+    return float(loss.detach())
+
+
+def _validation_round(run: _Run, loss: float, t_round: float) -> dict:
+    """Validate the current weights; the round's metrics, also appended to the history."""
+    metrics = validation(run.model, run.x_db, run.x_val, run.val)
+    metrics.update(epoch=len(run.history), step=run.step, loss=loss, seconds=time.perf_counter() - t_round)
+    run.history.append(metrics)
+    return metrics
+
+
+def _round_line(m: dict) -> str:
+    figure = f"val {m['criterion']} mAP {m['score']:.3f}" if "score" in m else "no validation figure"
+    return (
+        f"step {m['step']}: loss {m['loss']:.3f}  {figure}  "
+        f"bits on {m['bits_on_min']:.2f}-{m['bits_on_max']:.2f}  {m['seconds']:.1f} s"
+    )
 
 
 def _keep_best(run: _Run, metrics: dict) -> None:
-    """Early stopping on validation mAP. When mAP is flat (within KEEP_WITHIN of the best), later
-    weights are kept: measured, codes keep sharpening (precision within radius 2 rises) long after
-    mAP stops moving."""
-    improved = metrics["map"] > run.best_map + MIN_DELTA
-    run.best_map, run.stale = (metrics["map"], 0) if improved else (run.best_map, run.stale + 1)
-    if metrics["map"] >= run.best_map - KEEP_WITHIN:
+    """Keep the weights with the best validation figure; training stops after `patience` rounds in
+    which neither that figure nor the training loss improved. When the figure is flat (within
+    KEEP_WITHIN of the best), later weights are kept: measured, codes keep sharpening (precision
+    within radius 2 rises) long after mAP stops moving.
+
+    What early stopping does not act on: weights whose codes leave a bit (nearly) constant are
+    neither kept nor counted against patience, and no round counts while the loss still falls.
+    Measured on digits: codes with dead bits scored 0.34 at step 160, the figure fell to 0.22 while
+    the bits came alive and the loss fell, then rose to 0.62 by step 1,200. Without a figure
+    (criterion "none") the last weights are kept and training runs its full length."""
+    learning = metrics["loss"] < run.best_loss - LOSS_DELTA * abs(run.best_loss)
+    run.best_loss = min(run.best_loss, metrics["loss"])
+    if "score" not in metrics:
+        run.best, run.best_state = metrics, None
+        return
+    if not UNBALANCED <= metrics["bits_on_min"] <= metrics["bits_on_max"] <= 1 - UNBALANCED:
+        if run.best_state is None:
+            run.best = metrics  # until weights with every bit in use come, the last are kept
+        return
+    improved = metrics["score"] > run.best_score + MIN_DELTA
+    run.best_score = metrics["score"] if improved else run.best_score
+    run.stale = 0 if improved or learning else run.stale + 1
+    if metrics["score"] >= run.best_score - KEEP_WITHIN:
         run.best = metrics
         run.best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
 
 
+def _finish(run: _Run, seconds: float) -> TrainResult:
+    """The kept weights on the CPU, in eval mode, and what the run measured."""
+    model = run.model.cpu()
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    model.eval()
+    speed = run.seen / max(seconds, 1e-9)
+    return TrainResult(model, run.history, run.best, str(run.device), seconds, speed, run.step, run.val)
+
+
 def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
-    """The split (the last val_items are held out; the loop never sees them), the model, its
+    """The split (a seeded random sample held out; the loop never sees it), the model, its
     optimizer, the k-NN graph, and the state of an interrupted run when resuming."""
     device = pick_device(cfg.device)
     data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
     data = data.subset(cfg.limit)
-    n_val = min(cfg.val_items, len(data) // 5)
     x_all = data.x.float()
-    x_train, x_val = x_all[: len(x_all) - n_val], x_all[len(x_all) - n_val :]
-    if len(x_train) < 2:
-        raise ParameterError(f"need at least 2 training items, got {len(x_train)}")
+    val = make_validation(x_all, data.labels, cfg)
+    if len(val.train_rows) < 2:
+        raise ParameterError(f"need at least 2 training items, got {len(val.train_rows)}")
+    x_train = x_all[torch.from_numpy(np.sort(val.train_rows))]  # in the data's order: batches are random
+    x_val, x_db = x_all[torch.from_numpy(val.val_rows)], x_all[torch.from_numpy(val.train_rows[: val.n_db])]
     images = data.kind == IMAGES
-    mcfg = ModelConfig(
-        input_shape=tuple(data.shape),
-        bits=cfg.bits,
-        bottleneck=cfg.bottleneck,
-        hidden=cfg.hidden,
-        conv=cfg.conv,
-        noise_std=cfg.noise_std,
-        output="sigmoid" if images else "linear",
-    )
-    model = Autoencoder(mcfg).to(device)
+    model = Autoencoder(_model_config(cfg, data.shape, images)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step_model = torch.compile(model) if cfg.compile else model
     neighbours = knn_graph(x_train, cfg.reg) if cfg.reg.neighbours > 0 else None
@@ -256,22 +411,36 @@ def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
     x_dev = x_train.to(device) if resident else x_train
     nb_dev = neighbours.to(device) if (neighbours is not None and resident) else neighbours
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
-    run = _Run(model, opt, step_model, x_train, x_val, data.labels, x_dev, nb_dev, device, images, ckpt)
+    run = _Run(model, opt, step_model, x_train, x_val, x_db, val, x_dev, nb_dev, device, images, ckpt)
     if ckpt is not None and cfg.resume and ckpt.is_file():
         _resume(run, cfg)
     return run
 
 
+def _model_config(cfg: TrainConfig, shape: tuple[int, ...], images: bool) -> ModelConfig:
+    return ModelConfig(
+        input_shape=tuple(shape),
+        bits=cfg.bits,
+        bottleneck=cfg.bottleneck,
+        hidden=cfg.hidden,
+        conv=cfg.conv,
+        noise_std=cfg.noise_std,
+        output="sigmoid" if images else "linear",
+    )
+
+
 def _resume(run: _Run, cfg: TrainConfig) -> None:
-    """Continue from the checkpoint: weights, optimizer, history and best weights so far."""
+    """Continue from the checkpoint: weights, optimizer, history, best weights and step count."""
     state = torch.load(run.ckpt, map_location=run.device, weights_only=False)
     if state["config"] != cfg.to_dict() | {"resume": state["config"]["resume"]}:
         raise CheckpointMismatch(f"{run.ckpt} was written by a different training configuration; start afresh")
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
     run.history, run.best, run.best_state = state["history"], state["best"], state["best_state"]
-    run.start_epoch = state["epoch"] + 1
-    run.best_map = max(h["map"] for h in run.history) if run.history else -1.0
+    run.step, run.stale = state["step"], state["stale"]
+    scores = [h["score"] for h in run.history if "score" in h]
+    run.best_score = max(scores) if scores else -float("inf")
+    run.best_loss = min((h["loss"] for h in run.history), default=float("inf"))
 
 
 def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):
@@ -289,6 +458,7 @@ def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):
 
 MIN_DELTA = 0.002  # a smaller rise of validation mAP is noise, not progress
 KEEP_WITHIN = 0.005  # weights within this of the best validation mAP are as good: keep the later ones
+LOSS_DELTA = 0.01  # a round whose mean loss is 1% below the best so far is still learning
 NEGATIVE_WEIGHT = 4.0  # measured: 4 keeps bits balanced where 1 let them collapse to constants
 BALANCE_WEIGHT = 4.0
 
@@ -328,19 +498,14 @@ def knn_graph(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validation(model: Autoencoder, x_train, x_val, labels, n_train: int, cfg: TrainConfig) -> dict:
-    """mAP of held-out queries against a slice of the training set, fraction of dead bits."""
-    db = x_train[: cfg.val_database]
-    codes_db = _codes(model, db)
+def validation(model: Autoencoder, x_db: torch.Tensor, x_q: torch.Tensor, val: Validation) -> dict:
+    """The validation figures of the model's codes (Validation.score) and the range of the share
+    of database items each bit is on for."""
+    codes_db = _codes(model, x_db)
     on = unpack(codes_db)[:, : model.cfg.bits].mean(0)
     out = {"bits_on_min": float(on.min()), "bits_on_max": float(on.max())}
-    if labels is None or len(x_val) == 0:
-        out["map"] = -float(np.mean(np.abs(on - 0.5)))  # unlabeled: prefer balanced bits
-        return out
-    codes_q = _codes(model, x_val)
-    rel = label_relevance(labels[n_train : n_train + len(x_val)].numpy(), labels[: len(db)].numpy())
-    rep = evaluate(codes_q, codes_db, rel, k=min(100, len(db)), radius=2)
-    out.update(map=rep.map_all, precision_at_radius2=rep.precision_at_radius, empty=rep.empty_ball_fraction)
+    if val.relevance is not None:
+        out.update(val.score(_codes(model, x_q), codes_db))
     return out
 
 
@@ -350,17 +515,18 @@ def _codes(model: Autoencoder, x) -> np.ndarray:
     return pack(np.pad(bits, ((0, 0), (0, (-bits.shape[1]) % 8))))
 
 
-def _save_checkpoint(path: Path, model, opt, epoch, history, best, best_state, cfg) -> None:
+def _save_checkpoint(run: _Run, cfg: TrainConfig) -> None:
     state = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": epoch,
-        "history": history,
-        "best": best,
-        "best_state": best_state,
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "step": run.step,
+        "stale": run.stale,
+        "history": run.history,
+        "best": run.best,
+        "best_state": run.best_state,
         "config": cfg.to_dict(),
     }
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(run.ckpt, lambda tmp: torch.save(state, tmp))
 
 
 def _fits_on_gpu(x: torch.Tensor, device: torch.device) -> bool:

@@ -8,11 +8,12 @@ Items are encoded and committed in batches; each committed batch survives a cras
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import as_dataset, item_keys
+from ..hashing.data import Dataset, as_dataset, item_keys
 from ..hashing.errors import IndexNotFound, NeedsResume, ParameterError, StoreError, StoreMissing
 from ..hashing.methods import load_hasher
 from .index import Index
@@ -38,36 +39,48 @@ def build_index(
     data_options of hashing.data.as_dataset (split, root, labels, limit). build (default): the index
     is created, or must be empty; resume: keys already stored are skipped; adding: the index must
     exist and none of the keys be in it. model_path None (adding only): the index's own model.
-    progress(done, total), if given, is called as items are committed.
+    progress(done, total, stage), if given, is called as items are encoded (stage "encoding"),
+    then as they are committed ("storing").
     """
     data, hasher = _checked(data, data_options, batch_size, model_path)
-    index, hasher = _target_index(target, model_path, hasher, name, resume, adding)
+    index, hasher = _target_index(target, model_path, hasher, data, name, resume, adding)
     keys = item_keys(data)
     have = set(index.store.ids_of(name, keys)) if (resume or adding) else set()
     if adding and have:
         raise StoreError(f"{len(have)} of these items are already in index {name!r}, e.g. {sorted(have)[0]!r}")
     todo = np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64)
     done = len(keys) - len(todo)
-    if progress:
-        progress(done, len(keys))
+    report = progress or (lambda done, total, stage: None)
     # Encode first (nothing is written), then let Index.add commit batch by batch and update the
     # derived structures once, not after every batch.
     codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
     for start in range(0, len(todo), batch_size):
+        report(done + start, len(keys), "encoding")
         codes[start : start + batch_size] = hasher.encode(data.x[todo[start : start + batch_size]])
+    report(done, len(keys), "storing")
     labels = None if data.labels is None else data.labels.numpy()[todo]
-    files = data.files
-    sources = [str(files[i]) for i in todo] if files else [f"{data.source}#{i}" for i in todo]
+    sources = _sources(data, index.row.source_root)
+    sources = [sources[i] for i in todo]
     index.add(
         [keys[i] for i in todo],
         codes,
         labels=labels,
         sources=sources,
         batch_size=batch_size,
-        progress=(lambda n: progress(done + n, len(keys))) if progress else None,
+        progress=lambda n: report(done + n, len(keys), "storing"),
     )
     index.store.checkpoint()  # the database file alone now holds the whole index
     return index
+
+
+def _sources(data: Dataset, root: str | None) -> list[str]:
+    """Where each item came from: an image folder's files relative to the index's recorded folder
+    (so a moved index finds them under a new root), else '<data source>#<row>'."""
+    if not data.files:
+        return [f"{data.source}#{i}" for i in range(len(data))]
+    if root is None:
+        return [str(Path(f).resolve()) for f in data.files]
+    return [Path(os.path.relpath(Path(f).resolve(), root)).as_posix() for f in data.files]
 
 
 def _checked(data, data_options: dict, batch_size: int, model_path):
@@ -83,7 +96,7 @@ def _checked(data, data_options: dict, batch_size: int, model_path):
     return data, hasher
 
 
-def _target_index(target, model_path, hasher, name: str, resume: bool, adding: bool) -> tuple[Index, object]:
+def _target_index(target, model_path, hasher, data, name: str, resume, adding) -> tuple[Index, object]:
     """The index to fill (created unless adding or resuming one that exists) and its model (hasher:
     model_path already loaded, or None for the index's own)."""
     try:
@@ -94,7 +107,11 @@ def _target_index(target, model_path, hasher, name: str, resume: bool, adding: b
         if adding:
             raise IndexNotFound(f"no index named {name!r} in {target}; build it first")
         path = str(Path(model_path).resolve())
-        return Index.create(store, name, hasher.bits, hasher_path=path, model=hasher), hasher
+        root = str(Path(data.source).resolve()) if data.files else None
+        index = Index.create(
+            store, name, hasher.bits, hasher_path=path, model=hasher, source_root=root, classes=data.classes
+        )
+        return index, hasher
     index = Index(store, name)
     hasher = index.model(model_path, loaded=hasher)
     if not (resume or adding) and index.row.item_count:

@@ -1,7 +1,7 @@
-"""Derived structures on disk: the search structures and the FAISS index, with a manifest.
+"""Derived structures on disk: the search structures, with a manifest.
 
-Folder layout: search.npz (hash tables, codes, ids), faiss.index (IndexBinaryFlat), manifest.json
-(generation and item count of the SQL state they were built from, file checksums). Each file is
+Folder layout: search.npz (hash tables, codes, ids), manifest.json (generation and item count of
+the SQL state they were built from, which index of which database, file checksums). Each file is
 written to a temp name and renamed, the manifest last, so a crash leaves either the old complete
 set or a set the manifest does not vouch for; either way `load` tells, and the caller rebuilds
 from SQL.
@@ -17,17 +17,19 @@ import numpy as np
 from ..hashing.files import atomic_write, atomic_write_text, file_checksum
 from .searcher import Searcher
 
-FILES = ("search.npz", "faiss.index")  # the files a manifest vouches for, by checksum
-CACHE_FORMAT = 4  # 2: open-addressing hash tables; 3: SHA-256 file checksums; 4: the source index
+FILES = ("search.npz",)  # the files a manifest vouches for, by checksum
+# 2: open-addressing hash tables; 3: SHA-256 file checksums; 4: the source index; 5: no faiss.index
+# file: FAISS's flat index is refilled from the codes in memory when a scan first needs it (a copy of
+# n x bits/8 bytes, as fast as reading the file, and it spares read-only commands importing FAISS)
+CACHE_FORMAT = 5
 
 
 def save(folder: Path, searcher: Searcher, generation: int, source: dict) -> None:
     """Write the structures built from `source` (index_source(): which index of which database) at
     this SQL generation."""
-    import faiss
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").unlink(missing_ok=True)  # the old files stop being vouched for first
+    (folder / "faiss.index").unlink(missing_ok=True)  # written by cache formats before 5
     sums = {}
 
     def written(name, write):
@@ -40,7 +42,6 @@ def save(folder: Path, searcher: Searcher, generation: int, source: dict) -> Non
         atomic_write(folder / name, fill)
 
     written(FILES[0], lambda tmp: np.savez(tmp, **searcher.to_arrays()))
-    written(FILES[1], lambda tmp: faiss.write_index_binary(searcher.faiss_index, tmp))
     manifest = {
         "format": CACHE_FORMAT,
         "generation": generation,
@@ -55,8 +56,6 @@ def save(folder: Path, searcher: Searcher, generation: int, source: dict) -> Non
 def load(folder: Path, generation: int, items: int, bits: int, source: dict) -> tuple[Searcher | None, str]:
     """(searcher, "ok") when the cache was built from this very index (source) at this SQL state
     (generation, items), else (None, why not)."""
-    import faiss
-
     manifest, why = _read_manifest(folder)
     if manifest is None:
         return None, why
@@ -71,10 +70,10 @@ def load(folder: Path, generation: int, items: int, bits: int, source: dict) -> 
     try:
         with np.load(folder / FILES[0], allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        searcher = Searcher.from_arrays(arrays, faiss.read_index_binary(str(folder / FILES[1])))
+        searcher = Searcher.from_arrays(arrays)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         return None, f"unreadable ({type(exc).__name__})"
-    if len(searcher) != items or searcher.faiss_index.ntotal != items:
+    if len(searcher) != items:
         return None, "item count differs"
     return searcher, "ok"
 
@@ -91,3 +90,25 @@ def _read_manifest(folder: Path) -> tuple[dict | None, str]:
     if not isinstance(sums, dict) or set(sums) != set(FILES) or not all(isinstance(v, str) for v in sums.values()):
         return None, "unreadable manifest"  # it must vouch for exactly the files save() writes
     return manifest, ""
+
+
+def save_plans(folder: Path, generation: int, source: dict, plans: dict) -> None:
+    """Keep what the planner measured for the structures of this generation (plans.json). Not
+    vouched for by the manifest: a plan decides how fast, never what a search answers."""
+    record = {"format": CACHE_FORMAT, "generation": generation, "source": source, "plans": plans}
+    try:
+        atomic_write_text(folder / "plans.json", json.dumps(record))
+    except OSError:
+        pass  # a read-only folder: the next process measures again
+
+
+def load_plans(folder: Path, generation: int, source: dict) -> dict:
+    """The plans saved for this generation of this index, else {}."""
+    try:
+        record = json.loads((folder / "plans.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    same = isinstance(record, dict) and record.get("format") == CACHE_FORMAT and record.get("generation") == generation
+    if not same or record.get("source") != source or not isinstance(record.get("plans"), dict):
+        return {}
+    return record["plans"]

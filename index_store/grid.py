@@ -38,32 +38,45 @@ def _hwc(x) -> np.ndarray:
     return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
 
 
-def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_root=None) -> Path:
-    """One row per query: the query, then its hits left to right."""
-    import matplotlib
+CELL, CAPTION, GAP = 96, 14, 4  # pixels: a tile, its caption line, the space between tiles
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_root=None) -> Path:
+    """One row per query: the query, then its hits left to right, each captioned with its label
+    (its class name when the index has them) and Hamming distance. Drawn with Pillow alone."""
+    from PIL import Image, ImageDraw
 
     queries = result["queries"]
     cols = 1 + max((len(q["hits"]) for q in queries), default=0)
-    fig, axes = plt.subplots(len(queries), cols, figsize=(1.3 * cols, 1.5 * len(queries)), squeeze=False)
+    step_x, step_y = CELL + GAP, CELL + CAPTION + GAP
+    sheet = Image.new("RGB", (cols * step_x + GAP, len(queries) * step_y + GAP), "white")
+    draw = ImageDraw.Draw(sheet)
     for r, (q, pixels) in enumerate(zip(queries, query_pixels)):
         cells = [(pixels, "query")] + [
-            (
-                item_pixels(h["key"], h["source"], data_root),
-                f"{'' if h['label'] is None else h['label']}  d={h['distance']}",
-            )
-            for h in q["hits"]
+            (item_pixels(h["key"], h["source"], data_root), f"{_label(h)} d={h['distance']}") for h in q["hits"]
         ]
-        for c, ax in enumerate(axes[r]):
-            ax.axis("off")
-            if c < len(cells):
-                img, title = cells[c]
-                if img is not None:
-                    ax.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-                ax.set_title(title, fontsize=7, color="tab:blue" if c == 0 else "black")
-    fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-    return out
+        for c, (img, caption) in enumerate(cells):
+            x, y = GAP + c * step_x, GAP + r * step_y
+            if img is not None:
+                sheet.paste(_tile(img), (x, y))
+            draw.text((x, y + CELL + 1), caption, fill=(31, 119, 180) if c == 0 else (0, 0, 0))
+    return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
+
+
+def _label(hit: dict) -> str:
+    label = hit.get("class", hit.get("label"))
+    return "" if label is None else str(label)
+
+
+def _tile(pixels: np.ndarray):
+    """(H, W) or (H, W, 3) floats in [0, 1] -> a CELL x CELL RGB tile (aspect kept, small images
+    enlarged without blurring)."""
+    from PIL import Image
+
+    im = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    scale = CELL / max(im.size)
+    resample = Image.NEAREST if scale > 1 else Image.BILINEAR
+    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), resample)
+    tile = Image.new("RGB", (CELL, CELL), "white")
+    tile.paste(im, ((CELL - im.width) // 2, (CELL - im.height) // 2))
+    return tile

@@ -43,6 +43,7 @@ class Item(BaseModel):
     id: int
     key: str
     label: int | None = None
+    class_: str | None = Field(None, alias="class", description="The label's class name, when the index knows it.")
     source: str | None = None
     meta: dict | None = None
 

@@ -13,24 +13,38 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..hashing.errors import ArtifactError, IndexNotFound, ModelMissing, ParameterError, StoreMissing, Unavailable
+from ..hashing.errors import (
+    ArtifactError,
+    IndexNotFound,
+    ModelMissing,
+    ParameterError,
+    StoreError,
+    StoreMissing,
+    Unavailable,
+)
 from ..hashing.files import cache_dir as user_cache_dir
 from ..hashing.files import file_checksum
 from ..hashing.hasher import Hasher
 from . import cache
+from .records import IndexRow, database_url, safe_url, sqlite_file
 from .searcher import Results, Searcher, truncate, vector_rerank
-from .store import IndexRow, Store, StoreError, safe_url
+
+if TYPE_CHECKING:
+    from .store import Store
 
 DEFAULT_BATCH = 20_000
 SEARCH_ATTEMPTS = 5  # searches repeated while writers remove the hits before their metadata is read
 
 
 class Index:
-    def __init__(self, store: Store, name: str, cache_folder: str | os.PathLike | None = None):
+    def __init__(self, store: Store, name: str, cache_folder: str | os.PathLike | None = None, source_root=None):
+        """source_root: where the indexed image folder is now, if not where it was at build time."""
         self.store, self.name = store, name
+        self.source_root = str(source_root) if source_root else None
         self.row: IndexRow = store.get_index(name)
         self.cache_folder = Path(cache_folder) if cache_folder else default_cache_folder(store, name)
         # (searcher, the SQL generation it was built from): one attribute, so that a reader on
@@ -44,15 +58,20 @@ class Index:
         """The index `name` in the store at target (a SQLite path or a database URL), which must
         exist. mode "read" opens it read-only (a SQLite file is never written; searches work)."""
         try:
-            store = Store(target, mode)
+            store = open_store(target, mode)
         except StoreMissing as exc:
             raise IndexNotFound(f"no index named {name!r}: {exc}") from None
         return cls(store, name, **kw)
 
     @classmethod
-    def create(cls, target, name: str, bits: int, hasher_path: str | None = None, model=None, **kw) -> Index:
+    def create(
+        cls, target, name: str, bits: int, hasher_path=None, model=None, source_root=None, classes=None, **kw
+    ) -> Index:
         """target: a SQLite path, a database URL, or an open Store. hasher_path: the model file whose
-        codes the index holds (model: that file already loaded, so it is not read again)."""
+        codes the index holds (model: that file already loaded, so it is not read again).
+        source_root: the folder relative sources are under; classes: names of the labels."""
+        from .store import Store
+
         store = target if isinstance(target, Store) else Store(target)
         checksum = header = None
         if hasher_path is not None:
@@ -60,7 +79,8 @@ class Index:
 
             header = read_header(hasher_path)
             checksum = getattr(model, "checksum_", None) or file_checksum(hasher_path)
-        store.create_index(name, bits, str(hasher_path) if hasher_path else None, checksum, header)
+        path = str(hasher_path) if hasher_path else None
+        store.create_index(name, bits, path, checksum, header, source_root=source_root, classes=classes)
         index = cls(store, name, **kw)
         if model is not None and getattr(model, "checksum_", None) == checksum:
             index._models[str(hasher_path)] = model  # loaded from that very file: no second read
@@ -73,9 +93,10 @@ class Index:
     # --- the model ---
     def model(self, path: str | os.PathLike | None = None, loaded: Hasher | None = None) -> Hasher:
         """The model that encodes items for this index: the file given, else the one the index was
-        built with. Loaded once per file (loaded: that file, already read) and checked: same code
-        length, and the very file the index recorded (its SHA-256), since another model's codes are
-        not comparable."""
+        built with - at its recorded path, or, moved or copied, any .semhash file beside the
+        database or in the current folder with the recorded SHA-256. Loaded once per file (loaded:
+        that file, already read) and checked: same code length, and the very file the index
+        recorded, since another model's codes are not comparable."""
         from ..hashing.methods import load_hasher
 
         key = str(path or self.row.hasher_path or "")
@@ -84,10 +105,25 @@ class Index:
         if key not in self._models:
             if not key:
                 raise ModelMissing(f"index {self.name!r} records no model; name the model file")
-            if not os.path.exists(key):
+            found = key if path else self._find_model()
+            if found is None:
                 raise ModelMissing(f"the model of index {self.name!r} is gone ({key}); name the model file")
-            self._models[key] = self.check_model(load_hasher(key), key)
+            self._models[key] = self.check_model(load_hasher(found), found)
         return self._models[key]
+
+    def _find_model(self) -> str | None:
+        """The recorded model file if it is there (checked once loaded), else a file with the
+        recorded checksum beside the database or in the current folder, else None."""
+        recorded, checksum = self.row.hasher_path, self.row.hasher_checksum
+        if os.path.isfile(recorded) or not checksum:
+            return recorded if os.path.isfile(recorded) else None
+        folders = ([self.store.sqlite_path.parent] if self.store.sqlite_path else []) + [Path.cwd()]
+        names = [f / Path(recorded).name for f in folders]  # the same name first: one checksum each
+        candidates = names + [p for f in folders for p in sorted(f.glob("*.semhash"))]
+        for candidate in dict.fromkeys(candidates):
+            if candidate.is_file() and file_checksum(candidate) == checksum:
+                return str(candidate)
+        return None
 
     def check_model(self, hasher: Hasher, path) -> Hasher:
         """hasher (loaded from path) must make this index's codes: ArtifactError otherwise."""
@@ -162,6 +198,10 @@ class Index:
         loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits, self._source())
         if loaded is None:
             return self.rebuild(reason=why)
+        try:
+            loaded.adopt_plans(cache.load_plans(self.cache_folder, row.generation, self._source()))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass  # malformed plans: measured again on use
         self._current, self.last_load = (loaded, row.generation), "cache"
         return loaded
 
@@ -210,8 +250,28 @@ class Index:
         out = []
         for i in range(len(res)):
             ids, dists = res[i]
-            out.append([{**meta[int(j)], "distance": int(d)} for j, d in zip(ids, dists)])
+            out.append([{**self.describe(meta[int(j)]), "distance": int(d)} for j, d in zip(ids, dists)])
         return out
+
+    def describe(self, item: dict) -> dict:
+        """An item's stored row for a reader: its class name when the index knows it, and its source
+        resolved against the image folder (the one given, else the recorded one)."""
+        classes, label = self.row.classes, item.get("label")
+        if classes and label is not None and 0 <= label < len(classes):
+            item = {**item, "class": classes[label]}
+        source = item.get("source")
+        if source and self.row.source_root and _relative_path(source):
+            item = {**item, "source": str(Path(self.sources_folder()) / source)}
+        return item
+
+    def sources_folder(self) -> str:
+        """The folder relative sources are under: the one given; else a folder of the recorded
+        one's name beside the database (the two copied or moved together); else the recorded one."""
+        if self.source_root:
+            return self.source_root
+        recorded = self.row.source_root
+        beside = self.store.sqlite_path.parent / Path(recorded).name if self.store.sqlite_path else None
+        return str(beside) if beside is not None and beside.is_dir() else recorded
 
     def search_ids(
         self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
@@ -227,10 +287,10 @@ class Index:
             if vectors is None:
                 raise StoreError(f"index {self.name!r} keeps no float vectors to re-rank with")
             rerank = vector_rerank(np.asarray(query_vectors, np.float32), vectors)
-        if radius is not None:
-            res = s.radius(query_codes, radius, rerank)
-            return res if k is None else truncate(res, k)
-        return s.knn(query_codes, k, rerank)
+        res = s.radius(query_codes, radius, rerank) if radius is not None else s.knn(query_codes, k, rerank)
+        if s.new_plans and s is self._current[0]:
+            cache.save_plans(self.cache_folder, self._current[1], self._source(), s.plans())
+        return res if radius is None or k is None else truncate(res, k)
 
     # --- inspection ---
     def info(self) -> dict:
@@ -244,6 +304,8 @@ class Index:
             "generation": self.row.generation,
             "updated": self.row.updated.isoformat(),
             "hasher": self.row.hasher_path,
+            "source_root": self.sources_folder() if self.row.source_root else None,
+            "classes": self.row.classes,
             "multi_index_m": [m for m in s.mih],
             "memory_bytes": nbytes,
             "memory_bytes_per_item": nbytes / max(len(s), 1),
@@ -267,6 +329,26 @@ class Index:
         }
 
 
+def open_store(target, mode: str = "write"):
+    """The store at target (a SQLite path or a database URL): a read-only SQLite file through the
+    standard library's sqlite3 (sqlite_reader.SqliteReader: no SQLAlchemy to import, for fast
+    read-only commands), anything else through store.Store (SQLAlchemy)."""
+    url = database_url(target)
+    path = sqlite_file(url)
+    if mode == "read" and path is not None:
+        from .sqlite_reader import SqliteReader
+
+        return SqliteReader(url, path)
+    from .store import Store
+
+    return Store(target, mode)
+
+
+def _relative_path(source: str) -> bool:
+    """A source stored relative to the index's folder (not a URI, not 'upload:...', not absolute)."""
+    return not os.path.isabs(source) and ":" not in source.split("/", 1)[0]
+
+
 def default_cache_folder(store: Store, name: str) -> Path:
     """Next to a SQLite file (<file>.cache/<name>); for a server URL, in the user cache. A name
     that is not a plain file name gets a digest of itself appended, so that no two names (x/y and
@@ -283,7 +365,7 @@ def default_cache_folder(store: Store, name: str) -> Path:
 def list_indexes(target) -> list[dict]:
     """Every index in the store at target: name, bits, items, generation, updated, model."""
     try:
-        store = Store(target, "read")
+        store = open_store(target, "read")
     except StoreMissing:
         return []
     rows = [store.get_index(n) for n in store.index_names()]

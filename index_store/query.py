@@ -139,27 +139,32 @@ def search(
     codes: list[str] | None = None,
     dataset: str | None = None,
     split: str = "test",
-    limit: int = 1,
+    limit: int | None = None,
     k: int | None = None,
     radius: int | None = None,
     model=None,
     data_root=None,
     show=None,
+    source_root=None,
 ) -> dict:
     """Search index `name` of the store at `target` (a SQLite path or a database URL) with one kind
     of query: images (paths or bytes), items (stored keys), vectors (a .npy path, or an array of
-    the model's inputs), codes (hex) or the first `limit` rows of `dataset`'s `split`. model: a
+    the model's inputs), codes (hex) or rows of `dataset`'s `split`; limit: the first `limit`
+    queries of that input only (a data set gives one query when limit is None). model: a
     model file other than the index's own; show: a PNG path for the queries and their hits as a
     grid. k: at most this many hits per query; radius: only hits within this Hamming distance (with
-    no k: every one of them); neither: the DEFAULT_K nearest. Returns results() of the queries."""
+    no k: every one of them); neither: the DEFAULT_K nearest. source_root: where the indexed image
+    folder is now, if it moved since the build. Returns results() of the queries."""
     if k is None and radius is None:
         k = DEFAULT_K
     images, items, vectors, codes, dataset = (_given(v) for v in (images, items, vectors, codes, dataset))
     if sum(v is not None for v in (images, items, vectors, codes, dataset)) != 1:
         raise NoQuery("give exactly one query: images, items, vectors, codes or a data set")
+    _check_limit(limit)
     if images is not None:
-        images = expand_images(images)
-    index = Index.open(target, name, mode="read")
+        images = expand_images(images)[:limit]
+    items, codes = (None if v is None else list(v)[:limit] for v in (items, codes))
+    index = Index.open(target, name, mode="read", source_root=source_root)
     query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
     result = results(index, query_codes, labels, k, radius)
     if show:
@@ -181,30 +186,37 @@ def encode(
     vectors=None,
     dataset: str | None = None,
     split: str = "test",
-    limit: int = 1,
+    limit: int | None = None,
     data_root=None,
 ) -> tuple[list[str], np.ndarray]:
     """The codes a model file gives one kind of input - images (files, folders, globs, bytes),
-    vectors (a .npy path or an array) or the first `limit` rows of a data set - as (a label per
-    input, codes (n, bits/8) uint8 in FAISS bit order)."""
+    vectors (a .npy path or an array) or rows of a data set - as (a label per input, codes
+    (n, bits/8) uint8 in FAISS bit order). limit: the first `limit` inputs only (a data set gives
+    one row when limit is None)."""
     from ..hashing.methods import load_hasher
 
     images, vectors, dataset = (_given(v) for v in (images, vectors, dataset))
     if sum(v is not None for v in (images, vectors, dataset)) != 1:
         raise NoInput("give exactly one input: images, vectors or a data set")
+    _check_limit(limit)
     hasher = load_hasher(model)
     if images is not None:
-        images = expand_images(images)
+        images = expand_images(images)[:limit]
         return [str(i) if isinstance(i, (str, Path)) else "stdin" for i in images], image_codes(hasher, images)
     if vectors is not None:
         codes = (
             vector_file_codes(hasher, vectors) if isinstance(vectors, (str, Path)) else vector_codes(hasher, vectors)
-        )
+        )[:limit]
         return [f"vector {i}" for i in range(len(codes))], codes
     from ..hashing.data import as_dataset
 
-    data = as_dataset(dataset, split, data_root, limit=limit)
+    data = as_dataset(dataset, split, data_root, limit=limit or 1)
     return [f"{dataset}/{split}/{i}" for i in range(len(data))], hasher.encode(data)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise ParameterError(f"the number of queries must be positive, got {limit}")
 
 
 def _given(value):
@@ -223,13 +235,11 @@ def _encode(index, images, items, vectors, codes, dataset, split, limit, model, 
         return image_codes(hasher, images), [str(i) if isinstance(i, (str, Path)) else "stdin" for i in images]
     if vectors is not None:
         if isinstance(vectors, (str, Path)):
-            found = vector_file_codes(hasher, vectors)
+            found = vector_file_codes(hasher, vectors)[:limit]
             return found, [f"{vectors}[{i}]" for i in range(len(found))]
-        found = vector_codes(hasher, vectors)
+        found = vector_codes(hasher, vectors)[:limit]
         return found, [f"vector {i}" for i in range(len(found))]
     from ..hashing.data import load_dataset
 
-    if limit < 1:
-        raise ParameterError(f"the number of queries must be positive, got {limit}")
-    data = load_dataset(dataset, split=split, root=data_root).subset(limit)
+    data = load_dataset(dataset, split=split, root=data_root).subset(limit or 1)
     return hasher.encode(data), [f"{dataset}/{split}/{i}" for i in range(len(data))]

@@ -4,9 +4,13 @@ indexes  one row per index: code length, the hasher that made its codes, a gener
          every committed change bumps (derived structures remember the generation they were built at),
          and the next item id (ids are per index, handed out under the index row's lock).
 items    (index_id, id): external key (unique per index), label, source URI, metadata JSON.
-codes    (index_id, item_id): the packed code, plus integer keys of its 32-bit substrings
-         (s0..s7, indexed) so that SQL alone can find candidates by multi-index hashing.
+codes    (index_id, item_id): the packed code. (Stores made before 2026-11 also have columns
+         s0..s7 of 32-bit substring keys with partial indexes, which no search used: they cost a
+         third of a bulk add. Such stores keep working: the columns are left NULL, so unindexed.)
 vectors  (index_id, item_id): optional float32 vectors for re-ranking ties.
+index_meta  (index_id): what makes an index portable: the folder its image sources are relative to,
+         and the class names its integer labels stand for. Added after the first release: stores
+         without it still open (read: no such facts), and create-mode opens add it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKeyConstraint,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -27,8 +30,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SQL_SUBSTRINGS = 8  # s0..s7: 32-bit substrings of codes up to 256 bits
-SQL_SUBSTRING_BITS = 32
+# SQLite: tables clustered by their primary key (WITHOUT ROWID), so the (index_id, id) key needs no
+# second B-tree; a bulk add of 1M items writes 3 B-trees instead of 6 (benchmarks/README.md).
+CLUSTERED = {"sqlite_with_rowid": False}
 
 metadata = MetaData()
 
@@ -59,6 +63,7 @@ items = Table(
     Column("meta", JSON),
     ForeignKeyConstraint(["index_id"], [indexes.c.id], ondelete="CASCADE"),
     UniqueConstraint("index_id", "key", name="uq_semhash_items_key"),
+    **CLUSTERED,
 )
 
 
@@ -71,22 +76,20 @@ def _per_item(name: str, *columns: Column) -> Table:
         Column("item_id", BigInteger, primary_key=True, autoincrement=False),
         *columns,
         ForeignKeyConstraint(["index_id", "item_id"], [items.c.index_id, items.c.id], ondelete="CASCADE"),
+        **CLUSTERED,
     )
 
 
-codes = _per_item(
-    "semhash_codes",
-    Column("code", LargeBinary, nullable=False),
-    *[Column(f"s{j}", BigInteger) for j in range(SQL_SUBSTRINGS)],
-)
-for _j in range(SQL_SUBSTRINGS):  # partial: short codes leave the higher substrings NULL and unindexed
-    _col = codes.c[f"s{_j}"]
-    Index(
-        f"ix_semhash_codes_s{_j}",
-        codes.c.index_id,
-        _col,
-        sqlite_where=_col.isnot(None),
-        postgresql_where=_col.isnot(None),
-    )
-
+codes = _per_item("semhash_codes", Column("code", LargeBinary, nullable=False))
 vectors = _per_item("semhash_vectors", Column("vector", LargeBinary, nullable=False))
+
+
+index_meta = Table(
+    "semhash_index_meta",
+    metadata,
+    Column("index_id", Integer, primary_key=True, autoincrement=False),
+    Column("source_root", Text),  # absolute folder the items' relative sources were under at build time
+    Column("classes", JSON),  # class names, classes[label]
+    ForeignKeyConstraint(["index_id"], [indexes.c.id], ondelete="CASCADE"),
+)
+LATER_TABLES = {index_meta.name}  # created by the next create-mode open of an older store

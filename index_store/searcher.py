@@ -70,6 +70,32 @@ class Searcher:
         self._radius_clocks: dict[int, dict] = {}
         self._knn_plans: dict[int, KnnPlan] = {}
         self._work: dict[tuple, float] = {}
+        self.new_plans = False  # measured since the last plans() export: worth keeping
+
+    def plans(self) -> dict:
+        """What the planner measured (radius clocks, k-NN plans), as JSON data: the disk cache keeps
+        it beside the structures, so that the next process (a CLI call) skips the timing."""
+        self.new_plans = False
+        return {
+            "radius": {
+                str(r): {f"{h}:{m}": list(v) for (h, m), v in c.items()} for r, c in self._radius_clocks.items()
+            },
+            "knn": {
+                str(k): {**vars(p), "clock": p.clock and {n: list(v) for n, v in p.clock.items()}}
+                for k, p in self._knn_plans.items()
+            },
+        }
+
+    def adopt_plans(self, plans: dict) -> None:
+        """Take plans() of a searcher over the same structures; anything malformed is left out (a
+        plan only decides speed: each is measured again when missing)."""
+        for r, clock in plans.get("radius", {}).items():
+            parsed = {(h, int(m)): (float(a), float(b)) for p, (a, b) in clock.items() for h, m in [p.split(":")]}
+            if all(h == "scan" or (h == "mih" and m in self.mih) for h, m in parsed):
+                self._radius_clocks[int(r)] = parsed
+        for k, p in plans.get("knn", {}).items():
+            clock = p["clock"] and {n: (float(a), float(b)) for n, (a, b) in p["clock"].items()}
+            self._knn_plans[int(k)] = KnnPlan(p["start"], p["stop"], clock, float(p["work"]))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything the searcher holds but its FAISS index, as named arrays (for the on-disk cache)."""
@@ -128,6 +154,7 @@ class Searcher:
         clock = self._radius_clocks.get(radius)
         if clock is None:
             clock = self._radius_clocks[radius] = self.planner.radius_clock(radius)
+            self.new_plans = True
         return min(clock, key=lambda p: clock[p][0] + nq * clock[p][1])
 
     # --- radius search ---
@@ -172,6 +199,7 @@ class Searcher:
         plan = self._knn_plans.get(k)
         if plan is None:
             plan = self._knn_plans[k] = self.planner.knn_plan(k)
+            self.new_plans = True
         if rerank is None and (plan.start is None or _scan_first(plan.clock, len(q))):
             return self.scan_knn(q, k)
         return self.mih_knn(q, k, plan, rerank)

@@ -77,14 +77,14 @@ class Service:
         ids = index.store.ids_of(name, [key])
         if key not in ids:
             raise ItemNotFound(f"no item {key!r} in index {name!r}")
-        return index.store.items(name, [ids[key]])[ids[key]]
+        return index.describe(index.store.items(name, [ids[key]])[ids[key]])
 
     def sample(self, name: str, n: int, seed: int) -> list[dict]:
         """n items picked at random (the browse page offers them as queries)."""
         s = self.index(name).searcher
         pick = np.random.default_rng(seed).choice(len(s), min(n, len(s)), replace=False) if len(s) else []
         meta = self.index(name).store.items(name, s.ids[pick])
-        return [meta[int(i)] for i in s.ids[pick]]
+        return [self.index(name).describe(meta[int(i)]) for i in s.ids[pick]]
 
     def info(self, name: str) -> dict:
         index = self.index(name)

@@ -223,6 +223,12 @@ def storage_problems(x) -> list[str]:
     return problems
 
 
+def valid_query_problems(x) -> list[str]:
+    """storage_problems, less the planner's measurements (plans.json beside the cache), which a
+    valid query keeps so that the next process does not time its plan again."""
+    return [p for p in storage_problems(x) if not p.endswith("plans.json")]
+
+
 def one_line(text) -> bool:
     return isinstance(text, str) and text.strip() != "" and "\n" not in text and "\r" not in text
 
@@ -342,7 +348,7 @@ def test_cli_accepts_odd_but_valid_input(x, args, hits):
     proc = semhash_cli(x, *args)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["queries"][0]["hits"]) == hits
-    assert storage_problems(x) == []
+    assert valid_query_problems(x) == []
 
 
 # --- the Python API --------------------------------------------------------------------------------
@@ -575,7 +581,7 @@ API_ACCEPTS = [
 def test_python_api_accepts_odd_but_valid_input(x, call, hits):
     result = call(x)
     assert len(result["queries"][0]["hits"]) == hits
-    assert storage_problems(x) == []
+    assert valid_query_problems(x) == []
 
 
 def test_a_16_bit_png_is_the_same_query_as_its_8_bit_original(x):
@@ -793,4 +799,4 @@ def test_http_accepts_odd_but_valid_input(x, client, send, hits):
     r = send(client, x)
     assert r.status_code == 200, r.text
     assert len(r.json()["queries"][0]["hits"]) == hits
-    assert storage_problems(x) == []
+    assert valid_query_problems(x) == []

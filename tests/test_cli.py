@@ -49,7 +49,6 @@ def test_data_info_human_readable_for_a_feature_file(tmp_path):
     "args, message",
     [
         (["data", "info", "nosuchset"], "error: unknown data set 'nosuchset'"),
-        (["data", "info", "digits", "--split", "dev"], "error: unknown split 'dev'"),
         (
             ["data", "info", "mnist", "--data-root", "/nonexistent/root", "--no-download"],
             "not found in /nonexistent/root",
@@ -63,9 +62,19 @@ def test_errors_are_one_line_on_stderr_with_exit_code_1(args, message):
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
-def test_usage_errors_exit_2_without_traceback():
-    proc = semhash("data", "info")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "info"], "error: Missing argument 'name'."),
+        (["data", "info", "digits", "--split", "dev"], "error: Invalid value for '--split': 'dev' is not one of"),
+        (["train", "--dataset", "digits", "--bits", "x", "-o", "m.semhash"], "error: Invalid value for '--bits'"),
+        (["search", "x.db", "--no-such-option"], "error: No such option: --no-such-option"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args, message):
+    proc = semhash(*args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
 
 
 @pytest.fixture(scope="module")

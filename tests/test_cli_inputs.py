@@ -64,7 +64,9 @@ def test_an_indexed_image_finds_itself_first(rgb):
     item = folder / "images" / "green" / "3.png"
     found = hits(db, item)
     assert found[0]["distance"] == 0 and found[0]["label"] is not None
-    assert str(item) in {h["key"] for h in found if h["distance"] == 0}
+    # keys name the file within its folder, wherever the folder lies; sources where it is now
+    assert "images/green/3.png" in {h["key"] for h in found if h["distance"] == 0}
+    assert str(item) in {h["source"] for h in found if h["distance"] == 0}
 
 
 def test_rgba_palette_and_grey_images_of_other_sizes_convert_to_the_models_input(rgb, tmp_path):
@@ -118,11 +120,11 @@ def test_a_corrupt_or_deleted_cache_is_rebuilt_from_sql_with_the_same_results(fe
     np.save(folder / "q.npy", np.load(folder / "x.npy")[:3])
     before = semhash("search", db, "--vector", folder / "q.npy", "-k", "7", "--json").stdout
     cache = folder / "items.db.cache" / "default"
-    with open(cache / "faiss.index", "r+b") as f:
+    with open(cache / "search.npz", "r+b") as f:
         f.seek(40)
         f.write(b"\xff" * 16)
     info = json.loads(semhash("index", "info", db, "--json").stdout)
-    assert info["derived"] == "rebuilt from SQL (faiss.index missing or corrupt)"
+    assert info["derived"] == "rebuilt from SQL (search.npz missing or corrupt)"
     assert semhash("search", db, "--vector", folder / "q.npy", "-k", "7", "--json").stdout == before
     (cache / "search.npz").unlink()
     info = json.loads(semhash("index", "info", db, "--json").stdout)

@@ -1,14 +1,14 @@
 """The index store: items and codes in SQL (SQLite, and PostgreSQL when configured), derived search
 structures rebuilt from SQL when missing, stale or corrupt, and search results that stay exact."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from semhash.hashing.codes import hamming
-from semhash.index_store import schema
 from semhash.index_store.index import Index
 from semhash.index_store.store import Store, StoreError
 
@@ -67,15 +67,15 @@ def test_reopen_uses_the_cache_and_detects_changes_by_another_writer(store_targe
     assert as_pairs(b.search(codes[:5], k=None, radius=2)) == brute_force(codes, keys, codes[:5], 2)
 
 
-@pytest.mark.parametrize("damage", ["delete faiss", "corrupt tables", "truncate manifest", "delete all"])
+@pytest.mark.parametrize("damage", ["delete tables", "corrupt tables", "truncate manifest", "delete all"])
 def test_a_damaged_cache_is_rebuilt_from_sql_with_unchanged_results(store_target, index_name, clustered, damage):
     keys, codes, _ = clustered
     idx = Index.create(store_target, index_name, bits=32)
     idx.add(keys, codes)
     before = idx.search(codes[:10], k=7)
     folder = idx.cache_folder
-    if damage == "delete faiss":
-        (folder / "faiss.index").unlink()
+    if damage == "delete tables":
+        (folder / "search.npz").unlink()
     elif damage == "corrupt tables":
         data = bytearray((folder / "search.npz").read_bytes())
         data[len(data) // 2] ^= 0xFF
@@ -114,19 +114,23 @@ def test_a_failing_batch_leaves_nothing_behind(store_target, index_name, cluster
     assert idx.store.count(index_name) == 10 and len(idx.searcher) == 10
 
 
-def test_sql_keeps_substring_keys_for_multi_index_lookups(store_target, index_name, rng):
-    codes = rng.integers(0, 256, (20, 8), dtype=np.uint8)  # 64 bits: two 32-bit substrings
-    idx = Index.create(store_target, index_name, bits=64)
-    idx.add([str(i) for i in range(20)], codes)
-    with idx.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(schema.codes.c.s0, schema.codes.c.s1, schema.codes.c.s2)
-            .where(schema.codes.c.index_id == idx.row.id)
-            .order_by(schema.codes.c.item_id)
-        ).all()
-    low, high = codes[:, :4].copy().view("<u4")[:, 0], codes[:, 4:].copy().view("<u4")[:, 0]
-    assert [r[0] for r in rows] == low.tolist() and [r[1] for r in rows] == high.tolist()
-    assert all(r[2] is None for r in rows)
+def test_a_store_of_the_older_schema_keeps_working(tmp_path, rng):
+    """Stores made before 2026-11 have s0..s7 substring columns (with partial indexes) in the codes
+    table and no index_meta table: they are left NULL and the table is added on the next build."""
+    db = tmp_path / "old.db"
+    Index.create(db, "first", bits=32).add(["a"], np.zeros((1, 4), np.uint8))
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE semhash_index_meta")
+        for j in range(8):
+            conn.execute(f"ALTER TABLE semhash_codes ADD COLUMN s{j} BIGINT")
+        conn.execute("CREATE INDEX ix_semhash_codes_s0 ON semhash_codes (index_id, s0) WHERE s0 IS NOT NULL")
+    codes = rng.integers(0, 256, (50, 4), dtype=np.uint8)
+    Index.open(db, "first").add([f"k{i}" for i in range(50)], codes)
+    read = Index.open(db, "first", mode="read")
+    assert read.store.has_meta is False and read.row.source_root is None
+    assert read.search(codes[:3], k=1)[0][0]["key"] == "k0"
+    Index.create(db, "second", bits=16)  # a create-mode open adds the newer table
+    assert Index.open(db, "second", mode="read").store.has_meta
 
 
 def test_ties_reranked_by_stored_vectors(store_target, index_name):

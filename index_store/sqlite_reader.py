@@ -1,0 +1,195 @@
+"""Reading a SQLite store with the standard library's sqlite3 alone: what read-only commands
+(search, index info/list/verify/export, dedup) use on a SQLite file, so that they start without
+importing SQLAlchemy (measured: 0.25 s of a 0.8 s `semhash search --item`; README, "Start-up").
+
+It reads what store.Store writes, with the same checks: opened read-only (a mistyped path creates
+nothing, a read-only mount is read as immutable), a file without semhash's tables is StoreMissing,
+a table of ours by name with other columns is another application's (StoreError), and every
+driver error is one StoreError line. tests/test_store.py checks it against Store on the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from ..hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
+from .records import IndexRow, safe_url
+
+# The columns of every table (schema.py's; tests/test_store.py checks they agree).
+COLUMNS = {
+    "semhash_indexes": (
+        "id name bits hasher_path hasher_checksum hasher_header created updated generation next_item item_count"
+    ).split(),
+    "semhash_items": "index_id id key label source meta".split(),
+    "semhash_codes": "index_id item_id code".split(),
+    "semhash_vectors": "index_id item_id vector".split(),
+}
+META_TABLE, META_COLUMNS = "semhash_index_meta", ["index_id", "source_root", "classes"]
+IN_CHUNK = 30_000  # values per IN (...): below SQLite's 32,766 bind parameters
+BUSY_TIMEOUT_S = 10.0
+
+
+class SqliteReader:
+    """A read-only view of the SQLite store at `path` (url: its sqlite:/// URL), with the reading
+    half of store.Store's interface."""
+
+    is_sqlite, mode = True, "read"
+
+    def __init__(self, url: str, path: Path):
+        self.url, self.sqlite_path = url, path
+        self.lock = threading.RLock()  # one connection: threads take turns, a snapshot at a time
+        if not path.is_file():
+            raise StoreMissing(f"{path}: no such database file")
+        self.conn = self._guard(lambda: _open_read_only(path))
+        self.has_meta = self._guard(self._check_schema)
+
+    def _check_schema(self) -> bool:
+        present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for name, columns in (*COLUMNS.items(), (META_TABLE, META_COLUMNS)):
+            if name in present:
+                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")}
+                missing = set(columns) - have
+                if missing:
+                    raise StoreError(
+                        f"{safe_url(self.url)}: table {name} is not semhash's (it lacks {', '.join(sorted(missing))})"
+                    )
+        if not set(COLUMNS) <= present:
+            raise StoreMissing(f"{safe_url(self.url)} holds no semhash tables")
+        return META_TABLE in present
+
+    def _guard(self, read):
+        try:
+            return read()
+        except sqlite3.Error as exc:
+            raise sql_error(exc, f"database {safe_url(self.url)}") from None
+
+    def _rows(self, sql: str, params=()) -> list[tuple]:
+        with self.lock:
+            return self._guard(lambda: self.conn.execute(sql, params).fetchall())
+
+    def _snapshot(self):
+        """One read transaction (a consistent snapshot across statements, as Store's connection)."""
+        return _Snapshot(self)
+
+    # --- the reading half of store.Store ---
+    def get_index(self, name: str) -> IndexRow:
+        with self._snapshot():
+            return self._index_row(name)
+
+    def index_names(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT name FROM semhash_indexes ORDER BY name")]
+
+    def load_codes(self, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
+        with self._snapshot():
+            idx = self._index_row(name)
+            rows = self._rows("SELECT item_id, code FROM semhash_codes WHERE index_id = ? ORDER BY item_id", (idx.id,))
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), idx.bits // 8)
+        return ids, codes.copy(), idx.generation
+
+    def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
+        idx = self.get_index(name)
+        rows = dict(self._rows("SELECT item_id, vector FROM semhash_vectors WHERE index_id = ?", (idx.id,)))
+        if not rows:
+            return None
+        return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
+
+    def items(self, name: str, ids) -> dict[int, dict]:
+        """Metadata of items by id: {id: {id, key, label, source, meta}}."""
+        ids = sorted({int(i) for i in ids})
+        out = {}
+        with self._snapshot():
+            idx = self._index_row(name)
+            for part in _chunks(ids):
+                marks = ", ".join("?" * len(part))
+                sql = f"SELECT id, key, label, source, meta FROM semhash_items WHERE index_id = ? AND id IN ({marks})"
+                for i, key, label, source, meta in self._rows(sql, (idx.id, *part)):
+                    out[i] = {"id": i, "key": key, "label": label, "source": source, "meta": _json(meta)}
+        return out
+
+    def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
+        found = {}
+        with self._snapshot():
+            idx = self._index_row(name)
+            for part in _chunks([str(k) for k in keys]):
+                marks = ", ".join("?" * len(part))
+                sql = f"SELECT key, id FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
+                found.update(self._rows(sql, (idx.id, *part)))
+        return found
+
+    def count(self, name: str) -> int:
+        idx = self.get_index(name)
+        return self._rows("SELECT count(*) FROM semhash_items WHERE index_id = ?", (idx.id,))[0][0]
+
+    def checkpoint(self) -> None:
+        """Nothing to move: this reader never writes."""
+
+    def _index_row(self, name: str) -> IndexRow:
+        fields = [f for f in IndexRow.__dataclass_fields__ if f in COLUMNS["semhash_indexes"]]
+        sql = f"SELECT {', '.join('i.' + f for f in fields)}"
+        if self.has_meta:
+            fields += ["source_root", "classes"]
+            sql += f", m.source_root, m.classes FROM semhash_indexes i LEFT JOIN {META_TABLE} m ON m.index_id = i.id"
+        else:
+            sql += " FROM semhash_indexes i"
+        rows = self._rows(sql + " WHERE i.name = ?", (name,))
+        if not rows:
+            known = ", ".join(self.index_names()) or "none"
+            raise IndexNotFound(f"no index named {name!r} in {safe_url(self.url)} (known: {known})")
+        row = dict(zip(fields, rows[0]))
+        row["hasher_header"], row["classes"] = _json(row["hasher_header"]), _json(row.get("classes"))
+        row["created"], row["updated"] = (datetime.fromisoformat(row[k]) for k in ("created", "updated"))
+        return IndexRow(**row)
+
+
+class _Snapshot:
+    """BEGIN ... COMMIT around reads, so that they see one state of the database."""
+
+    def __init__(self, reader: SqliteReader):
+        self.reader = reader
+
+    def __enter__(self):
+        self.reader.lock.acquire()
+        try:
+            self.began = not self.reader.conn.in_transaction
+            if self.began:
+                self.reader._guard(lambda: self.reader.conn.execute("BEGIN"))
+        except BaseException:
+            self.reader.lock.release()
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            if self.began:
+                self.reader._guard(self.reader.conn.commit)
+        finally:
+            self.reader.lock.release()
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A WAL database in a folder we cannot write needs its shared-memory
+    file; where that cannot be made, the file is read as immutable."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+    return conn
+
+
+def _json(text):
+    return None if text is None else json.loads(text)
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]

@@ -1,0 +1,157 @@
+"""Model selection and the honest verdict: a random held-out split (several classes even when the
+data is sorted by class), a criterion that can be trusted (labels, input-space neighbours, or none),
+training length in steps, the autoencoder judged against PCA-ITQ, `auto` keeping the better, and a
+warning when codes collapse."""
+
+import json
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from semhash.hashing import artifact
+from semhash.hashing.baselines import LSH
+from semhash.hashing.data import IDENTITY, Dataset
+from semhash.hashing.errors import CodesCollapsed
+from semhash.hashing.methods import collapse_warnings, load_hasher, train_model
+from semhash.hashing.metrics import code_statistics, evaluate, label_relevance
+from semhash.hashing.models import Regularizers
+from semhash.hashing.train import TrainConfig, choose_criterion, make_validation, schedule, train
+
+FAST = dict(hidden=(256, 128), batch_size=64, device="cpu", threads=1)  # small enough for seconds on a CPU
+
+
+def sorted_by_class(data: Dataset) -> Dataset:
+    """The same items, one class after another: the layout of an image folder of class sub-folders."""
+    order = torch.argsort(data.labels, stable=True)
+    return replace(data, x=data.x[order], labels=data.labels[order], _fingerprint=None)
+
+
+def map_all(hasher, database, queries) -> float:
+    rel = label_relevance(queries.labels.numpy(), database.labels.numpy())
+    return evaluate(hasher.encode(queries), hasher.encode(database), rel).map_all
+
+
+@pytest.fixture(scope="module")
+def sorted_digits(digits):
+    return sorted_by_class(digits[0])
+
+
+@pytest.fixture(scope="module")
+def trained_ae(sorted_digits, tmp_path_factory):
+    """The autoencoder trained for 1,200 steps on class-sorted digits (a few seconds), and its summary."""
+    path = tmp_path_factory.mktemp("ae") / "ae.semhash"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CodesCollapsed)  # a healthy model: no collapse warning
+        summary = train_model("ae", sorted_digits, path, bits=16, steps=1200, **FAST)
+    return load_hasher(path), summary
+
+
+def test_class_sorted_data_gives_a_seeded_random_validation_split_of_every_class(sorted_digits):
+    labels = sorted_digits.labels.numpy()
+    cfg = TrainConfig(val_items=200)
+    val = make_validation(sorted_digits.x, sorted_digits.labels, cfg)
+    assert len(val.val_rows) == 200 and len(np.unique(labels[val.val_rows])) == 10
+    assert len(np.unique(labels[val.train_rows[: val.n_db]])) == 10  # the database holds every class too
+    assert sorted(np.concatenate([val.train_rows, val.val_rows])) == list(range(len(labels)))
+    assert val.criterion == "labels"
+    np.testing.assert_array_equal(make_validation(sorted_digits.x, sorted_digits.labels, cfg).val_rows, val.val_rows)
+    other = make_validation(sorted_digits.x, sorted_digits.labels, replace(cfg, seed=1))
+    assert set(other.val_rows) != set(val.val_rows)
+
+
+def test_labels_that_cannot_rank_models_fall_back_to_the_neighbour_criterion():
+    one_class = choose_criterion(np.zeros(100, int), np.zeros(500, int))
+    unseen = choose_criterion(np.arange(100) % 5, np.arange(500) % 5 + 5)  # no query has a class-mate
+    assert one_class[0] == unseen[0] == "neighbours"
+    assert "1 class" in one_class[1] and "class-mate" in unseen[1]
+    assert choose_criterion(None, None)[0] == "neighbours"
+    assert choose_criterion(np.arange(100) % 5, np.arange(500) % 5)[0] == "labels"
+
+
+def test_too_few_held_out_items_train_the_full_length_and_keep_the_last_weights(digits):
+    cfg = TrainConfig(bits=8, steps=40, eval_every=10, patience=1, **FAST)
+    result = train(cfg, digits[0].subset(100), progress=False)  # 20 held out: below MIN_QUERIES
+    assert result.validation.criterion == "none" and "too few" in result.validation.reason
+    assert result.steps == 40 and [h["step"] for h in result.history] == [10, 20, 30, 40]  # patience never acted
+    assert "score" not in result.best and result.best["step"] == 40
+
+
+def test_length_is_set_in_steps_and_epochs_override_it():
+    assert schedule(TrainConfig(), 58_000) == (256, 7000, 233)  # MNIST: ~30 passes, a round a pass
+    assert schedule(TrainConfig(), 1_600) == (256, 7000, 233)  # 2,000 items: as many updates, not 30 passes
+    assert schedule(TrainConfig(epochs=3, batch_size=100), 1_000) == (100, 30, 10)
+    assert schedule(TrainConfig(steps=50, eval_every=20), 30) == (30, 50, 20)  # fewer items than a batch
+
+
+def test_a_class_sorted_set_trains_to_codes_that_beat_lsh(trained_ae, sorted_digits, digits):
+    ae, summary = trained_ae
+    assert summary["criterion"] == "labels" and summary["training"]["steps"] <= 1200
+    lsh = np.mean([map_all(LSH(16, seed=s).fit(sorted_digits), sorted_digits, digits[1]) for s in range(3)])
+    assert map_all(ae, sorted_digits, digits[1]) > lsh + 0.05
+
+
+def test_the_verdict_sets_both_figures_side_by_side_in_the_summary_and_the_file(trained_ae):
+    ae, summary = trained_ae
+    ours, theirs = summary["validation"]["score"], summary["itq_validation"]["score"]
+    assert 0 < ours <= 1 and 0 < theirs <= 1 and summary["method"] == "ae"
+    beaten = "does not beat" not in summary["verdict"]
+    assert beaten == (ours > theirs) and f"{ours:.3f}" in summary["verdict"] and f"{theirs:.3f}" in summary["verdict"]
+    header = artifact.read_header(summary["model"])
+    assert header["report"]["verdict"] == summary["verdict"] and header["report"]["itq_validation"]["score"] == theirs
+    assert header["selection"]["criterion"] == "labels" and summary["warnings"] == []
+
+
+def test_auto_keeps_the_hasher_with_the_better_validation_figure(sorted_digits, tmp_path):
+    summary = train_model("auto", sorted_digits, tmp_path / "m.semhash", bits=16, steps=1, **FAST)  # an AE of 1 step
+    ours, theirs = summary["validation"]["score"], summary["itq_validation"]["score"]
+    winner = "ae" if ours > theirs else "itq"
+    assert summary["kept"] == summary["method"] == load_hasher(tmp_path / "m.semhash").method == winner == "itq"
+    assert "does not beat" in summary["verdict"] and "kept PCA-ITQ" in summary["verdict"]
+    assert f"{theirs:.3f} against {ours:.3f}" in summary["kept_because"]
+    assert summary["warnings"] == []  # the kept codes are PCA-ITQ's, which use every bit
+
+
+def test_the_collapse_warning_fires_on_a_collapsed_model_and_not_on_a_healthy_one(digits, tmp_path):
+    with pytest.warns(CodesCollapsed, match="codes collapsed"):
+        summary = train_model("ae", digits[0], tmp_path / "one.semhash", bits=16, steps=1, **FAST)
+    assert summary["warnings"] and summary["codes"]["constant_bits"] > 0
+    assert artifact.read_header(summary["model"])["report"]["warnings"] == summary["warnings"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CodesCollapsed)
+        assert train_model("itq", digits[0], tmp_path / "itq.semhash", bits=16)["warnings"] == []
+    constant = np.zeros((1000, 4), np.uint8)  # a hasher forced to one code
+    stats = code_statistics(constant, 32)
+    assert stats == {"items": 1000, "distinct": 1, "constant_bits": 32, "unbalanced_bits": 0}
+    assert "1 distinct codes for 1,000 items" in collapse_warnings(stats, 32)[0]
+
+
+def test_data_without_labels_is_selected_by_an_unsupervised_criterion_stated_in_the_model_file(rng, tmp_path):
+    centres = rng.standard_normal((6, 32)) * 4
+    x = centres[rng.integers(0, 6, 600)] + rng.standard_normal((600, 32))
+    data = Dataset("clusters", torch.from_numpy(x.astype(np.float32)), None, IDENTITY, "test")
+    options = dict(steps=60, hidden=(32,), reg=Regularizers(), device="cpu", threads=1)
+    summary = train_model("ae", data, tmp_path / "u.semhash", bits=8, **options)
+    assert summary["criterion"] == "neighbours" and "no labels" in summary["criterion_reason"]
+    assert 0 < summary["validation"]["neighbour_map"] <= 1 and "neighbours" in summary["verdict"]
+    header = artifact.read_header(summary["model"])
+    assert header["selection"]["criterion"] == header["report"]["criterion"] == "neighbours"
+    assert header["validation"]["criterion"] == "neighbours"
+
+
+def test_the_train_command_prints_the_verdict_and_the_warnings(tmp_path):
+    from semhash.cli.main import app
+
+    args = ["train", "--dataset", "digits", "--limit", "300", "--epochs", "1", "--bits", "16", "--device", "cpu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CodesCollapsed)  # the command reports it once, as a line of its own
+        out = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "a.semhash")])  # one step: collapsed codes
+        assert out.exit_code == 0, out.output
+        assert "PCA-ITQ" in out.stdout and "warning: codes collapsed" in out.stderr
+        out = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "b.semhash"), "--json"])
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.stdout)
+    assert "PCA-ITQ" in summary["verdict"] and summary["warnings"] and "itq_validation" in summary
