@@ -381,15 +381,16 @@ def _save_npy(path: Path, array) -> None:
 
 @app.command()
 def dedup(
-    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    index: str = typer.Argument(..., help="SQLite file or database URL, or a folder of images (with --model)."),
     radius: int = typer.Option(0, help="Items within this Hamming distance of each other are near-duplicates."),
+    model: Path | None = typer.Option(None, help="With a folder: the model that encodes its images."),
     name: str = IndexName,
     fmt: Format | None = FormatOption,
 ) -> None:
-    """Groups of near-duplicate items: linked by codes within the radius, largest group first."""
+    """Groups of near-duplicate items of an index or a folder: linked by codes within the radius, largest first."""
     from ..index_store.dedup import dedup as find_groups
 
-    result = find_groups(index, name, radius)
+    result = find_groups(index, name, radius, model=model)
     fmt = chosen(fmt, False)
     if fmt is Format.json:
         typer.echo(json.dumps(result, indent=1))

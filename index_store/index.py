@@ -240,7 +240,7 @@ class Index:
         """
         for _ in range(SEARCH_ATTEMPTS):
             res = self.search_ids(query_codes, k, radius, query_vectors)
-            meta = self.store.items(self.name, res.ids)
+            meta = self.store.items(self.name, res.ids, index_id=self.row.id)
             if len(meta) == len(np.unique(res.ids)):
                 break
             # an item went from SQL between the search and the metadata read (another writer, another

@@ -102,16 +102,16 @@ class SqliteReader:
             return None
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
-    def items(self, name: str, ids) -> dict[int, dict]:
+    def items(self, name: str, ids, index_id: int | None = None) -> dict[int, dict]:
         """Metadata of items by id: {id: {id, key, label, source, meta}}."""
         ids = sorted({int(i) for i in ids})
         out = {}
         with self._snapshot():
-            idx = self._index_row(name)
+            index_id = self._index_row(name).id if index_id is None else index_id
             for part in _chunks(ids):
                 marks = ", ".join("?" * len(part))
                 sql = f"SELECT id, key, label, source, meta FROM semhash_items WHERE index_id = ? AND id IN ({marks})"
-                for i, key, label, source, meta in self._rows(sql, (idx.id, *part)):
+                for i, key, label, source, meta in self._rows(sql, (index_id, *part)):
                     out[i] = {"id": i, "key": key, "label": label, "source": source, "meta": _json(meta)}
         return out
 

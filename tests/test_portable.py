@@ -199,3 +199,11 @@ def test_a_missing_extra_is_named_in_one_line(photos, blocked, args, extra):
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and f"pip install 'semhash[{extra}]'" in proc.stderr, proc.stderr
     assert "secret" not in proc.stderr
+
+
+def test_dedup_of_a_folder_groups_as_dedup_of_its_index(photos):
+    folder = json.loads(
+        semhash_cli("dedup", "photos", "--model", "m.semhash", "--radius", 1, "--format", "json", cwd=photos)
+    )
+    index = json.loads(semhash_cli("dedup", "idx.db", "--radius", 1, "--format", "json", cwd=photos))
+    assert folder["groups"] == index["groups"] and folder["items"] == index["items"] == 150
