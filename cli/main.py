@@ -145,7 +145,9 @@ def train(
         options = _ae_options(
             bottleneck.value, steps, epochs, device, neighbours, conv, checkpoint, resume, progress=not as_json
         )
-    with warnings.catch_warnings():  # a collapse is reported once, below, not also as a Python warning
+    # the autoencoder draws its own progress bar; the other fits get a spinner (terminals only)
+    spinner = _spinner(f"fitting {method.value}", not as_json and method not in (Method.ae, Method.auto))
+    with warnings.catch_warnings(), spinner:  # a collapse is reported once, below, not also as a Python warning
         warnings.simplefilter("ignore", CodesCollapsed)
         summary = train_model(
             method.value,
@@ -503,6 +505,16 @@ def _pretty(key: str, value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_pretty(k, v)}" for k, v in value.items()) or "-"
     return str(value)
+
+
+def _spinner(what: str, enabled: bool):
+    """A spinner on a terminal's stderr while work without steps runs (a PCA, an ITQ fit)."""
+    from contextlib import nullcontext
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return console.status(what) if enabled and console.is_terminal else nullcontext()
 
 
 class _bar:

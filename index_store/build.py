@@ -79,8 +79,8 @@ def _sources(data: Dataset, root: str | None) -> list[str]:
     if not data.files:
         return [f"{data.source}#{i}" for i in range(len(data))]
     if root is None:
-        return [str(Path(f).resolve()) for f in data.files]
-    return [Path(os.path.relpath(Path(f).resolve(), root)).as_posix() for f in data.files]
+        return [os.path.abspath(f) for f in data.files]
+    return [Path(os.path.relpath(os.path.abspath(f), root)).as_posix() for f in data.files]
 
 
 def _checked(data, data_options: dict, batch_size: int, model_path):
@@ -107,7 +107,7 @@ def _target_index(target, model_path, hasher, data, name: str, resume, adding) -
         if adding:
             raise IndexNotFound(f"no index named {name!r} in {target}; build it first")
         path = str(Path(model_path).resolve())
-        root = str(Path(data.source).resolve()) if data.files else None
+        root = os.path.abspath(data.source) if data.files else None
         index = Index.create(
             store, name, hasher.bits, hasher_path=path, model=hasher, source_root=root, classes=data.classes
         )

@@ -10,6 +10,7 @@ groups are the connected components of those links (scipy), largest first.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,8 @@ def dedup(target, name: str = "default", radius: int = 0, model=None) -> dict:
         if model is None:
             raise ModelMissing(f"{target} is a folder: name the model that encodes its images")
         files, codes = encode(model, images=[str(target)])
-        root = Path(target).resolve()
-        keys = [f"{root.name}/{Path(f).resolve().relative_to(root).as_posix()}" for f in files]
+        root = os.path.abspath(target)
+        keys = [f"{Path(root).name}/{Path(os.path.relpath(os.path.abspath(f), root)).as_posix()}" for f in files]
         members = _linked(Searcher(np.arange(len(keys), dtype=np.int64), codes), radius)
         groups = [sorted(keys[int(p)] for p in m) for m in members]
         return _report({"folder": str(target)}, radius, len(keys), groups)

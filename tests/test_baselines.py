@@ -104,3 +104,22 @@ def test_save_is_atomic_and_leaves_no_temp_files(digits, tmp_path):
     LSH(bits=16).fit(digits[0]).save(tmp_path / "m.semhash")  # overwrite in place
     assert [p.name for p in tmp_path.iterdir()] == ["m.semhash"]
     assert load_hasher(tmp_path / "m.semhash").bits == 16
+
+
+def test_pca_of_wide_inputs_stays_within_a_few_copies_of_the_input(rng):
+    """20,000 dimensions: the covariance the exact method would form is 3.2 GB (80x the input);
+    the randomized method's peak stays under 4x the input's 40 MB."""
+    import tracemalloc
+
+    from semhash.hashing.pca import principal_directions
+
+    x = rng.standard_normal((500, 20_000)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        mean, directions = principal_directions(x, 16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * x.nbytes, f"peak {peak / 1e6:.0f} MB"
+    assert directions.shape == (20_000, 16) and np.allclose(directions.T @ directions, np.eye(16), atol=1e-3)
+    assert np.allclose(mean, x.mean(axis=0), atol=1e-5)

@@ -1,0 +1,201 @@
+"""Training in several processes (PyTorch DistributedDataParallel): starting them, their process
+group, and the few collectives the training loop needs. Nothing here knows about autoencoders.
+
+    launch(fn, nproc, device, args)   # nproc processes run fn(*args) in one process group;
+                                      # rank 0's return value comes back to the caller
+
+The processes are started with torch.multiprocessing's spawn on this machine (rendezvous at
+MASTER_ADDR=127.0.0.1 and a free port): on the CPU they talk through gloo and share the cores
+(cores // nproc threads each); on CUDA through NCCL, rank r on GPU r. Outside a process group
+every helper is the single-process identity (rank 0 of 1), so the training loop has one shape.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .errors import ParameterError, SemhashError
+
+MAX_PROCESSES = 64  # more processes than this is a mistake on any one machine
+
+
+def check(nproc: int, device: torch.device, batch_size: int) -> None:
+    """ParameterError unless nproc processes can train on this device with batches of batch_size."""
+    if not 1 <= nproc <= MAX_PROCESSES:
+        raise ParameterError(f"training processes must be 1 to {MAX_PROCESSES}, got {nproc}")
+    if nproc == 1:
+        return
+    if device.type not in ("cpu", "cuda"):
+        raise ParameterError(f"training in {nproc} processes runs on the CPU or CUDA GPUs, not on {device.type}")
+    if device.type == "cuda" and device.index is not None:
+        raise ParameterError(f"{nproc} training processes take one GPU each (cuda:0 to cuda:{nproc - 1}): name cuda")
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and nproc > gpus:
+        raise ParameterError(f"{nproc} training processes on CUDA need {nproc} GPUs, this machine has {gpus}")
+    if batch_size < nproc:
+        raise ParameterError(f"a batch of {batch_size} items cannot be shared by {nproc} training processes")
+
+
+def backend(device: torch.device) -> str:
+    """gloo for the CPU, nccl for CUDA GPUs."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if initialized() else 1
+
+
+def device_of_rank(device: torch.device) -> torch.device:
+    """This process's device: the given one, or on CUDA in a process group the rank's own GPU."""
+    if device.type == "cuda" and initialized():
+        return torch.device("cuda", rank())
+    return device
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def launch(fn, nproc: int, device: torch.device, args: tuple = (), threads: int | None = None):
+    """Run fn(*args) in nproc fresh processes joined in one process group; rank 0's return value.
+    fn must be importable by name (a module-level function) and args picklable (tensors travel
+    through shared memory). An error in any process is raised here: the SemhashError it raised
+    when it was one (a ParameterError, a CheckpointMismatch, ...), else the spawn error with its
+    traceback. threads: intra-op threads per process (default: the cores shared out)."""
+    import torch.multiprocessing as mp
+
+    threads = threads or max(1, cores() // nproc)
+    with tempfile.TemporaryDirectory(prefix="semhash-ddp-") as tmp:
+        port = free_port()
+        saved = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the children's OpenMP pools (torch, FAISS) at start
+        try:
+            mp.spawn(_entry, (fn, nproc, port, backend(device), threads, tmp, args), nprocs=nproc, join=True)
+        except (mp.ProcessRaisedException, mp.ProcessExitedException):
+            _raise_error_of_a_rank(Path(tmp), nproc)
+            raise
+        finally:
+            _restore("OMP_NUM_THREADS", saved)
+        return torch.load(Path(tmp) / "result.pt", weights_only=False)
+
+
+def _entry(rank_: int, fn, world: int, port: int, backend_: str, threads: int, tmp: str, args: tuple) -> None:
+    """One spawned process: join the group, run fn, and (rank 0) leave its value for the parent."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank_), WORLD_SIZE=str(world))
+    torch.set_num_threads(threads)
+    try:
+        with process_group(rank_, world, backend_):
+            value = fn(*args)
+        if rank_ == 0:
+            torch.save(value, Path(tmp) / "result.pt")
+    except BaseException as exc:
+        _keep_error(exc, Path(tmp) / f"error-{rank_}.pkl")
+        raise
+
+
+@contextmanager
+def process_group(rank_: int, world: int, backend_: str):
+    """This process as rank_ of world (rendezvous at MASTER_ADDR:MASTER_PORT), for the block."""
+    if backend_ == "nccl":
+        torch.cuda.set_device(rank_)
+    dist.init_process_group(backend_, rank=rank_, world_size=world)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _keep_error(exc: BaseException, path: Path) -> None:
+    """Leave a user's error (a SemhashError) where the parent finds it; others travel as text."""
+    if isinstance(exc, SemhashError):
+        try:
+            path.write_bytes(pickle.dumps(exc))
+        except Exception:  # an unpicklable error: the spawn error's traceback still tells
+            pass
+
+
+def _raise_error_of_a_rank(tmp: Path, nproc: int) -> None:
+    """Raise the SemhashError a rank left, lowest rank first; return when none did."""
+    for r in range(nproc):
+        path = tmp / f"error-{r}.pkl"
+        if path.is_file():
+            raise pickle.loads(path.read_bytes()) from None
+
+
+def mean(value: float) -> float:
+    """The mean of value over the ranks (value itself in one process)."""
+    if not initialized():
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return float(t.item()) / world_size()
+
+
+def decide(flag: bool) -> bool:
+    """Rank 0's flag, in every rank (a decision only rank 0 can make, such as stopping)."""
+    if not initialized():
+        return flag
+    t = torch.tensor([int(flag)], dtype=torch.int64, device=_collective_device())
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """The ranks' x concatenated along dim 0 in rank order (x itself in one process), differentiable:
+    the gradient of each rank's slice is the sum over ranks of the gradients that reach it. Every
+    rank's x must have the same shape. A loss that each rank computes from the gathered whole
+    gets, after DDP averages the gradients, the gradient of that loss in one process."""
+    if not initialized() or world_size() == 1:
+        return x
+    return _Gather.apply(x)
+
+
+class _Gather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        dist.all_gather(parts, x)
+        ctx.rows = len(x)
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # the whole batch's codes are small: a sum of all, then this rank's slice
+        start = rank() * ctx.rows
+        return grad[start : start + ctx.rows]
