@@ -40,14 +40,18 @@ class HashTable:
         """keys: (n,) uint64, the key of the item at each position."""
         keys = np.asarray(keys, dtype=np.uint64)
         index_type = np.int32 if len(keys) < 2**31 else np.int64
-        order = np.argsort(keys, kind="stable")
+        # 1M keys: radix sort of 16-bit keys 0.02 s, numpy's SIMD quicksort of wider ones 0.03 s, a
+        # stable sort of uint64 0.12 s (rows of one key need no order: results are sorted by id later)
+        order = np.argsort(keys.astype(np.uint16), kind="stable") if key_bits <= 16 else np.argsort(keys)
         rows = order.astype(index_type)
         if direct is None:
             direct = key_bits <= direct_bits(len(keys))
         if direct:
             counts = np.bincount(keys.astype(np.int64), minlength=1 << key_bits)
             return cls(key_bits, rows, np.concatenate([[0], np.cumsum(counts)]).astype(index_type))
-        distinct, first = np.unique(keys[order], return_index=True)
+        ordered = keys[order]  # sorted already: the runs' starts are where the key changes
+        first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(keys) else order[:0]
+        distinct = ordered[first]
         offsets = np.concatenate([first, [len(keys)]]).astype(index_type)
         key_type = np.uint32 if key_bits <= 32 else np.uint64
         slots, slot_run, empty = _open_addressing(distinct, key_type)
