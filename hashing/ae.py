@@ -51,7 +51,7 @@ class AEHasher(Hasher):
 
     def config(self) -> dict:
         d = self.train_config().to_dict()
-        for transient in ("checkpoint", "resume", "threads", "data_root"):
+        for transient in ("checkpoint", "resume", "threads", "data_root", "nproc"):  # how, not what, is trained
             d.pop(transient)
         return d
 

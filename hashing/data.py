@@ -98,6 +98,8 @@ def load_dataset(
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
     key = name.lower()
+    if labels is not None and Path(name).suffix.lower() not in (".npy", ".npz"):
+        raise DataError(f"labels ({labels}) go with a feature file (.npy/.npz); {name} brings its own")
     if key in ("mnist", "fashion-mnist", "fashion_mnist", "fashionmnist"):
         return _load_mnist_like("fashion-mnist" if key.startswith("fashion") else "mnist", split, root, download)
     if key == "cifar10":

@@ -12,6 +12,7 @@ every helper is the single-process identity (rank 0 of 1), so the training loop 
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import socket
@@ -117,6 +118,8 @@ def process_group(rank_: int, world: int, backend_: str):
     dist.init_process_group(backend_, rank=rank_, world_size=world)
     try:
         yield
+        gc.collect()  # what still holds the group (a DDP reducer in a reference cycle) lets go first
+        dist.barrier()  # no rank tears its connections down while another still uses them
     finally:
         dist.destroy_process_group()
 
@@ -175,27 +178,29 @@ def _collective_device() -> torch.device:
 
 
 def gather(x: torch.Tensor) -> torch.Tensor:
-    """The ranks' x concatenated along dim 0 in rank order (x itself in one process), differentiable:
-    the gradient of each rank's slice is the sum over ranks of the gradients that reach it. Every
-    rank's x must have the same shape. A loss that each rank computes from the gathered whole
-    gets, after DDP averages the gradients, the gradient of that loss in one process."""
+    """The ranks' x concatenated along dim 0 in rank order (x itself in one process), for a loss
+    that every rank computes alike from the whole (a batch statistic): after DDP averages the
+    gradients over the ranks, they are those of that loss in one process. Every rank's x must have
+    the same shape."""
     if not initialized() or world_size() == 1:
         return x
     return _Gather.apply(x)
 
 
 class _Gather(torch.autograd.Function):
+    """all_gather forward. Backward needs no message: every rank computes the same loss L from the
+    same whole, so the gradient of the sum of the ranks' losses (what DDP's average divides by the
+    world size) at this rank's slice is world_size times this rank's own dL/dslice."""
+
     @staticmethod
     def forward(ctx, x):
         x = x.contiguous()
         parts = [torch.empty_like(x) for _ in range(world_size())]
         dist.all_gather(parts, x)
-        ctx.rows = len(x)
+        ctx.rows, ctx.rank, ctx.world = len(x), rank(), world_size()
         return torch.cat(parts)
 
     @staticmethod
     def backward(ctx, grad):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)  # the whole batch's codes are small: a sum of all, then this rank's slice
-        start = rank() * ctx.rows
-        return grad[start : start + ctx.rows]
+        start = ctx.rank * ctx.rows
+        return grad[start : start + ctx.rows] * ctx.world

@@ -28,8 +28,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; a new file keeps the user's umask
         write(tmp)
+        # mkstemp makes 0600 (and some writers, safetensors', make the file anew): a new file
+        # keeps the user's umask
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -19,6 +19,15 @@ Model selection acts only on a figure it can trust; the criterion used is record
   none        too few held-out items for any figure to mean something: the full schedule runs and
               the last weights are kept.
 Nor does early stopping act on rounds whose codes leave a bit (nearly) constant (see _keep_best).
+
+In several processes (`nproc`, PyTorch DistributedDataParallel; hashing.distributed starts them)
+the same loop runs in each. Every rank draws the same shuffled order and takes its share of each
+batch (the batch is the same size as in one process, so a step means the same thing); DDP averages
+the gradients, and the regularizers' batch statistics are taken over the whole batch (its codes
+gathered from every rank, see _whole_batch), so a step follows the one-process loss. The k-NN
+graph indexes the whole training set, which every rank holds: an item's neighbour is found
+whichever rank has the item. Rank 0 alone validates, keeps the best weights and writes the
+checkpoint; its stop decision is broadcast, and its result comes back to the calling process.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .codes import pack, unpack
 from .data import Dataset, load_dataset
 from .errors import CheckpointMismatch, ParameterError
@@ -73,7 +83,10 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = None  # torch threads (per process; default: the cores shared out among them)
+    # training processes, DistributedDataParallel: on the CPU they talk through gloo and share the
+    # cores; on CUDA through NCCL, one GPU per rank. A checkpoint resumes with any count.
+    nproc: int = 1
     checkpoint: str | None = None  # saved every validation round; resume=True continues from it
     resume: bool = False
 
@@ -193,8 +206,9 @@ def input_neighbours(x_q: torch.Tensor, x_db: torch.Tensor, k: int) -> np.ndarra
 
 
 def schedule(cfg: TrainConfig, n_train: int) -> tuple[int, int, int]:
-    """(items per batch, optimizer steps in all, steps per validation round)."""
-    size = min(cfg.batch_size, n_train)
+    """(items per batch, optimizer steps in all, steps per validation round). In nproc processes
+    the batch is cut to a multiple of nproc: equal shares."""
+    size = min(cfg.batch_size, n_train) // cfg.nproc * cfg.nproc
     per_pass = n_train // size
     total = cfg.epochs * per_pass if cfg.epochs else cfg.steps
     every = cfg.eval_every or (per_pass if cfg.epochs else max(total // VALIDATION_ROUNDS, 1))
@@ -239,7 +253,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ParameterError(f"unknown bottleneck {cfg.bottleneck!r}: use one of {', '.join(BOTTLENECKS)}")
     if cfg.resume and not cfg.checkpoint:
         raise ParameterError("resuming continues from a checkpoint: name the checkpoint file")
-    pick_device(cfg.device)  # an unknown or absent device, before any work
+    device = pick_device(cfg.device)  # an unknown or absent device, before any work
+    distributed.check(cfg.nproc, device, cfg.batch_size)
 
 
 @dataclass
@@ -270,53 +285,62 @@ class _Run:
 
 def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, on_epoch=None) -> TrainResult:
     """Train an autoencoder on `data` (default: cfg.dataset's train split); the loop is here.
-    on_epoch(model, metrics), if given, runs after each validation round (for experiments)."""
+    on_epoch(model, metrics), if given, runs after each validation round (for experiments).
+    With cfg.nproc > 1 the loop runs in that many processes (see the module docstring)."""
     validate_config(cfg)
-    torch.manual_seed(cfg.seed)
+    if cfg.nproc > 1 and not distributed.initialized():
+        return _spawn(cfg, data, progress, on_epoch)  # nproc processes come back here, in a process group
+    rank, world = distributed.rank(), distributed.world_size()
+    torch.manual_seed(cfg.seed + rank)  # the ranks' own noise; the batches' order is shared (_batches)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run = _setup(cfg, data)
     size, total, every = schedule(cfg, len(run.x_train))
-    batches = _batches(len(run.x_train), size, run.x_dev.device)
-    bar = _progress(progress)
+    batches = _batches(len(run.x_train), size, run.x_dev.device, seed=cfg.seed if world > 1 else None)
+    bar = _progress(progress and rank == 0)
     task = bar.add_task("training", total=total, completed=run.step, info="")
     t_start = t_round = time.perf_counter()
     losses = []
     with bar:
         while run.step < total:
-            losses.append(_step(run, cfg, next(batches)))
+            losses.append(_step(run, cfg, next(batches).chunk(world)[rank]))  # this rank's share
             run.step += 1
-            speed = run.seen / (time.perf_counter() - t_start)
+            speed = run.seen * world / (time.perf_counter() - t_start)
             bar.update(task, advance=1, info=f"loss {losses[-1]:.3f}  {speed:,.0f} samples/s")
             if run.step % every and run.step < total:
                 continue
-            metrics = _validation_round(run, float(np.mean(losses)), t_round)
-            losses, t_round = [], time.perf_counter()
-            if on_epoch is not None:
-                on_epoch(run.model, metrics)
-            _keep_best(run, metrics)
-            line = _round_line(metrics)
-            bar.update(task, info=line)
-            if progress:
-                bar.console.print(line)  # a line per round, also in logs where the bar cannot redraw
-            if run.ckpt is not None:
-                _save_checkpoint(run, cfg)
-            if run.stale >= cfg.patience:
+            loss, losses = distributed.mean(float(np.mean(losses))), []  # the round's loss, all shares
+            if rank == 0:  # validation, the kept weights and the checkpoint: rank 0's work alone
+                metrics = _validation_round(run, loss, t_round)
+                if on_epoch is not None:
+                    on_epoch(run.model, metrics)
+                _keep_best(run, metrics)
+                line = _round_line(metrics)
+                bar.update(task, info=line)
+                if progress:
+                    bar.console.print(line)  # a line per round, also in logs where the bar cannot redraw
+                if run.ckpt is not None:
+                    _save_checkpoint(run, cfg)
+            t_round = time.perf_counter()
+            if distributed.decide(run.stale >= cfg.patience):  # rank 0's decision, in every rank
                 break
     return _finish(run, time.perf_counter() - t_start)
 
 
-def _batches(n: int, size: int, device: torch.device) -> Iterator[torch.Tensor]:
+def _batches(n: int, size: int, device: torch.device, seed: int | None = None) -> Iterator[torch.Tensor]:
     """Endless mini-batches of `size` row ids: each pass over the n rows in a fresh random order,
-    its last partial batch dropped."""
+    its last partial batch dropped. Given a seed the order comes from a generator of its own, so
+    that every rank of a process group draws the same batches (and splits each among them)."""
+    generator = None if seed is None else torch.Generator(device).manual_seed(seed)
     while True:
-        perm = torch.randperm(n, device=device)
+        perm = torch.randperm(n, device=device, generator=generator)
         for i in range(0, n - size + 1, size):
             yield perm[i : i + size]
 
 
 def _step(run: _Run, cfg: TrainConfig, idx: torch.Tensor) -> float:
-    """One optimizer step on the training rows idx; returns the batch's mean loss per item."""
+    """One optimizer step on the training rows idx (in a process group: this rank's share of the
+    batch); returns the mean loss per item (its reconstruction part: of this rank's share)."""
     run.model.train()
     xb = run.x_dev[idx]
     if run.nb_dev is not None:  # each item travels with one of its k nearest neighbours
@@ -325,14 +349,29 @@ def _step(run: _Run, cfg: TrainConfig, idx: torch.Tensor) -> float:
         xb = torch.cat([xb, run.x_dev[nb[idx.to(nb.device), pick].to(run.x_dev.device)]])
     xb = xb.to(run.device, non_blocking=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda" else nullcontext()
+    paired = run.nb_dev is not None
     with autocast:
         x_hat, _, h = run.step_model(corrupt(xb, cfg.reg))
-        loss, _ = loss_fn(x_hat.float(), xb, h.float(), cfg, run.images, paired=run.nb_dev is not None)
+        loss, _ = loss_fn(x_hat.float(), xb, _whole_batch(h.float(), paired), cfg, run.images, paired=paired)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
     run.seen += len(xb)
     return float(loss.detach())
+
+
+def _whole_batch(h: torch.Tensor, paired: bool) -> torch.Tensor:
+    """The codes of the whole batch, every rank's share in rank order (h itself in one process),
+    so that the regularizers' batch statistics (bit balance, decorrelation, the spectral term's
+    unrelated pairs and bit means) are those of the batch one process would see; with pairs, the
+    items come first and their neighbours second, as in each share. Reconstruction stays per share:
+    DDP's mean of the shares' mean losses is the batch's."""
+    if distributed.world_size() == 1:
+        return h
+    if paired:
+        h = torch.cat(h.chunk(2), dim=1)  # an item's code beside its neighbour's: one gather for both
+    whole = distributed.gather(h)
+    return torch.cat(whole.chunk(2, dim=1)) if paired else whole
 
 
 def _validation_round(run: _Run, loss: float, t_round: float) -> dict:
@@ -385,26 +424,70 @@ def _finish(run: _Run, seconds: float) -> TrainResult:
     if run.best_state is not None:
         model.load_state_dict(run.best_state)
     model.eval()
-    speed = run.seen / max(seconds, 1e-9)
-    return TrainResult(model, run.history, run.best, str(run.device), seconds, speed, run.step, run.val)
+    world = distributed.world_size()
+    speed = run.seen * world / max(seconds, 1e-9)  # every rank's items
+    device = str(run.device) if world == 1 else f"{run.device.type} x{world}"
+    return TrainResult(model, run.history, run.best, device, seconds, speed, run.step, run.val)
+
+
+def _spawn(cfg: TrainConfig, data: Dataset | None, progress: bool, on_epoch) -> TrainResult:
+    """Train in cfg.nproc processes on this process's data; the TrainResult from what rank 0 sends
+    back (its kept weights and what it measured). The data travels as a file the ranks map (no
+    copy through shared memory, which containers keep small); the split is seeded, so this process
+    makes it again, as each rank did."""
+    import tempfile
+
+    if on_epoch is not None:
+        raise ParameterError("a callback after each validation round needs training in one process")
+    data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
+    data = data.subset(cfg.limit)
+    with tempfile.TemporaryDirectory(prefix="semhash-train-") as tmp:
+        path = Path(tmp) / "data.pt"
+        torch.save(_compact(data), path)
+        sent = distributed.launch(
+            _rank_main, cfg.nproc, pick_device(cfg.device), (cfg, str(path), progress), cfg.threads
+        )
+    model = Autoencoder(ModelConfig.from_dict(sent.pop("architecture")))
+    model.load_state_dict(sent.pop("weights"))
+    model.eval()
+    return TrainResult(model, **sent, validation=make_validation(data.x.float(), data.labels, cfg))
+
+
+def _compact(data: Dataset) -> Dataset:
+    """data whose tensors hold only their own items (a subset is a view that would save them all)."""
+    from dataclasses import replace
+
+    own = lambda t: t if t is None or t.untyped_storage().nbytes() == t.nbytes else t.clone()  # noqa: E731
+    return replace(data, x=own(data.x), labels=own(data.labels))
+
+
+def _rank_main(cfg: TrainConfig, data_path: str, progress: bool) -> dict | None:
+    """One process of _spawn, in its process group: the training loop; rank 0 returns its result
+    as plain data (the validation split holds functions, which do not travel)."""
+    data = torch.load(data_path, mmap=True, weights_only=False)
+    result = train(cfg, data, progress=progress and distributed.rank() == 0)
+    if distributed.rank() != 0:
+        return None
+    sent = {k: getattr(result, k) for k in ("history", "best", "device", "seconds", "samples_per_second", "steps")}
+    return {"architecture": result.model.cfg.to_dict(), "weights": result.model.state_dict(), **sent}
 
 
 def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
     """The split (a seeded random sample held out; the loop never sees it), the model, its
     optimizer, the k-NN graph, and the state of an interrupted run when resuming."""
-    device = pick_device(cfg.device)
+    device = distributed.device_of_rank(pick_device(cfg.device))
     data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
     data = data.subset(cfg.limit)
     x_all = data.x.float()
     val = make_validation(x_all, data.labels, cfg)
-    if len(val.train_rows) < 2:
-        raise ParameterError(f"need at least 2 training items, got {len(val.train_rows)}")
+    if len(val.train_rows) < max(2, cfg.nproc):
+        raise ParameterError(f"need at least {max(2, cfg.nproc)} training items, got {len(val.train_rows)}")
     x_train = x_all[torch.from_numpy(np.sort(val.train_rows))]  # in the data's order: batches are random
     x_val, x_db = x_all[torch.from_numpy(val.val_rows)], x_all[torch.from_numpy(val.train_rows[: val.n_db])]
     images = data.kind == IMAGES
     model = Autoencoder(_model_config(cfg, data.shape, images)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = _step_model(model, device, cfg.compile)
     neighbours = knn_graph(x_train, cfg.reg) if cfg.reg.neighbours > 0 else None
     # On a GPU the whole training set lives in device memory: batches are index gathers, no copies.
     resident = device.type == "cuda" and _fits_on_gpu(x_train, device)
@@ -415,6 +498,16 @@ def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
     if ckpt is not None and cfg.resume and ckpt.is_file():
         _resume(run, cfg)
     return run
+
+
+def _step_model(model: Autoencoder, device: torch.device, compile_: bool) -> torch.nn.Module:
+    """What the steps call: the model, in a process group wrapped in DDP (which averages the
+    gradients over the ranks), torch.compile'd when asked."""
+    if distributed.world_size() > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if compile_ else model
 
 
 def _model_config(cfg: TrainConfig, shape: tuple[int, ...], images: bool) -> ModelConfig:
@@ -432,7 +525,7 @@ def _model_config(cfg: TrainConfig, shape: tuple[int, ...], images: bool) -> Mod
 def _resume(run: _Run, cfg: TrainConfig) -> None:
     """Continue from the checkpoint: weights, optimizer, history, best weights and step count."""
     state = torch.load(run.ckpt, map_location=run.device, weights_only=False)
-    if state["config"] != cfg.to_dict() | {"resume": state["config"]["resume"]}:
+    if _run_defining(state["config"]) != _run_defining(cfg.to_dict()):
         raise CheckpointMismatch(f"{run.ckpt} was written by a different training configuration; start afresh")
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
@@ -441,6 +534,12 @@ def _resume(run: _Run, cfg: TrainConfig) -> None:
     scores = [h["score"] for h in run.history if "score" in h]
     run.best_score = max(scores) if scores else -float("inf")
     run.best_loss = min((h["loss"] for h in run.history), default=float("inf"))
+
+
+def _run_defining(config: dict) -> dict:
+    """A TrainConfig's fields that define the run: not whether it resumes, nor in how many processes
+    (the steps, batches and weights mean the same in any count)."""
+    return {k: v for k, v in config.items() if k not in ("resume", "nproc")}
 
 
 def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool):

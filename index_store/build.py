@@ -50,6 +50,8 @@ def build_index(
         raise StoreError(f"{len(have)} of these items are already in index {name!r}, e.g. {sorted(have)[0]!r}")
     todo = np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64)
     done = len(keys) - len(todo)
+    labels = None if data.labels is None else _index_labels(data, index)[todo]
+    sources = _sources(data, index.sources_folder() if index.row.source_root else None)
     report = progress or (lambda done, total, stage: None)
     # Encode first (nothing is written), then let Index.add commit batch by batch and update the
     # derived structures once, not after every batch.
@@ -58,19 +60,31 @@ def build_index(
         report(done + start, len(keys), "encoding")
         codes[start : start + batch_size] = hasher.encode(data.x[todo[start : start + batch_size]])
     report(done, len(keys), "storing")
-    labels = None if data.labels is None else data.labels.numpy()[todo]
-    sources = _sources(data, index.row.source_root)
-    sources = [sources[i] for i in todo]
     index.add(
         [keys[i] for i in todo],
         codes,
         labels=labels,
-        sources=sources,
+        sources=[sources[i] for i in todo],
         batch_size=batch_size,
         progress=lambda n: report(done + n, len(keys), "storing"),
     )
     index.store.checkpoint()  # the database file alone now holds the whole index
     return index
+
+
+def _index_labels(data: Dataset, index: Index) -> np.ndarray:
+    """The data's labels as the index numbers them: a folder's class names are mapped onto the
+    classes the index recorded (StoreError for a class it does not know)."""
+    labels, known = data.labels.numpy(), index.row.classes
+    if not known or not data.classes or list(data.classes) == list(known):
+        return labels
+    unknown = [c for c in data.classes if c not in known]
+    if unknown:
+        raise StoreError(
+            f"classes {', '.join(unknown[:5])} of {data.name} are not among index {index.name!r}'s "
+            f"({', '.join(known[:10])}); build another index for them"
+        )
+    return np.array([known.index(c) for c in data.classes], dtype=np.int64)[labels]
 
 
 def _sources(data: Dataset, root: str | None) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import ModelMissing
+from ..hashing.errors import ModelMissing, ParameterError
 from .index import Index
 from .query import encode
 from .searcher import Searcher
@@ -36,6 +36,8 @@ def dedup(target, name: str = "default", radius: int = 0, model=None) -> dict:
         members = _linked(Searcher(np.arange(len(keys), dtype=np.int64), codes), radius)
         groups = [sorted(keys[int(p)] for p in m) for m in members]
         return _report({"folder": str(target)}, radius, len(keys), groups)
+    if model is not None:
+        raise ParameterError(f"{target} is an index, whose items are encoded already: a model goes with a folder")
     index = Index.open(target, name, mode="read")
     s = index.searcher
     members = _linked(s, radius)

@@ -17,6 +17,11 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+try:  # FastAPI's upload forms need python-multipart; missing, its ImportError names the [serve] extra
+    import python_multipart  # noqa: F401
+except ImportError:
+    import multipart  # noqa: F401  (its name before 0.0.13)
+
 from ..hashing import __version__
 from ..hashing.errors import NotFound
 from . import query

@@ -36,7 +36,9 @@ from .searcher import Results, Searcher, truncate, vector_rerank
 if TYPE_CHECKING:
     from .store import Store
 
-DEFAULT_BATCH = 20_000
+DEFAULT_BATCH = (
+    100_000  # items per transaction of add(): 1M items into SQLite took 10.0 s in 20k batches, 7.8 s in 100k
+)
 SEARCH_ATTEMPTS = 5  # searches repeated while writers remove the hits before their metadata is read
 
 
@@ -261,25 +263,30 @@ class Index:
             item = {**item, "class": classes[label]}
         source = item.get("source")
         if source and self.row.source_root and _relative_path(source):
-            item = {**item, "source": str(Path(self.sources_folder()) / source)}
+            item = {**item, "source": os.path.normpath(os.path.join(self.sources_folder(), source))}
         return item
 
     def sources_folder(self) -> str:
-        """The folder relative sources are under: the one given; else a folder of the recorded
-        one's name beside the database (the two copied or moved together); else the recorded one."""
+        """The folder relative sources are under: the one given; else the recorded one while it is
+        there; else a folder of its name beside the database (the two copied or moved together)."""
         if self.source_root:
             return self.source_root
         recorded = self.row.source_root
         beside = self.store.sqlite_path.parent / Path(recorded).name if self.store.sqlite_path else None
-        return str(beside) if beside is not None and beside.is_dir() else recorded
+        return str(beside) if not os.path.isdir(recorded) and beside is not None and beside.is_dir() else recorded
 
     def search_ids(
         self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
     ) -> Results:
         if k is None and radius is None:
             raise ParameterError("give k, a radius, or both")
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer))):
+        # checked before the structures are loaded, so that a refused query builds nothing
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0):
             raise ParameterError(f"k must be a positive integer, got {k!r}")
+        if radius is not None and (isinstance(radius, bool) or not isinstance(radius, (int, np.integer))):
+            raise ParameterError(f"the radius must be an integer, got {radius!r}")
+        if radius is not None and not 0 <= radius <= self.bits:
+            raise ParameterError(f"radius must be between 0 and the code length {self.bits}, got {radius}")
         s = self.searcher
         rerank = None
         if query_vectors is not None:
@@ -363,11 +370,9 @@ def default_cache_folder(store: Store, name: str) -> Path:
 
 
 def list_indexes(target) -> list[dict]:
-    """Every index in the store at target: name, bits, items, generation, updated, model."""
-    try:
-        store = open_store(target, "read")
-    except StoreMissing:
-        return []
+    """Every index in the store at target: name, bits, items, generation, updated, model.
+    StoreMissing for a path that holds no store (a mistyped name lists nothing silently)."""
+    store = open_store(target, "read")
     rows = [store.get_index(n) for n in store.index_names()]
     return [
         {

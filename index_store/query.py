@@ -161,6 +161,8 @@ def search(
     if sum(v is not None for v in (images, items, vectors, codes, dataset)) != 1:
         raise NoQuery("give exactly one query: images, items, vectors, codes or a data set")
     _check_limit(limit)
+    if source_root is not None and not Path(source_root).is_dir():
+        raise DataError(f"{source_root}: no such folder (where the indexed images are now)")
     if images is not None:
         images = expand_images(images)[:limit]
     items, codes = (None if v is None else list(v)[:limit] for v in (items, codes))
@@ -168,15 +170,25 @@ def search(
     query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
     result = results(index, query_codes, labels, k, radius)
     if show:
-        from .grid import item_pixels, write_grid
-
-        pixels = (
-            [item_pixels("", str(i) if isinstance(i, (str, Path)) else None) for i in images]
-            if images
-            else [item_pixels(q, None, data_root) for q in labels]
-        )
-        result["grid"] = str(write_grid(result, pixels, show, data_root))
+        result["grid"] = str(_grid(index, result, images, items, labels, show, data_root))
     return result
+
+
+def _grid(index: Index, result: dict, images, items, labels, show, data_root):
+    """The result grid: each query's own picture (its file, its stored item's source, or its data
+    set row), then its hits'."""
+    from .grid import item_pixels, write_grid
+
+    if images:
+        pixels = [item_pixels("", str(i) if isinstance(i, (str, Path)) else None) for i in images]
+    else:
+        sources = {}
+        if items:
+            ids = index.store.ids_of(index.name, list(items))
+            stored = index.store.items(index.name, list(ids.values()))
+            sources = {m["key"]: index.describe(m)["source"] for m in stored.values()}
+        pixels = [item_pixels(q, sources.get(q), data_root) for q in labels]
+    return write_grid(result, pixels, show, data_root)
 
 
 def encode(

@@ -8,8 +8,11 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote, unquote
 
-from ..hashing.errors import hide_passwords
+import numpy as np
+
+from ..hashing.errors import StoreError, hide_passwords
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,12 @@ class IndexRow:
 
 
 def database_url(target: str | os.PathLike) -> str:
-    """A path means SQLite at that path; anything with '://' is a SQLAlchemy URL."""
+    """A path means SQLite at that path; anything with '://' is a SQLAlchemy URL. The path is
+    %-escaped, so that a '?' or '%' in it stays part of the file's name (SQLAlchemy decodes it)."""
     target = str(target)
     if "://" in target:
         return target
-    return f"sqlite:///{Path(target).expanduser().resolve()}"
+    return f"sqlite:///{quote(str(Path(target).expanduser().resolve()), safe='/')}"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -41,10 +45,45 @@ def sqlite_file(url: str) -> Path | None:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or "?" in url:
         return None
-    path = url[len(prefix) :]
+    path = unquote(url[len(prefix) :])
     return Path(path) if path and path != ":memory:" else None
 
 
 def safe_url(url: str) -> str:
     """The URL with any password hidden."""
     return hide_passwords(url)
+
+
+def checked_row(make, where: str, name: str) -> IndexRow:
+    """make() -> the IndexRow of index `name`, read and checked: a row whose fields do not parse or
+    make no sense (a damaged or hand-edited database) is a StoreError, not a traceback later."""
+    try:
+        row = make()
+        sane = isinstance(row.bits, int) and 8 <= row.bits <= 4096 and row.bits % 8 == 0
+        sane = sane and all(isinstance(v, int) and v >= 0 for v in (row.generation, row.item_count))
+        sane = sane and isinstance(row.created, datetime) and isinstance(row.updated, datetime)
+        if not sane:
+            raise ValueError("impossible values")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"{where}: index {name!r} is damaged ({type(exc).__name__}: {exc})") from None
+    return row
+
+
+def codes_array(rows: list, bits: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (n,) int64, codes (n, bits/8) uint8) from (item_id, code bytes) rows; StoreError when a
+    code has another length than the index's."""
+    width = bits // 8
+    if any(not isinstance(r[1], (bytes, memoryview)) or len(r[1]) != width for r in rows):
+        raise StoreError(f"{where}: a stored code is not {bits} bits long: the database is damaged")
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), width)
+    return ids, codes.copy()
+
+
+def lock_timeout_s(default: float = 10.0) -> float:
+    """How long a connection waits for another's lock: SEMHASH_LOCK_TIMEOUT seconds if set (tests
+    shorten it), else default."""
+    try:
+        return max(0.0, float(os.environ["SEMHASH_LOCK_TIMEOUT"]))
+    except (KeyError, ValueError):
+        return default

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ..hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
-from .records import IndexRow, safe_url
+from .records import IndexRow, checked_row, codes_array, lock_timeout_s, safe_url
 
 # The columns of every table (schema.py's; tests/test_store.py checks they agree).
 COLUMNS = {
@@ -33,7 +33,6 @@ COLUMNS = {
 }
 META_TABLE, META_COLUMNS = "semhash_index_meta", ["index_id", "source_root", "classes"]
 IN_CHUNK = 30_000  # values per IN (...): below SQLite's 32,766 bind parameters
-BUSY_TIMEOUT_S = 10.0
 
 
 class SqliteReader:
@@ -91,9 +90,8 @@ class SqliteReader:
         with self._snapshot():
             idx = self._index_row(name)
             rows = self._rows("SELECT item_id, code FROM semhash_codes WHERE index_id = ? ORDER BY item_id", (idx.id,))
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), idx.bits // 8)
-        return ids, codes.copy(), idx.generation
+        ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
+        return ids, codes, idx.generation
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
         idx = self.get_index(name)
@@ -112,7 +110,7 @@ class SqliteReader:
                 marks = ", ".join("?" * len(part))
                 sql = f"SELECT id, key, label, source, meta FROM semhash_items WHERE index_id = ? AND id IN ({marks})"
                 for i, key, label, source, meta in self._rows(sql, (index_id, *part)):
-                    out[i] = {"id": i, "key": key, "label": label, "source": source, "meta": _json(meta)}
+                    out[i] = {"id": i, "key": key, "label": label, "source": source, "meta": self._meta(meta)}
         return out
 
     def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
@@ -129,6 +127,13 @@ class SqliteReader:
         idx = self.get_index(name)
         return self._rows("SELECT count(*) FROM semhash_items WHERE index_id = ?", (idx.id,))[0][0]
 
+    def _meta(self, text):
+        try:
+            return _json(text)
+        except ValueError:
+            where = f"database {safe_url(self.url)}"
+            raise StoreError(f"{where}: an item's metadata is not JSON: the database is damaged") from None
+
     def checkpoint(self) -> None:
         """Nothing to move: this reader never writes."""
 
@@ -144,10 +149,13 @@ class SqliteReader:
         if not rows:
             known = ", ".join(self.index_names()) or "none"
             raise IndexNotFound(f"no index named {name!r} in {safe_url(self.url)} (known: {known})")
-        row = dict(zip(fields, rows[0]))
-        row["hasher_header"], row["classes"] = _json(row["hasher_header"]), _json(row.get("classes"))
-        row["created"], row["updated"] = (datetime.fromisoformat(row[k]) for k in ("created", "updated"))
-        return IndexRow(**row)
+        return checked_row(lambda: _index_row(dict(zip(fields, rows[0]))), f"database {safe_url(self.url)}", name)
+
+
+def _index_row(row: dict) -> IndexRow:
+    row["hasher_header"], row["classes"] = _json(row["hasher_header"]), _json(row.get("classes"))
+    row["created"], row["updated"] = (datetime.fromisoformat(row[k]) for k in ("created", "updated"))
+    return IndexRow(**row)
 
 
 class _Snapshot:
@@ -178,11 +186,13 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection. A WAL database in a folder we cannot write needs its shared-memory
     file; where that cannot be made, the file is read as immutable."""
     uri = f"file:{quote(str(path))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=lock_timeout_s(), isolation_level=None)
     try:
         conn.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # a writer holds it: never read around its lock (immutable would read stale pages)
         conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
     return conn
 

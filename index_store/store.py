@@ -30,7 +30,7 @@ from ..hashing.errors import (
     sql_error,
 )
 from . import schema as S
-from .records import IndexRow, database_url, safe_url
+from .records import IndexRow, checked_row, codes_array, database_url, lock_timeout_s, safe_url
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -162,10 +162,24 @@ class Store:
 
     def checkpoint(self) -> None:
         """SQLite: move the write-ahead log into the database file, so that the file alone (copied,
-        mailed, moved) holds every committed item. Nothing to do elsewhere."""
+        mailed, moved) holds every committed item, and leave it in rollback-journal mode when no one
+        else has it open, so that read-only commands need no -wal and -shm files beside it (the next
+        writer turns WAL on again). Nothing to do elsewhere."""
         if self.is_sqlite and self.mode != "read":
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            import sqlite3
+
+            self.engine.dispose()  # this process's idle connections would keep WAL on
+            raw = self.engine.raw_connection()  # the driver's own: pragmas outside any transaction
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                try:
+                    raw.execute("PRAGMA journal_mode=DELETE")
+                except sqlite3.OperationalError:
+                    pass  # another connection has it open (a server): it stays in WAL mode
+            except sqlite3.Error as exc:
+                raise _translate(self, exc) from None
+            finally:
+                raw.close()
 
     # --- items ---
     def add(
@@ -233,9 +247,7 @@ class Store:
                 .where(S.codes.c.index_id == idx.id)
                 .order_by(S.codes.c.item_id)
             ).all()
-        nbytes = idx.bits // 8
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), nbytes).copy()
+        ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx.generation
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
@@ -299,10 +311,14 @@ class Store:
         if self.has_meta:
             meta = S.index_meta
             q = q.add_columns(meta.c.source_root, meta.c.classes).outerjoin(meta, meta.c.index_id == S.indexes.c.id)
-        row = conn.execute(q.with_for_update(of=S.indexes) if lock else q).mappings().first()
-        if row is None:
-            raise IndexNotFound(f"no index named {name!r} in {safe_url(self.url)}")
-        return IndexRow(**{k: row.get(k) for k in IndexRow.__dataclass_fields__})
+
+        def fetch() -> IndexRow:
+            row = conn.execute(q.with_for_update(of=S.indexes) if lock else q).mappings().first()
+            if row is None:
+                raise IndexNotFound(f"no index named {name!r} in {safe_url(self.url)}")
+            return IndexRow(**{k: row.get(k) for k in IndexRow.__dataclass_fields__})
+
+        return checked_row(fetch, f"database {safe_url(self.url)}", name)
 
     def _bump(self, conn, index_id: int, delta: int, next_item: int | None = None) -> None:
         values = {
@@ -401,22 +417,26 @@ def _as_list(values) -> list:
 
 def _sqlite_setup(engine: Engine, writable: bool = True) -> None:
     """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE for writes, so a
-    second writer waits for the lock up front instead of failing half-way through. A read-only
-    store changes no setting of the file."""
+    second writer waits for the lock up front instead of failing half-way through. WAL is turned on
+    by the first write, not on opening: a command refused before it writes leaves the file as it
+    was, to the byte. A read-only store changes no setting of the file."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
         cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")  # first: turning WAL on may wait for readers
         if writable:
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("semhash_write") else "BEGIN")
+        if conn.get_execution_options().get("semhash_write"):
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # a no-op once on; persists in the file
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
 
 def _read_only_sqlite(path: Path):
@@ -429,8 +449,10 @@ def _read_only_sqlite(path: Path):
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     try:
         conn.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # a writer holds it: never read around its lock (immutable would read stale pages)
         conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
     return conn
 
@@ -455,7 +477,4 @@ def _schema_state(engine: Engine, where: str) -> tuple[str, bool]:
 
 def _busy_timeout_ms() -> int:
     """How long a writer waits for another's lock: SEMHASH_LOCK_TIMEOUT seconds, else BUSY_TIMEOUT_MS."""
-    try:
-        return max(0, int(float(os.environ["SEMHASH_LOCK_TIMEOUT"]) * 1000))
-    except (KeyError, ValueError):
-        return BUSY_TIMEOUT_MS
+    return round(lock_timeout_s(BUSY_TIMEOUT_MS / 1000) * 1000)

@@ -3,6 +3,7 @@ folder; class names come back as labels; read-only commands start without torch 
 one flag vocabulary across commands, with the choices shell completion offers."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,13 +62,15 @@ def test_a_copied_index_and_model_work_from_any_folder(photos, tmp_path):
     shutil.copytree(photos / "photos", copy / "photos")
     key = next(iter(sorted((photos / "photos" / "dog").iterdir()))).name
     here = search(photos / "idx.db", "--item", f"photos/dog/{key}", "-k", 5, cwd=photos)
-    (photos / "m.semhash").rename(photos / "moved.semhash")  # the recorded model is gone
+    (photos / "m.semhash").rename(photos / "moved.semhash")  # the recorded model is gone,
+    (photos / "photos").rename(photos / "moved-photos")  # and so is the recorded image folder
     try:
         there = search(copy / "idx.db", "--image", copy / "photos" / "dog" / key, "-k", 5, cwd=tmp_path)
     finally:
         (photos / "moved.semhash").rename(photos / "m.semhash")
+        (photos / "moved-photos").rename(photos / "photos")
     assert [h["key"] for h in there[0]["hits"]] == [h["key"] for h in here[0]["hits"]]
-    # sources resolve against the copy's own folder (beside the database), not the original
+    # sources resolve against the folder copied beside the database
     assert all(h["source"].startswith(str(copy / "photos")) for h in there[0]["hits"])
     assert all((copy / "photos" / h["key"].split("/", 1)[1]).is_file() for h in there[0]["hits"])
 
@@ -207,3 +210,94 @@ def test_dedup_of_a_folder_groups_as_dedup_of_its_index(photos):
     )
     index = json.loads(semhash_cli("dedup", "idx.db", "--radius", 1, "--format", "json", cwd=photos))
     assert folder["groups"] == index["groups"] and folder["items"] == index["items"] == 150
+
+
+def test_a_folder_beside_the_database_does_not_shadow_the_recorded_one(photos, tmp_path):
+    copy = tmp_path / "copy"
+    (copy / "photos" / "cat").mkdir(parents=True)
+    shutil.copy(photos / "idx.db", copy / "idx.db")
+    hits = search(copy / "idx.db", "--item", "photos/cat/0.png", "-k", 1, "--model", photos / "m.semhash", cwd=tmp_path)
+    assert hits[0]["hits"][0]["source"] == str(photos / "photos" / "cat" / "0.png")  # the recorded folder is there
+
+
+def test_refusals_of_the_new_options_are_one_line(photos, tmp_path):
+    cases = [
+        (["search", "idx.db", "--item", "photos/cat/0.png", "--source-root", tmp_path / "nowhere"], "no such folder"),
+        (["train", "--dataset", "digits", "--labels", "y.npy", "-o", tmp_path / "x.semhash"], "go with a feature file"),
+        (["dedup", "idx.db", "--model", "m.semhash"], "a model goes with a folder"),
+        (["index", "list", tmp_path / "nope.db"], "no such database file"),
+    ]
+    for args, message in cases:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from semhash.cli.main import main; main()", *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=photos,
+        )
+        assert proc.returncode == 1 and proc.stdout == "", (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and message in proc.stderr, (args, proc.stderr)
+
+
+def test_a_second_folder_added_keeps_the_class_names_and_finds_its_files(photos, tmp_path):
+    db = tmp_path / "x.db"
+    shutil.copy(photos / "idx.db", db)
+    more = tmp_path / "more pics"
+    for name, cls in (("a.png", "owl"), ("b.png", "cat")):  # a subset of the classes, in another order
+        (more / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(next(iter(sorted((photos / "photos" / cls).iterdir()))), more / cls / name)
+    semhash_cli("index", "add", db, "--model", photos / "m.semhash", "--images", more, cwd=tmp_path)
+    for key, cls in (("more pics/owl/a.png", "owl"), ("more pics/cat/b.png", "cat")):
+        hit = search(db, "--item", key, "--radius", 0, cwd=tmp_path)[0]["hits"]
+        mine = next(h for h in hit if h["key"] == key)
+        assert mine["class"] == cls and os.path.isfile(mine["source"])
+    strange = tmp_path / "strange"
+    (strange / "fox").mkdir(parents=True)
+    shutil.copy(more / "owl" / "a.png", strange / "fox" / "c.png")
+    before = db.read_bytes()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from semhash.cli.main import main; main()",
+            "index",
+            "add",
+            str(db),
+            "--model",
+            str(photos / "m.semhash"),
+            "--images",
+            str(strange),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1 and "not among index" in proc.stderr and db.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["q?x.db", "r%20s.db", "with space#1.db"])
+def test_a_path_names_that_very_file(photos, tmp_path, name):
+    semhash_cli("index", "build", name, "--model", photos / "m.semhash", "--images", photos / "photos", cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, name + ".cache"])
+    assert search(tmp_path / name, "--item", "photos/cat/0.png", "-k", 1, cwd=tmp_path)[0]["hits"]
+
+
+def test_a_locked_database_is_an_error_never_a_stale_answer(photos, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "locked.db"
+    shutil.copy(photos / "idx.db", db)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA locking_mode=EXCLUSIVE")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM semhash_codes")
+    writer.execute("COMMIT")  # exclusive mode: the lock stays held after the commit
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from semhash.cli.main import main; main()", "index", "info", str(db)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SEMHASH_LOCK_TIMEOUT": "0.5"},
+        )
+    finally:
+        writer.close()
+    assert proc.returncode == 1 and proc.stdout == "" and "locked" in proc.stderr, proc.stderr
