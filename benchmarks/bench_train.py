@@ -1,11 +1,14 @@
 """Training speed: the autoencoder against the baselines it competes with, fitted on the same data.
 
-    semhash bench train [--dataset mnist] [--bits 32] [--ae-epochs 3] [--device auto] [--out DIR]
+    semhash bench train [--dataset mnist] [--bits 32] [--ae-epochs 3] [--device auto] [--nproc 1 --nproc 2] [--out DIR]
 
 Every method (LSH, PCAH, PCA-ITQ, the autoencoder for a few epochs of `semhash train`'s recipe) is
 fitted on the dataset's training split and then encodes it; reports seconds to fit, items per second
 to fit and to encode, the autoencoder's seconds per epoch (and the projected time of the recipe's full
-run), and each method's fit time relative to PCA-ITQ. Writes train.json and train.png into the output folder.
+run), and each method's fit time relative to PCA-ITQ. With several process counts (`nproc`), the
+autoencoder is timed in each (DistributedDataParallel: on the CPU the processes share the cores, on
+CUDA each takes a GPU) and its training samples/s are set side by side ("processes"). Writes
+train.json and train.png into the output folder.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ def run(
     out: str | Path = DEFAULT_OUT,
     log=print,
     progress: bool = True,
+    nproc: tuple[int, ...] = (1,),
 ) -> dict:
-    """Fit and encode with every method; write train.json and train.png into out, return the JSON's content."""
+    """Fit and encode with every method (the autoencoder in each process count of nproc); write
+    train.json and train.png into out, return the JSON's content."""
     import torch
 
     from ..hashing.train import pick_device
@@ -49,11 +54,9 @@ def run(
     # would otherwise be charged to whichever method runs first
     make_hasher("lsh", bits=bits).fit(data.subset(min(len(data), 1000))).encode(data)
     ae_options = {"epochs": ae_epochs, "device": device, "patience": ae_epochs, "progress": progress}
-    rows = []
-    for method in methods:
-        rows.append(_time_method(method, data, bits, ae_options if method == "ae" else {}))
-        log(_row_line(rows[-1]))
-    ratios = _ratios(rows, log)
+    counts, skipped = _process_counts(nproc, pick_device(device))
+    rows = _time_all(methods, counts, data, bits, ae_options, log)
+    ratios, processes = _ratios(rows, log), _processes(rows, skipped, log)
     result = {
         "dataset": dataset,
         "items": len(data),
@@ -67,10 +70,58 @@ def run(
         },
         "rows": rows,
         "ratios": ratios,
+        "processes": processes,
     }
     paths = write_result(out, "train", result, lambda path: plot(rows, result, path))
     log(f"wrote {paths[0]} and {paths[1]}")
     return result
+
+
+def _time_all(methods, counts, data, bits: int, ae_options: dict, log) -> list[dict]:
+    """A row per method, logged as it comes; the autoencoder's in each process count."""
+    rows = []
+    for method in methods:
+        for n in counts if method == "ae" else (1,):
+            rows.append(_time_method(method, data, bits, {**ae_options, "nproc": n} if method == "ae" else {}))
+            log(_row_line(rows[-1]))
+    return rows
+
+
+def _process_counts(nproc: tuple[int, ...], device) -> tuple[tuple[int, ...], dict[int, str]]:
+    """(the autoencoder's process counts to time, {count: why not} for those this machine cannot run:
+    on CUDA a process takes a GPU)."""
+    import torch
+
+    from ..hashing import distributed
+
+    if not nproc or any(not 1 <= n <= distributed.MAX_PROCESSES for n in nproc):
+        raise ParameterError(f"process counts must be 1 to {distributed.MAX_PROCESSES}, got {list(nproc)}")
+    gpus = torch.cuda.device_count() if device.type == "cuda" else None
+    skipped = {
+        n: f"{n} processes need {n} GPUs, this machine has {gpus}" for n in nproc if gpus is not None and n > gpus
+    }
+    return tuple(dict.fromkeys(n for n in nproc if n not in skipped)), skipped
+
+
+def _processes(rows: list[dict], skipped: dict[int, str], log) -> dict:
+    """The autoencoder's training samples/s per process count, and each against one process; logged
+    when there is more than one count (or one was skipped)."""
+    ae = [r for r in rows if r["method"] == "ae"]
+    base = next((r["samples_per_s"] for r in ae if r["nproc"] == 1), None)
+    runs = [
+        {"nproc": r["nproc"], "samples_per_s": r["samples_per_s"], "fit_s": r["fit_s"], "device": r["device"]}
+        | ({"speedup": r["samples_per_s"] / base} if base else {})
+        for r in ae
+    ]
+    if len(ae) > 1 or skipped:
+        log("autoencoder training, DistributedDataParallel:")
+        log(f"  {'processes':>9} {'samples/s':>12} {'vs 1':>7} {'fit s':>8}  device")
+        for run_ in runs:
+            vs = f"{run_['speedup']:6.2f}x" if "speedup" in run_ else f"{'-':>7}"
+            log(f"  {run_['nproc']:>9} {run_['samples_per_s']:>12,.0f} {vs} {run_['fit_s']:>8.2f}  {run_['device']}")
+        for n, why in skipped.items():
+            log(f"  {n:>9} skipped: {why}")
+    return {"runs": runs, "skipped": {str(n): why for n, why in skipped.items()}}
 
 
 def _ratios(rows: list[dict], log) -> dict[str, float]:
@@ -78,7 +129,7 @@ def _ratios(rows: list[dict], log) -> dict[str, float]:
     itq = next((r for r in rows if r["method"] == "itq"), None)
     if itq is None:
         return {}
-    ratios = {f"fit {r['method']} / itq": r["fit_s"] / itq["fit_s"] for r in rows if r["method"] != "itq"}
+    ratios = {f"fit {_name(r)} / itq": r["fit_s"] / itq["fit_s"] for r in rows if r["method"] != "itq"}
     log("ratios:")
     for k, v in ratios.items():
         log(f"  {k:<16} {v:8.2f}x")
@@ -106,6 +157,7 @@ def _time_method(method: str, data, bits: int, options: dict) -> dict:
     if method == "ae":
         t = hasher.training_
         row.update(
+            nproc=options.get("nproc", 1),
             device=t["device"],
             epochs=t["epochs"],
             seconds_per_epoch=t["seconds"] / max(t["epochs"], 1),
@@ -115,9 +167,14 @@ def _time_method(method: str, data, bits: int, options: dict) -> dict:
     return row
 
 
+def _name(row: dict) -> str:
+    """The method, and for the autoencoder in several processes their count: "ae x2"."""
+    return row["method"] + (f" x{row['nproc']}" if row.get("nproc", 1) > 1 else "")
+
+
 def _row_line(row: dict) -> str:
     line = (
-        f"  {row['method']:<5} fit {row['fit_s']:8.2f} s ({row['fit_items_per_s']:>10,.0f} items/s)   "
+        f"  {_name(row):<5} fit {row['fit_s']:8.2f} s ({row['fit_items_per_s']:>10,.0f} items/s)   "
         f"encode {row['encode_s']:6.2f} s ({row['encode_items_per_s']:>10,.0f} items/s)"
     )
     if row["method"] == "ae":
@@ -129,7 +186,7 @@ def plot(rows: list[dict], result: dict, path: Path) -> None:
     """Seconds to fit and items/s to encode, per method."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    names = [r["method"] + (f" ({r['epochs']} ep.)" if r["method"] == "ae" else "") for r in rows]
+    names = [_name(r) + (f" ({r['epochs']} ep.)" if r["method"] == "ae" else "") for r in rows]
     x = np.arange(len(rows))
     left.bar(x, [r["fit_s"] for r in rows], color="tab:blue")
     left.set(yscale="log", ylabel="seconds", title=f"fit on {result['items']:,} items of {result['dataset']}")

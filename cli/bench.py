@@ -111,21 +111,39 @@ def bench_train(
     ae_epochs: int = typer.Option(3, help="Epochs of the autoencoder to time."),
     device: str = typer.Option("auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ..."),
     limit: int | None = typer.Option(None, help="Train on the first N items only."),
+    nproc: list[int] = typer.Option(
+        [1],
+        "--nproc",
+        help="Autoencoder training processes to time, DistributedDataParallel (repeat: --nproc 1 --nproc 2).",
+    ),
     out: Path = _out("train"),
     data_root: str | None = DataRoot,
     as_json: bool = AsJson,
 ) -> None:
-    """Training and encoding speed of the autoencoder and the baselines, on the same data."""
+    """Training and encoding speed of the autoencoder and the baselines, on the same data; with
+    several --nproc, the autoencoder's samples/s in each process count side by side."""
     from ..benchmarks.bench_train import run
 
     if limit is not None and limit < 10:
         raise SemhashError(f"--limit must be at least 10, got {limit}")
     if ae_epochs < 1:
         raise SemhashError(f"--ae-epochs must be at least 1, got {ae_epochs}")
+    if any(n < 1 for n in nproc):
+        raise SemhashError(f"--nproc must be at least 1, got {nproc}")
     _run(
         as_json,
         lambda log: run(
-            dataset, bits, tuple(method), ae_epochs, device, limit, data_root, out, log=log, progress=not as_json
+            dataset,
+            bits,
+            tuple(method),
+            ae_epochs,
+            device,
+            limit,
+            data_root,
+            out,
+            log=log,
+            progress=not as_json,
+            nproc=tuple(nproc),
         ),
     )
 

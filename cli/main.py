@@ -131,6 +131,7 @@ def train(
     conv: bool = typer.Option(False, "--conv", help="ae: convolutional encoder/decoder."),
     checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every validation round."),
     resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
+    nproc: int = typer.Option(1, "--nproc", help="ae: training processes (DDP; on CUDA, one GPU each)."),
     limit: int | None = Limit,
     seed: int = typer.Option(0, help="Random seed."),
     data_root: str | None = DataRoot,
@@ -143,7 +144,7 @@ def train(
     options = {}
     if method in (Method.ae, Method.auto):
         options = _ae_options(
-            bottleneck.value, steps, epochs, device, neighbours, conv, checkpoint, resume, progress=not as_json
+            bottleneck.value, steps, epochs, device, neighbours, conv, checkpoint, resume, nproc, progress=not as_json
         )
     # the autoencoder draws its own progress bar; the other fits get a spinner (terminals only)
     spinner = _spinner(f"fitting {method.value}", not as_json and method not in (Method.ae, Method.auto))
@@ -185,7 +186,7 @@ def _print_trained(summary: dict, as_json: bool) -> None:
     typer.echo(f"wrote {summary['model']}")
 
 
-def _ae_options(bottleneck, steps, epochs, device, neighbours, conv, checkpoint, resume, progress: bool) -> dict:
+def _ae_options(bottleneck, steps, epochs, device, neighbours, conv, checkpoint, resume, nproc, progress: bool) -> dict:
     """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags."""
     options = {
         "bottleneck": bottleneck,
@@ -194,6 +195,7 @@ def _ae_options(bottleneck, steps, epochs, device, neighbours, conv, checkpoint,
         "progress": progress,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "resume": resume,
+        "nproc": nproc,
     }
     options.update({k: v for k, v in (("steps", steps), ("epochs", epochs)) if v is not None})
     if neighbours is not None:

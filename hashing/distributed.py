@@ -8,6 +8,13 @@ The processes are started with torch.multiprocessing's spawn on this machine (re
 MASTER_ADDR=127.0.0.1 and a free port): on the CPU they talk through gloo and share the cores
 (cores // nproc threads each); on CUDA through NCCL, rank r on GPU r. Outside a process group
 every helper is the single-process identity (rank 0 of 1), so the training loop has one shape.
+
+A script that calls training in several processes must guard its top level with
+`if __name__ == "__main__":` (spawn imports the main module again in each process), as with any
+multiprocessing. torchrun: a script that joins the group itself (`init_process_group()`) and then
+trains in every rank trains in that group (rank 0's result holds the kept weights), e.g.
+`torchrun --nproc-per-node 2 my_script.py`; `torchrun ... -m semhash.cli.main train` is refused
+(every rank would write the model file): `semhash train --nproc N` starts its processes itself.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ def check(nproc: int, device: torch.device, batch_size: int) -> None:
     """ParameterError unless nproc processes can train on this device with batches of batch_size."""
     if not 1 <= nproc <= MAX_PROCESSES:
         raise ParameterError(f"training processes must be 1 to {MAX_PROCESSES}, got {nproc}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not initialized():
+        raise ParameterError(
+            "started as one of several processes (torchrun?) but in no process group: start one process "
+            "that trains in nproc processes, or join the group (init_process_group) before training"
+        )
     if nproc == 1:
         return
     if device.type not in ("cpu", "cuda"):
@@ -63,9 +75,10 @@ def world_size() -> int:
 
 
 def device_of_rank(device: torch.device) -> torch.device:
-    """This process's device: the given one, or on CUDA in a process group the rank's own GPU."""
+    """This process's device: the given one, or on CUDA in a process group the rank's own GPU (its
+    LOCAL_RANK, as torchrun sets it, else its rank)."""
     if device.type == "cuda" and initialized():
-        return torch.device("cuda", rank())
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank())))
     return device
 
 
@@ -98,7 +111,8 @@ def launch(fn, nproc: int, device: torch.device, args: tuple = (), threads: int 
 
 def _entry(rank_: int, fn, world: int, port: int, backend_: str, threads: int, tmp: str, args: tuple) -> None:
     """One spawned process: join the group, run fn, and (rank 0) leave its value for the parent."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank_), WORLD_SIZE=str(world))
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    os.environ.update(env, RANK=str(rank_), LOCAL_RANK=str(rank_))
     torch.set_num_threads(threads)
     try:
         with process_group(rank_, world, backend_):
@@ -114,7 +128,7 @@ def _entry(rank_: int, fn, world: int, port: int, backend_: str, threads: int, t
 def process_group(rank_: int, world: int, backend_: str):
     """This process as rank_ of world (rendezvous at MASTER_ADDR:MASTER_PORT), for the block."""
     if backend_ == "nccl":
-        torch.cuda.set_device(rank_)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank_)))
     dist.init_process_group(backend_, rank=rank_, world_size=world)
     try:
         yield

@@ -206,9 +206,10 @@ def input_neighbours(x_q: torch.Tensor, x_db: torch.Tensor, k: int) -> np.ndarra
 
 
 def schedule(cfg: TrainConfig, n_train: int) -> tuple[int, int, int]:
-    """(items per batch, optimizer steps in all, steps per validation round). In nproc processes
-    the batch is cut to a multiple of nproc: equal shares."""
-    size = min(cfg.batch_size, n_train) // cfg.nproc * cfg.nproc
+    """(items per batch, optimizer steps in all, steps per validation round). In a process group
+    the batch is cut to a multiple of its size: equal shares."""
+    world = distributed.world_size()
+    size = min(cfg.batch_size, n_train) // world * world
     per_pass = n_train // size
     total = cfg.epochs * per_pass if cfg.epochs else cfg.steps
     every = cfg.eval_every or (per_pass if cfg.epochs else max(total // VALIDATION_ROUNDS, 1))
@@ -286,7 +287,9 @@ class _Run:
 def train(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True, on_epoch=None) -> TrainResult:
     """Train an autoencoder on `data` (default: cfg.dataset's train split); the loop is here.
     on_epoch(model, metrics), if given, runs after each validation round (for experiments).
-    With cfg.nproc > 1 the loop runs in that many processes (see the module docstring)."""
+    With cfg.nproc > 1 the loop runs in that many processes (see the module docstring). Called in
+    every rank of a process group the caller made (a script under torchrun), it trains in that
+    group; rank 0's result holds the kept weights, the other ranks' the last."""
     validate_config(cfg)
     if cfg.nproc > 1 and not distributed.initialized():
         return _spawn(cfg, data, progress, on_epoch)  # nproc processes come back here, in a process group
@@ -441,6 +444,8 @@ def _spawn(cfg: TrainConfig, data: Dataset | None, progress: bool, on_epoch) -> 
         raise ParameterError("a callback after each validation round needs training in one process")
     data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
     data = data.subset(cfg.limit)
+    if cfg.resume and Path(cfg.checkpoint).is_file():
+        _load_checkpoint(Path(cfg.checkpoint), cfg, "cpu")  # a mismatch is refused before any process starts
     with tempfile.TemporaryDirectory(prefix="semhash-train-") as tmp:
         path = Path(tmp) / "data.pt"
         torch.save(_compact(data), path)
@@ -524,9 +529,7 @@ def _model_config(cfg: TrainConfig, shape: tuple[int, ...], images: bool) -> Mod
 
 def _resume(run: _Run, cfg: TrainConfig) -> None:
     """Continue from the checkpoint: weights, optimizer, history, best weights and step count."""
-    state = torch.load(run.ckpt, map_location=run.device, weights_only=False)
-    if _run_defining(state["config"]) != _run_defining(cfg.to_dict()):
-        raise CheckpointMismatch(f"{run.ckpt} was written by a different training configuration; start afresh")
+    state = _load_checkpoint(run.ckpt, cfg, run.device)
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
     run.history, run.best, run.best_state = state["history"], state["best"], state["best_state"]
@@ -534,6 +537,14 @@ def _resume(run: _Run, cfg: TrainConfig) -> None:
     scores = [h["score"] for h in run.history if "score" in h]
     run.best_score = max(scores) if scores else -float("inf")
     run.best_loss = min((h["loss"] for h in run.history), default=float("inf"))
+
+
+def _load_checkpoint(path: Path, cfg: TrainConfig, device) -> dict:
+    """The checkpoint at path, if this configuration wrote it (CheckpointMismatch if not)."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    if _run_defining(state["config"]) != _run_defining(cfg.to_dict()):
+        raise CheckpointMismatch(f"{path} was written by a different training configuration; start afresh")
+    return state
 
 
 def _run_defining(config: dict) -> dict:

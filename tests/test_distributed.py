@@ -94,5 +94,16 @@ def test_a_checkpoint_of_two_processes_resumes_in_one_and_a_mismatch_is_refused(
     assert ckpt.is_file() and [h["step"] for h in first.history] == [20, 40]
     again = train(TrainConfig(**small, checkpoint=str(ckpt), resume=True), digits[0], progress=False)
     assert again.history == first.history  # nothing left to do: history restored, in one process
-    with pytest.raises(CheckpointMismatch, match="different training configuration"):  # raised in a rank
+    with pytest.raises(CheckpointMismatch, match="different training configuration"):
         train(TrainConfig(**{**small, "steps": 60}, nproc=2, checkpoint=str(ckpt), resume=True), digits[0], False)
+
+
+def _fail_in_rank_1(message: str) -> int:
+    if distributed.rank() == 1:
+        raise ParameterError(message)
+    return distributed.rank()
+
+
+def test_an_error_in_a_rank_is_raised_in_the_caller_as_itself():
+    with pytest.raises(ParameterError, match="out of range in rank 1"):
+        distributed.launch(_fail_in_rank_1, 2, CPU, ("out of range in rank 1",))
