@@ -55,7 +55,7 @@ def run(
     make_hasher("lsh", bits=bits).fit(data.subset(min(len(data), 1000))).encode(data)
     ae_options = {"epochs": ae_epochs, "device": device, "patience": ae_epochs, "progress": progress}
     counts, skipped = _process_counts(nproc, pick_device(device))
-    rows = _time_all(methods, counts, data, bits, ae_options, log)
+    rows = _time_all(methods, counts, data, bits, ae_options, log, data_root)
     ratios, processes = _ratios(rows, log), _processes(rows, skipped, log)
     result = {
         "dataset": dataset,
@@ -77,12 +77,13 @@ def run(
     return result
 
 
-def _time_all(methods, counts, data, bits: int, ae_options: dict, log) -> list[dict]:
+def _time_all(methods, counts, data, bits: int, ae_options: dict, log, data_root=None) -> list[dict]:
     """A row per method, logged as it comes; the autoencoder's in each process count."""
     rows = []
     for method in methods:
         for n in counts if method == "ae" else (1,):
-            rows.append(_time_method(method, data, bits, {**ae_options, "nproc": n} if method == "ae" else {}))
+            options = {**ae_options, "nproc": n} if method == "ae" else {}
+            rows.append(_time_method(method, data, bits, options, data_root))
             log(_row_line(rows[-1]))
     return rows
 
@@ -136,7 +137,26 @@ def _ratios(rows: list[dict], log) -> dict[str, float]:
     return ratios
 
 
-def _time_method(method: str, data, bits: int, options: dict) -> dict:
+def _time_build(hasher, data, data_root) -> dict:
+    """An index build of the same items end to end, into a new SQLite file: the data set read from
+    its files again (decode), encoded, stored with the derived structures; its items/s against
+    encoding alone (issue 14: at least 0.8x)."""
+    import tempfile
+
+    from ..hashing.data import load_dataset
+    from ..index_store.build import build_index
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = hasher.save(Path(tmp) / "model.semhash")
+        start = time.perf_counter()
+        name = data.source if data.files else data.name
+        source = load_dataset(name, data.split or "train", root=data_root).subset(len(data))
+        build_index(Path(tmp) / "build.db", model, source)
+        build_s = time.perf_counter() - start
+    return {"build_s": build_s, "build_items_per_s": len(data) / build_s}
+
+
+def _time_method(method: str, data, bits: int, options: dict, data_root=None) -> dict:
     """One method's row: seconds and items/s to fit on data, then to encode it."""
     from ..hashing.train import TrainConfig
 
@@ -154,6 +174,9 @@ def _time_method(method: str, data, bits: int, options: dict) -> dict:
         "encode_s": encode_s,
         "encode_items_per_s": len(data) / encode_s,
     }
+
+    row.update(_time_build(hasher, data, data_root))
+    row["build_vs_encode"] = row["build_items_per_s"] / row["encode_items_per_s"]
     if method == "ae":
         t = hasher.training_
         row.update(
@@ -175,7 +198,8 @@ def _name(row: dict) -> str:
 def _row_line(row: dict) -> str:
     line = (
         f"  {_name(row):<5} fit {row['fit_s']:8.2f} s ({row['fit_items_per_s']:>10,.0f} items/s)   "
-        f"encode {row['encode_s']:6.2f} s ({row['encode_items_per_s']:>10,.0f} items/s)"
+        f"encode {row['encode_s']:6.2f} s ({row['encode_items_per_s']:>10,.0f} items/s)   "
+        f"index build {row['build_items_per_s']:>8,.0f} items/s ({row['build_vs_encode']:.2f}x encode)"
     )
     if row["method"] == "ae":
         line += f"   {row['seconds_per_epoch']:.1f} s/epoch, {row['samples_per_s']:,.0f} samples/s on {row['device']}"
