@@ -9,7 +9,6 @@ import platform
 from collections.abc import Callable
 from pathlib import Path
 
-from ..hashing import __version__
 from ..hashing.files import atomic_write, atomic_write_text
 
 DEFAULT_OUT = Path("semhash-results")  # every `semhash bench` command's default, in the current folder
@@ -26,6 +25,8 @@ def write_result(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     machine = {"cpu_count": os.cpu_count(), "platform": platform.platform(), **result.get("machine", {})}
+    from ..hashing import __version__
+
     ordered = {"benchmark": name, "semhash": __version__, **result, "machine": machine}
     result.clear()
     result.update(ordered)

@@ -560,7 +560,10 @@ HINTS = {
 def main() -> None:
     """Console entry point: run the app; every error goes through hashing.errors.translate and
     comes out as one line on stderr and a non-zero exit (130 for Ctrl-C, 2 for a usage error)."""
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    try:  # typer >= 0.24 carries its own copy of click; before, click itself
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:
+        from click.exceptions import ClickException, NoArgsIsHelpError
 
     try:
         code = app(standalone_mode=False)  # usage errors come back here, not as a framed box

@@ -7,7 +7,9 @@ def __getattr__(name: str):
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version("semhash")
+            found = version("semhash")
         except PackageNotFoundError:  # running from a source tree that was never installed
-            return "0.0.0+unknown"
+            found = "0.0.0+unknown"
+        globals()["__version__"] = found  # looked up once
+        return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

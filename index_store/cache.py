@@ -1,7 +1,8 @@
 """Derived structures on disk: the search structures, with a manifest.
 
 Folder layout: search.npz (hash tables, codes, ids), manifest.json (generation and item count of
-the SQL state they were built from, which index of which database, file checksums). Each file is
+the SQL state they were built from, which index of which database, file checksums); plans.json
+beside them, the planner's measurements for that state (a plan decides speed, never an answer). Each file is
 written to a temp name and renamed, the manifest last, so a crash leaves either the old complete
 set or a set the manifest does not vouch for; either way `load` tells, and the caller rebuilds
 from SQL.

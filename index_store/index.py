@@ -200,10 +200,7 @@ class Index:
         loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits, self._source())
         if loaded is None:
             return self.rebuild(reason=why)
-        try:
-            loaded.adopt_plans(cache.load_plans(self.cache_folder, row.generation, self._source()))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            pass  # malformed plans: measured again on use
+        loaded.adopt_plans(cache.load_plans(self.cache_folder, row.generation, self._source()))
         self._current, self.last_load = (loaded, row.generation), "cache"
         return loaded
 
@@ -249,21 +246,23 @@ class Index:
             # replica): search again on the structures of the newer SQL state
         else:
             raise Unavailable(f"index {self.name!r} changes faster than it can be searched; try again")
+        folder = self.sources_folder() if self.row.source_root else None  # once, not a stat per hit
         out = []
         for i in range(len(res)):
             ids, dists = res[i]
-            out.append([{**self.describe(meta[int(j)]), "distance": int(d)} for j, d in zip(ids, dists)])
+            out.append([{**self.describe(meta[int(j)], folder), "distance": int(d)} for j, d in zip(ids, dists)])
         return out
 
-    def describe(self, item: dict) -> dict:
+    def describe(self, item: dict, folder: str | None = None) -> dict:
         """An item's stored row for a reader: its class name when the index knows it, and its source
-        resolved against the image folder (the one given, else the recorded one)."""
+        resolved against the image folder (folder: sources_folder(), when the caller has it)."""
         classes, label = self.row.classes, item.get("label")
         if classes and label is not None and 0 <= label < len(classes):
             item = {**item, "class": classes[label]}
         source = item.get("source")
         if source and self.row.source_root and _relative_path(source):
-            item = {**item, "source": os.path.normpath(os.path.join(self.sources_folder(), source))}
+            folder = folder or self.sources_folder()
+            item = {**item, "source": os.path.normpath(os.path.join(folder, source))}
         return item
 
     def sources_folder(self) -> str:
@@ -295,8 +294,9 @@ class Index:
                 raise StoreError(f"index {self.name!r} keeps no float vectors to re-rank with")
             rerank = vector_rerank(np.asarray(query_vectors, np.float32), vectors)
         res = s.radius(query_codes, radius, rerank) if radius is not None else s.knn(query_codes, k, rerank)
-        if s.new_plans and s is self._current[0]:
-            cache.save_plans(self.cache_folder, self._current[1], self._source(), s.plans())
+        current, generation = self._current  # one read: a writer's thread may install a newer one
+        if s.new_plans and s is current:
+            cache.save_plans(self.cache_folder, generation, self._source(), s.plans())
         return res if radius is None or k is None else truncate(res, k)
 
     # --- inspection ---

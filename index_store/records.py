@@ -5,6 +5,7 @@ describe an index the same way."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -87,3 +88,18 @@ def lock_timeout_s(default: float = 10.0) -> float:
         return max(0.0, float(os.environ["SEMHASH_LOCK_TIMEOUT"]))
     except (KeyError, ValueError):
         return default
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A WAL database in a folder we cannot write needs its shared-memory
+    file; where that cannot be made, the file is read as immutable."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=lock_timeout_s(), isolation_level=None)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # a writer holds it: never read around its lock (immutable would read stale pages)
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+    return conn

@@ -76,26 +76,24 @@ class Searcher:
         """What the planner measured (radius clocks, k-NN plans), as JSON data: the disk cache keeps
         it beside the structures, so that the next process (a CLI call) skips the timing."""
         self.new_plans = False
+        radius, knn = list(self._radius_clocks.items()), list(self._knn_plans.items())  # other threads add
         return {
-            "radius": {
-                str(r): {f"{h}:{m}": list(v) for (h, m), v in c.items()} for r, c in self._radius_clocks.items()
-            },
-            "knn": {
-                str(k): {**vars(p), "clock": p.clock and {n: list(v) for n, v in p.clock.items()}}
-                for k, p in self._knn_plans.items()
-            },
+            "radius": {str(r): {f"{h}:{m}": list(v) for (h, m), v in c.items()} for r, c in radius},
+            "knn": {str(k): {**vars(p), "clock": p.clock and {n: list(v) for n, v in p.clock.items()}} for k, p in knn},
         }
 
     def adopt_plans(self, plans: dict) -> None:
-        """Take plans() of a searcher over the same structures; anything malformed is left out (a
-        plan only decides speed: each is measured again when missing)."""
-        for r, clock in plans.get("radius", {}).items():
-            parsed = {(h, int(m)): (float(a), float(b)) for p, (a, b) in clock.items() for h, m in [p.split(":")]}
-            if all(h == "scan" or (h == "mih" and m in self.mih) for h, m in parsed):
-                self._radius_clocks[int(r)] = parsed
-        for k, p in plans.get("knn", {}).items():
-            clock = p["clock"] and {n: (float(a), float(b)) for n, (a, b) in p["clock"].items()}
-            self._knn_plans[int(k)] = KnnPlan(p["start"], p["stop"], clock, float(p["work"]))
+        """Take plans() of a searcher over the same structures; a malformed record is left out whole
+        (a plan only decides speed: each is measured again when missing)."""
+        try:
+            radius = {
+                int(r): _clock(c, [("scan", 0), *(("mih", m) for m in self.mih)]) for r, c in plans["radius"].items()
+            }
+            knn = {int(k): _knn_plan(p) for k, p in plans["knn"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return
+        self._radius_clocks.update(radius)
+        self._knn_plans.update(knn)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything the searcher holds but its FAISS index, as named arrays (for the on-disk cache)."""
@@ -261,6 +259,29 @@ class Searcher:
             order = _order(qi, dist, ids, nq, self.bits)
         offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
         return Results(offsets, ids[order], dist[order])
+
+
+def _clock(record: dict, allowed: list) -> dict:
+    """A radius clock from its JSON: {"how:m": [fixed s, per-query s]} over plans this searcher has."""
+    clock = {}
+    for name, (fixed, per_query) in record.items():
+        how, m = name.split(":")
+        clock[how, int(m)] = (float(fixed), float(per_query))
+    if not clock or any(plan not in allowed for plan in clock):
+        raise ValueError("not a clock of these structures")
+    return clock
+
+
+def _knn_plan(record: dict) -> KnnPlan:
+    """A KnnPlan from its JSON; ValueError unless it is one."""
+    start, stop, clock = record["start"], record["stop"], record["clock"]
+    if start is not None and not (isinstance(start, int) and isinstance(stop, int) and 0 <= start <= stop):
+        raise ValueError("bad substring radii")
+    if clock is not None:
+        clock = {name: (float(a), float(b)) for name, (a, b) in clock.items()}
+        if set(clock) != {"mih", "scan"}:
+            raise ValueError("bad clock")
+    return KnnPlan(start, stop, clock, float(record["work"]))
 
 
 def _scan_first(clock: dict, nq: int) -> bool:

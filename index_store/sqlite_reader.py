@@ -15,12 +15,11 @@ import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
 from ..hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
-from .records import IndexRow, checked_row, codes_array, lock_timeout_s, safe_url
+from .records import IndexRow, checked_row, codes_array, open_read_only, safe_url
 
 # The columns of every table (schema.py's; tests/test_store.py checks they agree).
 COLUMNS = {
@@ -46,7 +45,7 @@ class SqliteReader:
         self.lock = threading.RLock()  # one connection: threads take turns, a snapshot at a time
         if not path.is_file():
             raise StoreMissing(f"{path}: no such database file")
-        self.conn = self._guard(lambda: _open_read_only(path))
+        self.conn = self._guard(lambda: open_read_only(path))
         self.has_meta = self._guard(self._check_schema)
 
     def _check_schema(self) -> bool:
@@ -94,8 +93,9 @@ class SqliteReader:
         return ids, codes, idx.generation
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
-        idx = self.get_index(name)
-        rows = dict(self._rows("SELECT item_id, vector FROM semhash_vectors WHERE index_id = ?", (idx.id,)))
+        with self._snapshot():
+            idx = self._index_row(name)
+            rows = dict(self._rows("SELECT item_id, vector FROM semhash_vectors WHERE index_id = ?", (idx.id,)))
         if not rows:
             return None
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
@@ -124,8 +124,9 @@ class SqliteReader:
         return found
 
     def count(self, name: str) -> int:
-        idx = self.get_index(name)
-        return self._rows("SELECT count(*) FROM semhash_items WHERE index_id = ?", (idx.id,))[0][0]
+        with self._snapshot():
+            idx = self._index_row(name)
+            return self._rows("SELECT count(*) FROM semhash_items WHERE index_id = ?", (idx.id,))[0][0]
 
     def _meta(self, text):
         try:
@@ -180,21 +181,6 @@ class _Snapshot:
                 self.reader._guard(self.reader.conn.commit)
         finally:
             self.reader.lock.release()
-
-
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection. A WAL database in a folder we cannot write needs its shared-memory
-    file; where that cannot be made, the file is read as immutable."""
-    uri = f"file:{quote(str(path))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=lock_timeout_s(), isolation_level=None)
-    try:
-        conn.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.OperationalError as exc:
-        conn.close()
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise  # a writer holds it: never read around its lock (immutable would read stale pages)
-        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
-    return conn
 
 
 def _json(text):

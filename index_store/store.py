@@ -30,7 +30,7 @@ from ..hashing.errors import (
     sql_error,
 )
 from . import schema as S
-from .records import IndexRow, checked_row, codes_array, database_url, lock_timeout_s, safe_url
+from .records import IndexRow, checked_row, codes_array, database_url, lock_timeout_s, open_read_only, safe_url
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -40,8 +40,8 @@ class Store:
 
     mode: "create" makes the database and semhash's tables where they are missing (building an
     index); "write" and "read" need a database that holds them already and change nothing on
-    opening; "read" also opens SQLite files read-only (a read-only mount, another user's file), so
-    a read-only command creates nothing, converts nothing, and never writes.
+    opening; "read" also opens SQLite files read-only. (Read-only commands on a SQLite file use
+    sqlite_reader.SqliteReader instead, through index.open_store: the same checks, no SQLAlchemy.)
     """
 
     def __init__(self, target: str | os.PathLike, mode: str = "create"):
@@ -78,7 +78,7 @@ class Store:
         if not path.parent.is_dir():
             raise StoreError(f"cannot create database {path}: folder {path.parent} does not exist")
         if self.mode == "read":
-            return create_engine("sqlite://", creator=lambda: _read_only_sqlite(path))
+            return create_engine("sqlite://", creator=lambda: open_read_only(path))
         return create_engine(self.url)
 
     @property
@@ -437,24 +437,6 @@ def _sqlite_setup(engine: Engine, writable: bool = True) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
-
-
-def _read_only_sqlite(path: Path):
-    """A read-only connection to a SQLite file. A WAL database in a folder we cannot write needs
-    its shared-memory file; where that cannot be made, the file is read as immutable."""
-    import sqlite3
-    from urllib.parse import quote
-
-    uri = f"file:{quote(str(path))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.OperationalError as exc:
-        conn.close()
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise  # a writer holds it: never read around its lock (immutable would read stale pages)
-        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
-    return conn
 
 
 def _schema_state(engine: Engine, where: str) -> tuple[str, bool]:

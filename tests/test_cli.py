@@ -132,7 +132,7 @@ def test_index_add_verify_and_remove(built, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["search", "{db}", "--item", "digits/train/9", "-k", "0"], "k must be positive"),
+        (["search", "{db}", "--item", "digits/train/9", "-k", "0"], "k must be a positive integer"),
         (["search", "{db}", "--item", "digits/train/9", "--radius", "17"], "between 0 and the code length 16"),
         (["search", "{db}", "--item", "no-such-key"], "no item 'no-such-key'"),
         (["search", "{db}", "--image", "{model}"], "not a readable image"),
