@@ -49,6 +49,7 @@ from ..index_store import schema as S
 from ..index_store.index import Index
 from ..index_store.searcher import Searcher
 from ..index_store.store import safe_url
+from .postgres import in_schema, pg_schemas, postgres_url
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 BATCH = 2000
@@ -513,39 +514,6 @@ def bulk_postgres(url: str, keys: list[str], codes: np.ndarray, labels: np.ndarr
         f"ours / raw {ours_s / raw_s:.2f}x)"
     )
     return row
-
-
-def postgres_url(url: str) -> str:
-    """A PostgreSQL URL for SQLAlchemy with the psycopg driver (the one semhash installs)."""
-    u = make_url(url)
-    if u.get_backend_name() != "postgresql":
-        raise ParameterError(f"--postgres needs a PostgreSQL URL (postgresql+psycopg://...), got {safe_url(url)}")
-    return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-
-
-def in_schema(url: str, schema: str) -> str:
-    """The URL with its connections' search_path set to schema: semhash's tables are made and found there."""
-    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-
-
-@contextmanager
-def pg_schemas(url: str, *schemas: str):
-    """Fresh schemas in the URL's database for the block (dropped first if a crashed run left them,
-    and after); yields an engine on the database."""
-    from sqlalchemy import create_engine
-
-    admin = create_engine(url)
-    try:
-        with admin.begin() as conn:
-            for schema in schemas:
-                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        yield admin
-    finally:
-        with admin.begin() as conn:
-            for schema in schemas:
-                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.dispose()
 
 
 def raw_copy(url: str, schema: str, keys: list[str], codes: np.ndarray, labels: np.ndarray) -> float:

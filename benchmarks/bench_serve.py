@@ -25,7 +25,6 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from ..hashing.errors import ParameterError, SemhashError
 from ..index_store.index import Index
 from ..index_store.launcher import free_port, spawn_server
 from ..index_store.store import safe_url
+from .postgres import in_schema, pg_schemas, postgres_url
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 NAME = "bench"
@@ -58,7 +58,7 @@ def run(
         raise ParameterError("need at least 1,000 items, 1 client, a positive duration and positive worker counts")
     if not workers and not (postgres and replicas):
         raise ParameterError("nothing to measure: give a worker count, or --postgres URL with a replica count")
-    postgres = _postgres_url(postgres) if postgres else None
+    postgres = postgres_url(postgres) if postgres else None
     folder = Path(tempfile.mkdtemp(prefix="semhash-serve-"))
     inproc, rows, pg = None, [], None
     try:
@@ -106,8 +106,8 @@ def _postgres_runs(url: str, items: int, clients: int, seconds: float, replicas,
     sharing it, the clients spread over them."""
     schema = f"semhash_serve_{os.getpid()}"
     env = {**os.environ, "XDG_CACHE_HOME": str(folder / "xdg")}  # the servers' derived structures: ours to delete
-    with _pg_schema(url, schema):
-        target = _in_schema(url, schema)
+    with pg_schemas(url, schema):
+        target = in_schema(url, schema)
         t = time.perf_counter()
         queries = _random_index(target, items, log, cache_folder=folder / "pg-cache")
         build_s = time.perf_counter() - t
@@ -128,40 +128,6 @@ def _postgres_runs(url: str, items: int, clients: int, seconds: float, replicas,
                 f"{row['errors']} errors of {row['requests']:,} requests; {row['ratio_to_in_process']:.2f}x in-process"
             )
     return {"store": safe_url(url), "build_s": build_s, "in_process": inproc, "replicas": rows}
-
-
-def _postgres_url(url: str) -> str:
-    """A PostgreSQL URL for SQLAlchemy with the psycopg driver (the one semhash installs)."""
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    if u.get_backend_name() != "postgresql":
-        raise ParameterError(f"--postgres needs a PostgreSQL URL (postgresql+psycopg://...), got {safe_url(url)}")
-    return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-
-
-def _in_schema(url: str, schema: str) -> str:
-    """The URL with its connections' search_path set to schema: semhash's tables are made and found there."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-
-
-@contextmanager
-def _pg_schema(url: str, schema: str):
-    """A fresh schema in the URL's database for the block (dropped first if a crashed run left it, and after)."""
-    from sqlalchemy import create_engine
-
-    admin = create_engine(url)
-    try:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        yield
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.dispose()
 
 
 def _random_index(target, items: int, log, **kw) -> np.ndarray:
