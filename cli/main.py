@@ -238,8 +238,7 @@ def index_build(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Encode a data set with a model and store items and codes in an index."""
-    source = one_source(dataset, images, features)
-    data = {"split": split.value, "root": data_root, "labels": labels, "limit": _limit(limit)}
+    source, data = _data(dataset, images, features, labels, split, limit, data_root)
     _fill(index, model, source, data, "indexing", as_json, name=name, resume=resume, batch_size=_batch(batch_size))
 
 
@@ -259,9 +258,14 @@ def index_add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
-    source = one_source(dataset, images, features)
-    data = {"split": split.value, "root": data_root, "labels": labels, "limit": _limit(limit)}
+    source, data = _data(dataset, images, features, labels, split, limit, data_root)
     _fill(index, model, source, data, "adding", as_json, name=name, adding=True, batch_size=_batch(batch_size))
+
+
+def _data(dataset, images, features, labels, split: Split, limit, data_root) -> tuple[str, dict]:
+    """index build / add: the one data source, and build_index's options for reading it."""
+    source = one_source(dataset, images, features)
+    return source, {"split": split.value, "root": data_root, "labels": labels, "limit": _limit(limit)}
 
 
 def _fill(index: str, model, source: str, data: dict, what: str, as_json: bool, **options) -> None:

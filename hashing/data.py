@@ -325,16 +325,17 @@ def item_keys(data: Dataset) -> list[str]:
     folders (the same wherever the folder lies or the command runs), else '<name>/<split>/<row>'
     (read back by parse_item_key)."""
     if data.files:
-        return [f"{Path(os.path.abspath(data.source)).name}/{p}" for p in relative_files(data)]
+        return folder_keys(data.source, data.files)
     prefix = f"{data.name}/{data.split}" if data.split else data.name
     return [f"{prefix}/{i}" for i in range(len(data))]
 
 
-def relative_files(data: Dataset) -> list[str]:
-    """An image folder's files relative to the folder, '/'-separated (sources an index stores).
-    Paths are made absolute without following links: a linked file stays where the folder has it."""
-    root = os.path.abspath(data.source)
-    return [Path(os.path.relpath(os.path.abspath(f), root)).as_posix() for f in data.files]
+def folder_keys(folder: str | os.PathLike, files: list) -> list[str]:
+    """'<folder name>/<path within it>' of each file, '/'-separated: keys that stay the same
+    wherever the folder lies or the command runs. Paths are made absolute without following
+    links: a linked file stays where the folder has it."""
+    root = os.path.abspath(folder)
+    return [f"{Path(root).name}/{Path(os.path.relpath(os.path.abspath(f), root)).as_posix()}" for f in files]
 
 
 def parse_item_key(key: str) -> tuple[str, str, int] | None:

@@ -10,11 +10,11 @@ groups are the connected components of those links (scipy), largest first.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..hashing.data import folder_keys
 from ..hashing.errors import ModelMissing, ParameterError
 from .index import Index
 from .query import encode
@@ -31,8 +31,7 @@ def dedup(target, name: str = "default", radius: int = 0, model=None) -> dict:
         if model is None:
             raise ModelMissing(f"{target} is a folder: name the model that encodes its images")
         files, codes = encode(model, images=[str(target)])
-        root = os.path.abspath(target)
-        keys = [f"{Path(root).name}/{Path(os.path.relpath(os.path.abspath(f), root)).as_posix()}" for f in files]
+        keys = folder_keys(target, files)
         members = _linked(Searcher(np.arange(len(keys), dtype=np.int64), codes), radius)
         groups = [sorted(keys[int(p)] for p in m) for m in members]
         return _report({"folder": str(target)}, radius, len(keys), groups)

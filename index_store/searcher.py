@@ -59,11 +59,11 @@ class Searcher:
             mih[m] = MultiIndexHash.build(codes, m)
         self._adopt(ids, codes, mih, neighbour_profile(codes))
 
-    def _adopt(self, ids, codes, mih, within, faiss_index=None) -> None:
+    def _adopt(self, ids, codes, mih, within) -> None:
         """Take the structures as they are; the FAISS index and the planner's memos come on first use."""
         self.ids, self.codes, self.mih, self.within = ids, codes, mih, within
         self.bits = codes.shape[1] * 8
-        self._faiss = faiss_index
+        self._faiss = None  # FAISS's flat index over the codes, made on first use
         self.planner = Planner(self)
         # what the planner decided, as plain data, consulted on every call: radius -> clock
         # {plan: (fixed s, per-query s)}; k -> KnnPlan; (plan, radius) -> work per query
@@ -105,9 +105,9 @@ class Searcher:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], faiss_index=None) -> Searcher:
-        """Inverse of to_arrays, without recomputing anything; faiss_index: an IndexBinaryFlat over the
-        codes in position order (else built on first use). ValueError or KeyError when inconsistent."""
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Searcher:
+        """Inverse of to_arrays, without recomputing anything (FAISS's flat index is made on first
+        use). ValueError or KeyError when inconsistent."""
         ids, codes = arrays["ids"], arrays["codes"]
         if codes.ndim != 2 or len(ids) != len(codes):
             raise ValueError("ids and codes differ in length")
@@ -123,7 +123,7 @@ class Searcher:
                 ]
                 mih[m] = MultiIndexHash(bits, substring_bounds(bits, m), arrays[name], tables)
         s = cls.__new__(cls)
-        s._adopt(ids, codes, mih, arrays["within"], faiss_index)
+        s._adopt(ids, codes, mih, arrays["within"])
         return s
 
     def __len__(self) -> int:
