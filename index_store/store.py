@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from ..hashing.errors import (
     sql_error,
 )
 from . import schema as S
+from . import sqlite_bulk
 from .records import IndexRow, checked_row, codes_array, database_url, lock_timeout_s, open_read_only, safe_url
 
 BUSY_TIMEOUT_MS = 10_000
@@ -137,8 +137,10 @@ class Store:
             return list(conn.execute(select(S.indexes.c.name).order_by(S.indexes.c.name)).scalars())
 
     def drop_index(self, name: str) -> None:
-        idx = self.get_index(name)
+        """Delete index `name` and every row of it, in one transaction. The index row is locked first:
+        a concurrent add either commits before (and its rows are deleted here) or finds no index."""
         with self._write() as conn:
+            idx = self._lock(conn, name)
             for table in (S.vectors, S.codes) + ((S.index_meta,) if self.has_meta else ()):
                 conn.execute(delete(table).where(table.c.index_id == idx.id))
             conn.execute(delete(S.items).where(S.items.c.index_id == idx.id))
@@ -209,18 +211,33 @@ class Store:
             ids = np.arange(first, first + n, dtype=np.int64)
             try:
                 if n:
-                    # in key order: the (index_id, key) index then grows page by page instead of at
-                    # random (1M items into SQLite: 5.1 s -> 3.8 s for this table, measured raw)
-                    rows = sorted(_item_rows(idx.id, ids, keys, labels, sources, metas), key=itemgetter(2))
-                    self._insert(conn, S.items, rows)
-                    self._insert(conn, S.codes, _code_rows(idx.id, ids, codes))
-                    if vectors is not None:
-                        v = np.ascontiguousarray(vectors, dtype=np.float32)
-                        self._insert(conn, S.vectors, zip([idx.id] * n, ids.tolist(), _row_bytes(v)))
+                    self._insert_rows(conn, idx.id, ids, keys, codes, labels, sources, metas, vectors)
             except IntegrityError:
                 raise StoreError(f"some of these keys are already in index {name!r}; remove them first") from None
             self._bump(conn, idx.id, next_item=first + n, delta=n)
-        return ids
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def _insert_rows(self, conn, index_id, ids, keys, codes, labels, sources, metas, vectors) -> None:
+        """Rows for items ids (n,) int64, consecutive (the arguments in that order, None where absent)
+        by the fastest path the database has: whole columns on SQLite (sqlite_bulk), else _insert's.
+        Item rows go in key order: the (index_id, key) index then grows page by page instead of at
+        random (1M items into SQLite: 5.1 s -> 3.8 s for this table, measured raw; 74 bytes/item on
+        disk, 129 in input order)."""
+        order = sorted(range(len(keys)), key=[str(k) for k in keys].__getitem__)
+        pick = lambda v: None if v is None else [v[i] for i in order]  # noqa: E731
+        if self.is_sqlite and sqlite_bulk.carries(keys, sources):
+            sqlite_bulk.insert_items(conn, index_id, ids[order], pick(keys), pick(labels), pick(sources), pick(metas))
+            sqlite_bulk.insert_fixed(conn, S.codes, "code", index_id, int(ids[0]), codes)
+            if vectors is not None:
+                v = np.asarray(vectors, dtype=np.float32)
+                sqlite_bulk.insert_fixed(conn, S.vectors, "vector", index_id, int(ids[0]), v)
+            return
+        rows = _item_rows(index_id, ids[order], pick(keys), pick(labels), pick(sources), pick(metas))
+        self._insert(conn, S.items, rows)
+        self._insert(conn, S.codes, _code_rows(index_id, ids, codes))
+        if vectors is not None:
+            v = np.ascontiguousarray(vectors, dtype=np.float32)
+            self._insert(conn, S.vectors, zip([index_id] * len(ids), ids.tolist(), _row_bytes(v)))
 
     def remove(self, name: str, keys: list[str]) -> np.ndarray:
         """Remove items by key in one transaction; returns the removed ids. Unknown keys are an error."""
