@@ -27,6 +27,10 @@ from . import schema as S
 # json_each and CAST of blobs behave as used here since SQLite 3.9 (json1 built in by default since 3.38)
 JSON_ROWS = "json_each(:rows) AS r"
 # n rows numbered 0..n-1 without a table: a recursive CTE, stepped inside SQLite
+# per statement: SQLite refuses any value over 1e9 bytes (SQLITE_MAX_LENGTH), and a batch of
+# 100,000 CIFAR-sized vectors is 1.2 GB; chunks this size cost nothing measurable
+CHUNK_BYTES = 64 << 20
+CHUNK_ROWS = 100_000  # items per statement: their JSON is a few MB unless keys are kilobytes long
 NUMBERS = "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < :n - 1)"
 
 
@@ -40,37 +44,46 @@ def available() -> bool:
     return True
 
 
-def carries(*texts) -> bool:
-    """Whether these text columns (lists of str or None; None for an absent column) can travel this
-    way: SQLite's JSON functions end a string at a NUL character, which the driver's own binding
-    keeps, so such rows take the row-by-row path."""
-    return available() and not any(
-        "\x00" in "".join(str(v) for v in t if v is not None) for t in texts if t is not None
-    )
+def carries(conn, keys, sources) -> bool:
+    """Whether these rows can travel this way over conn (a SQLAlchemy connection): a UTF-8 database
+    (CAST reads the digit blobs as text in the database's encoding), keys and sources all str (None
+    for an absent source), none with a NUL character (SQLite's JSON functions end a string there,
+    where the driver's own binding keeps it). Other rows take the row-by-row path."""
+    if not available() or conn.exec_driver_sql("PRAGMA encoding").scalar() != "UTF-8":
+        return False
+    texts = [keys] + ([] if sources is None else [[v for v in sources if v is not None]])
+    return all(all(type(v) is str for v in t) and "\x00" not in "".join(t) for t in texts)
 
 
 def insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], labels, sources, metas) -> None:
     """Items with these ids (n,) int64 and keys (n,) str, optional labels (n,) int, sources (n,) str
     and metas (n,) JSON-able (None where absent), inserted in this order; conn: a SQLAlchemy
-    connection in a transaction."""
+    connection in a transaction. One statement per CHUNK_ROWS items."""
+    for a in range(0, len(keys), CHUNK_ROWS):
+        part = slice(a, a + CHUNK_ROWS)
+        cut = lambda v, part=part: None if v is None else v[part]  # noqa: E731
+        _insert_items(conn, index_id, ids[part], keys[part], cut(labels), cut(sources), cut(metas))
+
+
+def _insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], labels, sources, metas) -> None:
     values = {"index_id": index_id}
     values["ids"], values["id_width"] = _integers(ids)
     columns = [("id", "CAST(substr(:ids, r.key * :id_width + 1, :id_width) AS INTEGER)")]
-    text = {"key": [str(k) for k in keys]}
+    text = {"key": keys}
     if labels is not None:
         ints = _integers(labels)
         if ints is None:
-            text["label"] = [None if v is None else int(v) for v in labels]
+            text["label"] = labels
         else:
             values["labels"], values["label_width"] = ints
             columns.append(("label", "CAST(substr(:labels, r.key * :label_width + 1, :label_width) AS INTEGER)"))
     if sources is not None:
-        text["source"] = list(sources)
+        text["source"] = sources
     if metas is not None:
         text["meta"] = [None if m is None else json.dumps(m) for m in metas]
     one = len(text) == 1  # keys alone: a JSON array of strings, the fastest to write and to read
     rows = text["key"] if one else list(zip(*text.values()))
-    values["rows"] = json.dumps(rows, ensure_ascii=False)  # lone surrogates fail in UTF-8, as executemany did
+    values["rows"] = json.dumps(rows, ensure_ascii=False, allow_nan=False)  # lone surrogates fail in UTF-8
     for position, name in enumerate(text):
         columns.append((name, "r.value" if one else f"json_extract(r.value, '$[{position}]')"))
     names = ", ".join(name for name, _ in columns)
@@ -82,14 +95,19 @@ def insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], labels, 
 
 def insert_fixed(conn, table, column: str, index_id: int, first: int, rows: np.ndarray) -> None:
     """One row per row of `rows` (n, w) uint8 (or any dtype: its bytes), item ids first, first+1, ...,
-    into table (index_id, item_id, column)."""
+    into table (index_id, item_id, column); one statement per CHUNK_BYTES of rows."""
     rows = np.ascontiguousarray(rows)
     width = rows.shape[1] * rows.itemsize
-    conn.exec_driver_sql(
-        f"{NUMBERS} INSERT INTO {table.name} (index_id, item_id, {column}) "
-        f"SELECT :index_id, :first + i, substr(:blob, i * :width + 1, :width) FROM seq",
-        {"n": len(rows), "index_id": index_id, "first": first, "blob": rows.tobytes(), "width": width},
-    )
+    if width == 0:
+        raise ValueError("rows of zero bytes")
+    step = max(1, CHUNK_BYTES // width)
+    for a in range(0, len(rows), step):
+        part = rows[a : a + step]
+        conn.exec_driver_sql(
+            f"{NUMBERS} INSERT INTO {table.name} (index_id, item_id, {column}) "
+            f"SELECT :index_id, :first + i, substr(:blob, i * :width + 1, :width) FROM seq",
+            {"n": len(part), "index_id": index_id, "first": first + a, "blob": part.tobytes(), "width": width},
+        )
 
 
 def _integers(values) -> tuple[bytes, int] | None:
@@ -101,6 +119,8 @@ def _integers(values) -> tuple[bytes, int] | None:
         return None
     if a.ndim != 1 or a.dtype.kind not in "iub" or not len(a):
         return None
+    if a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max:
+        return None  # the row path refuses it
     digits = a.astype(np.int64).astype(str)
     width = int(np.char.str_len(digits).max())
     return np.char.rjust(digits, width).astype(f"S{width}").tobytes(), width

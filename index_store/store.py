@@ -8,6 +8,7 @@ its generation, so readers can tell whether their derived structures are stale.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -203,8 +204,8 @@ class Store:
                 raise StoreError(
                     f"index {name!r} holds {idx.bits}-bit codes; got codes of shape {codes.shape} for {n} keys"
                 )
-            if vectors is not None and len(vectors) != n:
-                raise StoreError(f"{len(vectors)} vectors for {n} items")
+            if vectors is not None and (np.ndim(vectors) != 2 or len(vectors) != n or not np.shape(vectors)[1]):
+                raise StoreError(f"vectors of shape {np.shape(vectors)} for {n} items: (n, dimensions) wanted")
             if len(set(keys)) != n:
                 raise StoreError("the same key appears twice in one batch")
             first = conn.execute(select(S.indexes.c.next_item).where(S.indexes.c.id == idx.id)).scalar_one()
@@ -212,8 +213,14 @@ class Store:
             try:
                 if n:
                     self._insert_rows(conn, idx.id, ids, keys, codes, labels, sources, metas, vectors)
-            except IntegrityError:
+            except IntegrityError as exc:
+                if not any(c in str(exc.orig) for c in ("uq_semhash_items_key", "semhash_items.key")):
+                    raise StoreError(f"could not store these items: {str(exc.orig).splitlines()[0]}") from None
                 raise StoreError(f"some of these keys are already in index {name!r}; remove them first") from None
+            except UnicodeEncodeError:
+                raise StoreError(
+                    f"a key or source is not valid Unicode text: {_unencodable(keys, sources)!r}"
+                ) from None
             self._bump(conn, idx.id, next_item=first + n, delta=n)
         return np.arange(first, first + n, dtype=np.int64)
 
@@ -223,16 +230,18 @@ class Store:
         Item rows go in key order: the (index_id, key) index then grows page by page instead of at
         random (1M items into SQLite: 5.1 s -> 3.8 s for this table, measured raw; 74 bytes/item on
         disk, 129 in input order)."""
-        order = sorted(range(len(keys)), key=[str(k) for k in keys].__getitem__)
+        keys = [str(k) for k in keys]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
         pick = lambda v: None if v is None else [v[i] for i in order]  # noqa: E731
-        if self.is_sqlite and sqlite_bulk.carries(keys, sources):
-            sqlite_bulk.insert_items(conn, index_id, ids[order], pick(keys), pick(labels), pick(sources), pick(metas))
+        keys, labels, sources, metas = pick(keys), pick(_labels(labels)), pick(_listed(sources)), pick(_listed(metas))
+        if self.is_sqlite and sqlite_bulk.carries(conn, keys, sources):
+            sqlite_bulk.insert_items(conn, index_id, ids[order], keys, labels, sources, metas)
             sqlite_bulk.insert_fixed(conn, S.codes, "code", index_id, int(ids[0]), codes)
             if vectors is not None:
                 v = np.asarray(vectors, dtype=np.float32)
                 sqlite_bulk.insert_fixed(conn, S.vectors, "vector", index_id, int(ids[0]), v)
             return
-        rows = _item_rows(index_id, ids[order], pick(keys), pick(labels), pick(sources), pick(metas))
+        rows = _item_rows(index_id, ids[order], keys, labels, sources, metas)
         self._insert(conn, S.items, rows)
         self._insert(conn, S.codes, _code_rows(index_id, ids, codes))
         if vectors is not None:
@@ -411,10 +420,30 @@ def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
 def _item_rows(index_id: int, ids: np.ndarray, keys, labels, sources, metas):
     """Rows of the items table as tuples, in its column order."""
     n = len(keys)
-    label_list = [None] * n if labels is None else [None if v is None else int(v) for v in _as_list(labels)]
+    label_list = [None] * n if labels is None else labels
     meta_list = [None] * n if metas is None else [None if m is None else json.dumps(m) for m in metas]
-    source_list = [None] * n if sources is None else list(sources)
-    return zip([index_id] * n, ids.tolist(), map(str, keys), label_list, source_list, meta_list)
+    source_list = [None] * n if sources is None else sources
+    return zip([index_id] * n, ids.tolist(), keys, label_list, source_list, meta_list)
+
+
+def _listed(values) -> list | None:
+    """A column as a list indexed by position (a generator, a Series or an array alike)."""
+    return None if values is None else _as_list(values)
+
+
+def _labels(values) -> list | None:
+    """Labels as Python ints (None where absent); StoreError for one that is not an integer a
+    64-bit column holds."""
+    labels = _listed(values)
+    if labels is None:
+        return None
+    try:
+        labels = [None if v is None else _integer(v) for v in labels]
+    except (TypeError, ValueError, OverflowError):
+        raise StoreError("labels must be integers (or None)") from None
+    if any(v is not None and not -(2**63) <= v < 2**63 for v in labels):
+        raise StoreError("labels must fit in 64 bits")
+    return labels
 
 
 def _code_rows(index_id: int, ids: np.ndarray, codes: np.ndarray):
@@ -428,8 +457,28 @@ def _row_bytes(a: np.ndarray) -> list[bytes]:
     return [flat[i : i + width] for i in range(0, len(flat), width)]
 
 
+def _integer(v) -> int:
+    """An integer, or a float with an integral value (labels read from float columns)."""
+    try:
+        return operator.index(v)
+    except TypeError:
+        if float(v).is_integer():
+            return int(v)
+        raise
+
+
+def _unencodable(keys, sources) -> str:
+    """The first key or source that UTF-8 cannot encode (a lone surrogate from an undecodable file name)."""
+    for v in list(keys) + list(sources or []):
+        try:
+            str(v).encode("utf-8")
+        except UnicodeEncodeError:
+            return str(v)
+    return ""
+
+
 def _as_list(values) -> list:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _sqlite_setup(engine: Engine, writable: bool = True) -> None:

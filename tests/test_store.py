@@ -272,6 +272,8 @@ def test_sqlite_column_bulk_path_stores_what_executemany_stores(tmp_path_factory
         with pytest.MonkeyPatch.context() as patch:
             if not bulk:  # the generic path: the driver's executemany, a row a time
                 patch.setattr(sqlite_bulk, "available", lambda: False)
+            patch.setattr(sqlite_bulk, "CHUNK_ROWS", 7)  # several statements per column
+            patch.setattr(sqlite_bulk, "CHUNK_BYTES", 16)
             store.add("x", keys, codes, labels, sources, metas, vectors)
         with sqlite3.connect(path) as conn:
             dumps.append(
@@ -281,3 +283,21 @@ def test_sqlite_column_bulk_path_stores_what_executemany_stores(tmp_path_factory
                 ]
             )
     assert dumps[0] == dumps[1]
+
+
+def test_bulk_add_into_a_utf16_database_and_refused_labels(tmp_path):
+    """A database created UTF-16 by another tool reads the same ids and labels back; labels that are
+    not 64-bit integers are refused in one line, before anything is written."""
+    path = tmp_path / "utf16.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA encoding='UTF-16le'")
+        conn.execute("CREATE TABLE other (x)")
+    store = Store(path)
+    store.create_index("x", 16)
+    codes = np.arange(6, dtype=np.uint8).reshape(3, 2)
+    assert store.add("x", ["a", "b", "c"], codes, labels=[10, None, 30]).tolist() == [1, 2, 3]
+    assert [store.items("x", [i])[i]["label"] for i in (1, 2, 3)] == [10, None, 30]
+    for bad in ([2**64, 1, 2], np.array([2**63, 1, 2], dtype=np.uint64), ["one", 1, 2], [0.5, 1, 2]):
+        with pytest.raises(StoreError, match="labels must"):
+            store.add("x", ["d", "e", "f"], codes, labels=bad)
+    assert store.count("x") == 3
