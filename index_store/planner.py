@@ -67,6 +67,11 @@ class Planned(Protocol):
 
     def scan_knn(self, q: np.ndarray, k: int): ...
 
+    def compiled_knn(self) -> bool: ...
+
+    @property
+    def knn_tables(self): ...  # knn_tables.KnnTables
+
 
 class Planner:
     """The plans of one searcher, and the memos of planning (all measured on first use)."""
@@ -119,6 +124,10 @@ class Planner:
         the model picks rounds, both are timed, so that small batches (a server's one query) scan
         when that is faster."""
         s = self.searcher
+        if s.compiled_knn():  # rounds from 0 up to the last one cheaper than a scan, then timed
+            plan = KnnPlan(0, s.knn_tables.max_radius, None, len(s) * SCAN_COST_PER_ITEM)
+            timed = self.clock({"mih": lambda q: s.mih_knn(q, k, plan), "scan": lambda q: s.scan_knn(q, k)})
+            return KnnPlan(plan.start, plan.stop, timed, plan.work)
         m = max(s.mih)
         start = self._first_sure_radius(k)
         if start is None:

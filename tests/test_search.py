@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from semhash.hashing.codes import hamming
 from semhash.hashing.errors import ParameterError
+from semhash.index_store import knn_tables
+from semhash.index_store import searcher as searcher_module
 from semhash.index_store.hashtable import HashTable
+from semhash.index_store.knn_tables import KnnTables
 from semhash.index_store.searcher import Searcher, vector_rerank
 
 
@@ -128,3 +131,46 @@ def test_bad_queries_are_refused(rng):
         s.knn(np.zeros((1, 4), np.uint8), 0)
     with pytest.raises(ParameterError, match="between 0 and the code length 32"):
         s.radius(np.zeros((1, 4), np.uint8), 33)
+
+
+@settings(max_examples=80, deadline=None)
+@given(databases(), st.integers(1, 40), st.sampled_from([0.0, 0.25, float("inf")]), st.sampled_from([None, 0, 1]))
+def test_compiled_knn_tables_agree_with_brute_force(db, k, sweep_from, stop):
+    """knn_tables' rounds, probe by probe and swept in bucket order: every query they finish has
+    exactly the brute-force distances; the queries they leave are those whose k-th neighbour lies
+    beyond the last round's reach."""
+    ids, codes, queries = db
+    if codes.shape[1] > 8:
+        return  # the compiled tables hold codes of at most 64 bits
+    k = min(k, len(ids))
+    tables = KnnTables.build(codes)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(knn_tables, "SWEEP_FROM", sweep_from)
+        dist, pos, done = tables.search(queries, k, stop)
+    true = hamming(queries, codes)
+    m, last = len(tables.tables), tables.max_radius if stop is None else min(stop, tables.max_radius)
+    for i in range(len(queries)):
+        reference = np.sort(true[i])[:k]
+        if done[i]:
+            np.testing.assert_array_equal(dist[i], reference)
+            np.testing.assert_array_equal(true[i][pos[i]], dist[i])  # each position at its distance
+            assert len(set(pos[i].tolist())) == k
+        else:
+            assert reference[-1] > m * last + m - 1  # not done only when out of the rounds' reach
+
+
+@settings(max_examples=40, deadline=None)
+@given(databases(), st.integers(1, 40))
+def test_searcher_knn_through_the_compiled_path_agrees_with_faiss(db, k):
+    ids, codes, queries = db
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(searcher_module, "COMPILED_KNN_FROM", 0)  # small databases too
+        s = Searcher(ids, codes)
+        plan = s.planner.knn_plan(min(k, len(ids)))
+        res = s.mih_knn(queries, min(k, len(ids)), plan)
+    index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(codes.shape[1] * 8))
+    index.add_with_ids(codes, ids)
+    ref_d, ref_ids = index.search(queries, min(k, len(ids)))
+    for i in range(len(queries)):
+        got_ids, got_d = res[i]
+        assert_knn_matches_reference(got_ids, got_d, ref_ids[i], ref_d[i])
