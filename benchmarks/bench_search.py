@@ -302,11 +302,17 @@ def check_exact(ours: Searcher, codes: np.ndarray, q: np.ndarray) -> None:
 
 
 def scaling(sizes: list[int], bits: int, rng, real: dict[str, np.ndarray], log=print) -> list[dict]:
-    """Cost per query as N grows, ours and FAISS's scan, on random codes and on real ones."""
+    """Cost per query as N grows, ours and FAISS's scan, on random codes (`bits`) and on real ones
+    (each at its own length)."""
     rows = []
     sets = [("random", None, sizes)] + [
-        (label, codes, [n for n in (10_000, 30_000, len(codes)) if n <= len(codes)]) for label, codes in real.items()
-    ]  # MNIST: 70,000 images
+        (
+            label,
+            codes,
+            [n for n in (10_000, 30_000, len(codes)) if n <= len(codes)] if len(codes) <= 70_000 else [len(codes)],
+        )
+        for label, codes in real.items()
+    ]  # MNIST: 70,000 images; augmented: one size
     for label, source, ns in sets:
         for n in ns:
             codes = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) if source is None else source[:n]
@@ -352,9 +358,10 @@ def bit_flip_only(s: Searcher) -> Searcher:
     return pinned
 
 
-def mnist_codes(bits: int, ae_model: str | None, data_root: str | None = None, log=print) -> dict[str, np.ndarray]:
-    """Real, clustered codes of all 70,000 MNIST images: PCA-ITQ's, and the autoencoder's when a
-    trained model is given. Empty without MNIST."""
+def mnist_codes(bits: int, ae_model: str | None, data_root: str | None = None, log=print, augmented: int = 0):
+    """Real, clustered codes of all 70,000 MNIST images: PCA-ITQ's at `bits`, and the autoencoder's
+    (at its own length) when a trained model is given, with `augmented` codes of MNIST under its
+    standard augmentation too (augmented_mnist). Empty without MNIST."""
     from ..hashing.baselines import ITQ
     from ..hashing.data import load_dataset
     from ..hashing.errors import DataError
@@ -368,12 +375,42 @@ def mnist_codes(bits: int, ae_model: str | None, data_root: str | None = None, l
         return {}
     out = {}
     ae = load_hasher(ae_model) if ae_model else None
-    if ae is not None and ae.bits != bits:
-        raise ParameterError(f"{ae_model} makes {ae.bits}-bit codes; this benchmark scales {bits}-bit codes")
-    for label, hasher in (("mnist-itq", ITQ(bits).fit(train)), ("mnist-ae", ae)):
+    if ae is not None and ae.bits > 64:
+        raise ParameterError(f"{ae_model} makes {ae.bits}-bit codes; this benchmark takes codes of at most 64 bits")
+    for label, hasher in ((f"mnist-itq{bits}", ITQ(bits).fit(train)), (f"mnist-ae{ae.bits if ae else ''}", ae)):
         if hasher is not None:
             out[label] = np.concatenate([hasher.encode(train), hasher.encode(test)])
+    if ae is not None and augmented > len(out[f"mnist-ae{ae.bits}"]):
+        out[f"mnist-ae{ae.bits}-augmented"] = augmented_mnist(ae, train, test, augmented)
     return out
+
+
+def augmented_mnist(hasher, train, test, n: int, seed: int = 0) -> np.ndarray:
+    """n codes of real images: MNIST's 70,000, then copies of them under MNIST's standard
+    augmentation (each its own random rotation within 10 degrees, scale 0.9-1.1, shift within 2
+    pixels), as a larger collection of the same kind would be; encoded by hasher, (n, bits/8) uint8."""
+    import dataclasses
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    images = torch.cat([train.x, test.x])
+    out = [hasher.encode(dataclasses.replace(train, x=images, _fingerprint=None))]
+    gen = torch.Generator().manual_seed(seed)
+    done = len(images)
+    while done < n:
+        x = images[: min(len(images), n - done)]
+        b = len(x)
+        angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(10)
+        scale = 0.9 + 0.2 * torch.rand(b, generator=gen)
+        shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * (2 / 14)  # 2 pixels of 28, in [-1, 1] units
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        moved = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+        out.append(hasher.encode(dataclasses.replace(train, x=moved, _fingerprint=None)))
+        done += b
+    return np.concatenate(out)[:n]
 
 
 # --- bulk add: ours into SQLite (and PostgreSQL) beside the raw driver loading the same rows ------
@@ -471,19 +508,19 @@ def raw_sqlite(path: Path, keys: list[str], codes: np.ndarray, labels: np.ndarra
         conn.close()
 
 
-SAMPLE_ROWS_SQL = (  # the first 200 items by key
-    "SELECT i.id, i.key, i.label, i.source, i.meta, c.code FROM {schema}semhash_items i JOIN {schema}semhash_codes c "
-    "ON c.index_id = i.index_id AND c.item_id = i.id ORDER BY i.key LIMIT 200"
+SAMPLE_ROWS_SQL = (
+    "SELECT i.id, i.key, i.label, i.source, i.meta, c.* FROM {schema}semhash_items i JOIN {schema}semhash_codes c "
+    "ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.id <= 100 OR i.id > {last} ORDER BY i.id"
 )
 
 
 def same_sqlite_rows(ours: Path, raw: Path, n: int) -> None:
-    """The raw peer loaded the rows ours did: the same count, and the first 200 items by key identical."""
+    """The raw peer loaded the rows ours did: the same count, and the first and last 100 identical."""
     seen = []
     for path in (ours, raw):
         with closing(sqlite3.connect(path)) as conn:
             count = conn.execute("SELECT count(*) FROM semhash_items").fetchone()[0]
-            seen.append((count, conn.execute(SAMPLE_ROWS_SQL.format(schema="")).fetchall()))
+            seen.append((count, conn.execute(SAMPLE_ROWS_SQL.format(schema="", last=n - 100)).fetchall()))
     assert seen[0] == seen[1] and seen[0][0] == n, "the raw sqlite3 peer did not load the rows ours did"
 
 
@@ -503,7 +540,7 @@ def bulk_postgres(url: str, keys: list[str], codes: np.ndarray, labels: np.ndarr
         raw_s = raw_copy(url, raw_schema, keys, codes, labels)
         with admin.connect() as conn:
             rows = [
-                conn.exec_driver_sql(SAMPLE_ROWS_SQL.format(schema=f"{s}.")).fetchall()
+                conn.exec_driver_sql(SAMPLE_ROWS_SQL.format(schema=f"{s}.", last=n - 100)).fetchall()
                 for s in (ours_schema, raw_schema)
             ]
         assert rows[0] == rows[1] and len(rows[0]) == min(n, 200), "the raw COPY did not load the rows ours did"
@@ -569,7 +606,7 @@ def run(
         for k, v in ratios.items():
             log(f"  {k:<66} {v:7.2f}x")
         log("cost per query as N grows (32 bits):")
-        real = mnist_codes(32, ae_model, data_root, log) if mnist else {}
+        real = mnist_codes(32, ae_model, data_root, log, augmented=n) if mnist else {}
         scale = scaling(list(sizes), 32, rng, real, log)
         b = bulk(n, 32, rng, postgres, log)
     finally:

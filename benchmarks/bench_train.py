@@ -139,21 +139,35 @@ def _ratios(rows: list[dict], log) -> dict[str, float]:
 
 def _time_build(hasher, data, data_root) -> dict:
     """An index build of the same items end to end, into a new SQLite file: the data set read from
-    its files again (decode), encoded, stored with the derived structures; its items/s against
-    encoding alone (issue 14: at least 0.8x)."""
+    its files again (decode), encoded, stored with the derived structures; beside it the same read
+    and encoding without storing (what `semhash encode` does). Issue 14 asks the build for at least
+    0.8x encoding's throughput: against encoding in memory (encode_items_per_s) and against
+    decoding + encoding (decode_encode_items_per_s), both reported."""
     import tempfile
 
     from ..hashing.data import load_dataset
     from ..index_store.build import build_index
 
+    name = data.source if data.files else data.name
+
+    def source():
+        return load_dataset(name, data.split or "train", root=data_root).subset(len(data))
+
     with tempfile.TemporaryDirectory() as tmp:
         model = hasher.save(Path(tmp) / "model.semhash")
         start = time.perf_counter()
-        name = data.source if data.files else data.name
-        source = load_dataset(name, data.split or "train", root=data_root).subset(len(data))
-        build_index(Path(tmp) / "build.db", model, source)
+        hasher.encode(source())
+        decode_encode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        build_index(Path(tmp) / "build.db", model, source())
         build_s = time.perf_counter() - start
-    return {"build_s": build_s, "build_items_per_s": len(data) / build_s}
+    return {
+        "build_s": build_s,
+        "build_items_per_s": len(data) / build_s,
+        "decode_encode_s": decode_encode_s,
+        "decode_encode_items_per_s": len(data) / decode_encode_s,
+        "build_vs_decode_encode": decode_encode_s / build_s,
+    }
 
 
 def _time_method(method: str, data, bits: int, options: dict, data_root=None) -> dict:
@@ -199,7 +213,8 @@ def _row_line(row: dict) -> str:
     line = (
         f"  {_name(row):<5} fit {row['fit_s']:8.2f} s ({row['fit_items_per_s']:>10,.0f} items/s)   "
         f"encode {row['encode_s']:6.2f} s ({row['encode_items_per_s']:>10,.0f} items/s)   "
-        f"index build {row['build_items_per_s']:>8,.0f} items/s ({row['build_vs_encode']:.2f}x encode)"
+        f"index build {row['build_items_per_s']:>8,.0f} items/s ({row['build_vs_encode']:.2f}x encode in memory, "
+        f"{row['build_vs_decode_encode']:.2f}x decode + encode)"
     )
     if row["method"] == "ae":
         line += f"   {row['seconds_per_epoch']:.1f} s/epoch, {row['samples_per_s']:,.0f} samples/s on {row['device']}"

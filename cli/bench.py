@@ -70,7 +70,9 @@ def bench_search(
     n: int | None = typer.Option(
         None, "--n", help="Database size for the speed and bulk figures (scaling stops there too)."
     ),
-    ae_model: Path | None = typer.Option(None, help="A 32-bit .semhash model: also scale on its MNIST codes."),
+    ae_model: Path | None = typer.Option(
+        None, help="A .semhash model (at most 64 bits): also search its MNIST codes, and --n of them with augmentation."
+    ),
     mnist: bool = typer.Option(True, help="Scale on real MNIST codes (PCA-ITQ's) too."),
     approx: bool = typer.Option(
         True, help="k-NN 10 also against approximate peers (USearch HNSW, FAISS HNSW and IVF) with their recall@10."

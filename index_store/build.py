@@ -45,28 +45,32 @@ def build_index(
     data, hasher = _checked(data, data_options, batch_size, model_path)
     index, hasher = _target_index(target, model_path, hasher, data, name, resume, adding)
     keys = item_keys(data)
+    total = len(keys)
     have = set(index.store.ids_of(name, keys)) if (resume or adding) else set()
     if adding and have:
         raise StoreError(f"{len(have)} of these items are already in index {name!r}, e.g. {sorted(have)[0]!r}")
-    todo = np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64)
+    todo = np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64) if have else np.arange(len(keys))
     done = len(keys) - len(todo)
     labels = None if data.labels is None else _index_labels(data, index)[todo]
     sources = _sources(data, index.sources_folder() if index.row.source_root else None)
+    if done:  # resuming: only the items not stored yet
+        keys, sources = [keys[i] for i in todo], [sources[i] for i in todo]
     report = progress or (lambda done, total, stage: None)
     # Encode first (nothing is written), then let Index.add commit batch by batch and update the
     # derived structures once, not after every batch.
     codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
     for start in range(0, len(todo), batch_size):
-        report(done + start, len(keys), "encoding")
-        codes[start : start + batch_size] = hasher.encode(data.x[todo[start : start + batch_size]])
-    report(done, len(keys), "storing")
+        report(done + start, total, "encoding")
+        part = slice(start, start + batch_size)
+        codes[part] = hasher.encode(data.x[todo[part]] if done else data.x[part])  # a slice copies nothing
+    report(done, total, "storing")
     index.add(
-        [keys[i] for i in todo],
+        keys,
         codes,
         labels=labels,
-        sources=[sources[i] for i in todo],
+        sources=sources,
         batch_size=batch_size,
-        progress=lambda n: report(done + n, len(keys), "storing"),
+        progress=lambda n: report(done + n, total, "storing"),
     )
     index.store.checkpoint()  # the database file alone now holds the whole index
     return index

@@ -21,8 +21,9 @@ from .searcher import Searcher
 FILES = ("search.npz",)  # the files a manifest vouches for, by checksum
 # 2: open-addressing hash tables; 3: SHA-256 file checksums; 4: the source index; 5: no faiss.index
 # file: FAISS's flat index is refilled from the codes in memory when a scan first needs it (a copy of
-# n x bits/8 bytes, as fast as reading the file, and it spares read-only commands importing FAISS)
-CACHE_FORMAT = 5
+# n x bits/8 bytes, as fast as reading the file, and it spares read-only commands importing FAISS);
+# 6: k-NN plans of the compiled rounds (knn_tables.py; format 5's were timed on numpy's)
+CACHE_FORMAT = 6
 
 
 def save(folder: Path, searcher: Searcher, generation: int, source: dict) -> None:

@@ -1,7 +1,8 @@
 """The compiled loops of knn_tables (numba; imported only when a k-NN search runs them).
 
-Per query, the k best so far are kept sorted in dist[i, :count[i]] / pos[i, :count[i]]; an item met
-again in another table is recognised there (k is small) and not offered twice.
+Per query, the k best so far are kept sorted by (distance, position) in dist[i, :count[i]] /
+pos[i, :count[i]]; an item met again in another table is recognised there (k is small: O(k) an
+offer, hence knn_tables.MAX_K) and not offered twice.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import numpy as np
 M1, M2, M4, H01 = (
     np.uint64(c) for c in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101)
 )
-FAR = 1 << 30  # a distance no code reaches
 
 
 @numba.njit(inline="always", cache=True)
@@ -25,13 +25,15 @@ def popcount(x):
 
 @numba.njit(inline="always", cache=True)
 def offer(dist, pos, count, i, d, p):
-    """Keep item p at distance d among query i's k best, unless it is there already."""
+    """Keep item p at distance d among query i's k best, unless it is there already; ordered by
+    (distance, position), so that of items tied at the k-th distance the first positions stay,
+    whatever order the probes met them in (and as FAISS's scan keeps them)."""
     k, n = dist.shape[1], count[i]
     for u in range(n):
         if pos[i, u] == p:
             return
     u = n if n < k else k - 1
-    while u > 0 and dist[i, u - 1] > d:
+    while u > 0 and (dist[i, u - 1] > d or (dist[i, u - 1] == d and pos[i, u - 1] > p)):
         dist[i, u] = dist[i, u - 1]
         pos[i, u] = pos[i, u - 1]
         u -= 1
@@ -43,14 +45,13 @@ def offer(dist, pos, count, i, d, p):
 
 @numba.njit(inline="always", cache=True)
 def scan_bucket(code, a, b, codes, rows, dist, pos, count, i):
-    """Offer query i every item of one bucket (rows[a:b], their codes codes[a:b])."""
+    """Offer query i every item of one bucket (rows[a:b], their codes codes[a:b]) that beats its
+    k-th best by (distance, position)."""
     k = dist.shape[1]
-    limit = dist[i, k - 1] if count[i] == k else FAR
     for r in range(a, b):
         d = popcount(code ^ codes[r])
-        if d < limit:
+        if count[i] < k or d < dist[i, k - 1] or (d == dist[i, k - 1] and rows[r] < pos[i, k - 1]):
             offer(dist, pos, count, i, d, np.int64(rows[r]))
-            limit = dist[i, k - 1] if count[i] == k else FAR
 
 
 @numba.njit(nogil=True, cache=True)

@@ -67,7 +67,7 @@ class Planned(Protocol):
 
     def scan_knn(self, q: np.ndarray, k: int): ...
 
-    def compiled_knn(self) -> bool: ...
+    def compiled_knn(self, k: int) -> bool: ...
 
     @property
     def knn_tables(self): ...  # knn_tables.KnnTables
@@ -117,14 +117,15 @@ class Planner:
         return s.mih[m].probes(radius) + self.candidates_per_query(m, radius // m)
 
     # --- k-NN ---
-    def knn_plan(self, k: int) -> KnnPlan:
+    def knn_plan(self, k: int, compiled: bool = True) -> KnnPlan:
         """How to find k neighbours: MIH rounds (finest split) from the first substring radius at
         which a typical query has k sure neighbours (the database's own neighbour profile) up to the
         last one cheaper than a scan, then FAISS's scan for the queries left; or the scan alone. Where
         the model picks rounds, both are timed, so that small batches (a server's one query) scan
-        when that is faster."""
+        when that is faster. compiled (where the searcher allows it): knn_tables' rounds from
+        substring radius 0 to their last, timed against the scan."""
         s = self.searcher
-        if s.compiled_knn():  # rounds from 0 up to the last one cheaper than a scan, then timed
+        if compiled and s.compiled_knn(k):  # rounds from 0 up to the last one cheaper than a scan, then timed
             plan = KnnPlan(0, s.knn_tables.max_radius, None, len(s) * SCAN_COST_PER_ITEM)
             timed = self.clock({"mih": lambda q: s.mih_knn(q, k, plan), "scan": lambda q: s.scan_knn(q, k)})
             return KnnPlan(plan.start, plan.stop, timed, plan.work)
@@ -136,6 +137,8 @@ class Planner:
         while stop < s.bits // m and self.knn_round_cost(stop + 1) is not None:
             stop += 1
         plan = KnnPlan(start, stop, None, self.work("mih", m, m * (start + 1)))
+        if not compiled and s.compiled_knn(k):
+            return plan  # for re-ranking, which always runs these rounds: nothing to time
         timed = self.clock({"mih": lambda q: s.mih_knn(q, k, plan), "scan": lambda q: s.scan_knn(q, k)})
         return KnnPlan(start, stop, timed, plan.work)
 

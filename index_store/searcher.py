@@ -10,6 +10,7 @@ All three return exactly the same set; results are ordered by (distance, tie key
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +69,13 @@ class Searcher:
         self.bits = codes.shape[1] * 8
         self._faiss = None  # FAISS's flat index over the codes, made on first use
         self._knn_tables = None  # the compiled k-NN's tables, made on first use
+        self._build_lock = threading.Lock()
         self.planner = Planner(self)
         # what the planner decided, as plain data, consulted on every call: radius -> clock
         # {plan: (fixed s, per-query s)}; k -> KnnPlan; (plan, radius) -> work per query
         self._radius_clocks: dict[int, dict] = {}
         self._knn_plans: dict[int, KnnPlan] = {}
+        self._rerank_plans: dict[int, KnnPlan] = {}  # k-NN with re-ranking where k-NN runs compiled
         self._work: dict[tuple, float] = {}
         self.new_plans = False  # measured since the last plans() export: worth keeping
 
@@ -148,17 +151,20 @@ class Searcher:
 
     @property
     def knn_tables(self) -> KnnTables:
-        """The compiled k-NN's substring tables with their copies of the codes (built on first use)."""
-        tables = self._knn_tables
-        if tables is None:
-            tables = self._knn_tables = KnnTables.build(self.codes)
-        return tables
+        """The compiled k-NN's substring tables with their copies of the codes (built on first use,
+        once: threads of a server that ask together wait for the one build, 480 MB at 10M codes)."""
+        if self._knn_tables is None:
+            with self._build_lock:
+                if self._knn_tables is None:
+                    self._knn_tables = KnnTables.build(self.codes)
+        return self._knn_tables
 
-    def compiled_knn(self) -> bool:
-        """Whether k-NN may run compiled (knn_tables.py): codes of at most 64 bits, numba installed,
-        and enough items that a scan is worth beating (below COMPILED_KNN_FROM a scan takes under
-        0.1 ms a query, and the tables would cost numba's import and their memory for nothing)."""
-        return self.bits <= 64 and len(self) >= COMPILED_KNN_FROM and knn_tables.available()
+    def compiled_knn(self, k: int) -> bool:
+        """Whether k-NN for this k may run compiled (knn_tables.py): codes of at most 64 bits, k up to
+        knn_tables.MAX_K, numba importable, and enough items that a scan is worth beating (below
+        COMPILED_KNN_FROM a scan takes under 0.1 ms a query, and the tables would cost numba's
+        import and their memory for nothing)."""
+        return self.bits <= 64 and k <= knn_tables.MAX_K and len(self) >= COMPILED_KNN_FROM and knn_tables.available()
 
     def nbytes(self) -> int:
         """Memory of the in-memory structures (FAISS's copy of the codes and k-NN's tables included)."""
@@ -213,6 +219,9 @@ class Searcher:
         k = min(k, len(self))
         if k == 0:
             return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if rerank is not None and self.compiled_knn(k):  # numpy's rounds, planned for themselves
+            plan = self._rerank_plans.get(k) or self._rerank_plans.setdefault(k, self.planner.knn_plan(k, False))
+            return self.mih_knn(q, k, plan, rerank)
         plan = self._knn_plans.get(k)
         if plan is None:
             plan = self._knn_plans[k] = self.planner.knn_plan(k)
@@ -224,7 +233,7 @@ class Searcher:
     def mih_knn(self, q, k, plan: KnnPlan, rerank=None) -> Results:
         """k-NN by MIH rounds over the plan's substring radii (none: FAISS's scan for every query):
         compiled where compiled_knn() allows and no re-ranking asks for every tied candidate."""
-        if rerank is None and self.compiled_knn():
+        if rerank is None and self.compiled_knn(k):
             return self._compiled_knn(q, k, plan.stop)
         parts = [self._knn_part(q[a:b], k, plan, a) for a, b in _chunks(len(q), plan.work)]
         return truncate(self._collect(len(q), *_concat(parts), rerank), k)

@@ -174,3 +174,18 @@ def test_searcher_knn_through_the_compiled_path_agrees_with_faiss(db, k):
     for i in range(len(queries)):
         got_ids, got_d = res[i]
         assert_knn_matches_reference(got_ids, got_d, ref_ids[i], ref_d[i])
+
+
+def test_compiled_knn_keeps_the_first_positions_of_a_tie_whatever_the_batch(rng):
+    """Of items tied at the k-th distance, the compiled rounds keep those of the first positions
+    (ids, for an index): the same answer alone, in any batch, swept or probed, and as FAISS's scan."""
+    codes = rng.integers(0, 256, (20_000, 2), dtype=np.uint8)  # 16-bit codes: ties everywhere
+    queries = rng.integers(0, 256, (200, 2), dtype=np.uint8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(searcher_module, "COMPILED_KNN_FROM", 0)
+        s = Searcher(np.arange(20_000), codes)
+        plan = s.planner.knn_plan(5)
+        batch = s.mih_knn(queries, 5, plan).ids
+        alone = np.concatenate([s.mih_knn(queries[i : i + 1], 5, plan).ids for i in range(200)])
+    np.testing.assert_array_equal(batch, alone)
+    np.testing.assert_array_equal(batch, s.scan_knn(queries, 5).ids)
