@@ -66,9 +66,9 @@ class Dataset:
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
             h.update(str(tuple(self.x.shape)).encode())
-            h.update(self.x.contiguous().numpy().tobytes())
+            h.update(self.x.contiguous().numpy())  # the buffer itself: no copy
             if self.labels is not None:
-                h.update(self.labels.contiguous().numpy().tobytes())
+                h.update(self.labels.contiguous().numpy())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 

@@ -57,12 +57,10 @@ def build_index(
         keys, sources = [keys[i] for i in todo], [sources[i] for i in todo]
     report = progress or (lambda done, total, stage: None)
     # Encode first (nothing is written), then let Index.add commit batch by batch and update the
-    # derived structures once, not after every batch.
-    codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
-    for start in range(0, len(todo), batch_size):
-        report(done + start, total, "encoding")
-        part = slice(start, start + batch_size)
-        codes[part] = hasher.encode(data.x[todo[part]] if done else data.x[part])  # a slice copies nothing
+    # derived structures once, not after every batch. (Encoding batch i+1 in a thread while batch i
+    # is stored was measured: the autoencoder's build 0.61x -> 0.63x its decode + encode on 2 cores,
+    # where torch's two threads and SQLite share the same cores; not kept.)
+    codes = _encode(hasher, data, todo, done, total, batch_size, report)
     report(done, total, "storing")
     index.add(
         keys,
@@ -74,6 +72,16 @@ def build_index(
     )
     index.store.checkpoint()  # the database file alone now holds the whole index
     return index
+
+
+def _encode(hasher, data: Dataset, todo: np.ndarray, done: int, total: int, batch_size: int, report) -> np.ndarray:
+    """Codes (len(todo), bits/8) uint8 of the items todo (all of them when done == 0), in batches."""
+    codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
+    for start in range(0, len(todo), batch_size):
+        report(done + start, total, "encoding")
+        part = slice(start, start + batch_size)
+        codes[part] = hasher.encode(data.x[todo[part]] if done else data.x[part])  # a slice copies nothing
+    return codes
 
 
 def _index_labels(data: Dataset, index: Index) -> np.ndarray:

@@ -30,9 +30,22 @@ def semhash(*args, env=None, **kw):
     )
 
 
+# The command with each committed batch followed by 20 ms of sleep: 40 batches of 1,000 items are
+# stored in ~0.1 s, too fast to interrupt half-way; the pause is outside the transaction, so what
+# is tested (whole batches survive) is the store's own behaviour.
+SLOWED = (
+    "import time; from semhash.index_store.store import Store; add = Store.add; "
+    "Store.add = lambda *a, **k: (add(*a, **k), time.sleep(0.02))[0]; "
+    "from semhash.cli.main import main; main()"
+)
+
+
 def start(*args, env=None):
+    """The command, started with its batches slowed (SLOWED), Ctrl-C reaching it even when this
+    test runs in the background (where the shell starts it with SIGINT ignored, which a child keeps)."""
     return subprocess.Popen(
-        [sys.executable, "-c", "from semhash.cli.main import main; main()", *map(str, args)],
+        [sys.executable, "-c", SLOWED, *map(str, args)],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -51,19 +64,30 @@ def counts(db) -> dict:
         }
 
 
-def wait_for_items(db, proc, at_least: int) -> int:
-    """Poll until the build has committed at_least items (it must still be running then)."""
+def interrupt_after(db, proc, at_least: int, sig) -> int:
+    """Send sig to the build once it has committed at_least items, while holding SQLite's write
+    lock: the build cannot commit another batch (nor finish) between the count and the signal.
+    The lock is taken only once items exist (the build has set WAL mode and made its tables: a
+    lock held earlier would refuse it that switch). Returns the count seen."""
     deadline = time.time() + 120
     while time.time() < deadline:
-        if db.exists():
+        assert proc.poll() is None, f"the build ended before it could be interrupted: {proc.stderr.read()}"
+        try:
+            stored = db.exists() and counts(db)["items"] > 0
+        except sqlite3.OperationalError:  # tables not created yet
+            stored = False
+        if stored:
+            conn = sqlite3.connect(db, timeout=30, isolation_level=None)
             try:
-                n = counts(db)["items"]
-            except sqlite3.OperationalError:  # tables not created yet
-                n = 0
-            if n >= at_least:
-                assert proc.poll() is None, "the build finished before it could be interrupted"
-                return n
-        time.sleep(0.01)
+                conn.execute("BEGIN IMMEDIATE")  # the build's next commit now waits for us
+                n = conn.execute("SELECT count(*) FROM semhash_items").fetchone()[0]
+                if n >= at_least:
+                    assert proc.poll() is None, "the build finished before it could be interrupted"
+                    proc.send_signal(sig)
+                    return n
+            finally:
+                conn.close()  # rolls back: the build goes on (or dies) from where it waited
+        time.sleep(0.005)
     raise AssertionError("the build never committed a batch")
 
 
@@ -134,8 +158,7 @@ def test_an_interrupted_build_keeps_whole_batches_and_resume_finishes_it(feature
         BATCH,
     )
     proc = start(*build, "--json")
-    wait_for_items(db, proc, 3 * BATCH)
-    proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
+    interrupt_after(db, proc, 3 * BATCH, signal.SIGKILL if how == "kill -9" else signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     if how == "kill -9":
         assert proc.returncode == -signal.SIGKILL
