@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semhash.hashing.codes import hamming
+from semhash.hashing.errors import ItemNotFound
 from semhash.index_store import sqlite_bulk
 from semhash.index_store.index import Index
+from semhash.index_store.query import item_codes
 from semhash.index_store.store import Store, StoreError
 
 
@@ -301,3 +303,24 @@ def test_bulk_add_into_a_utf16_database_and_refused_labels(tmp_path):
         with pytest.raises(StoreError, match="labels must"):
             store.add("x", ["d", "e", "f"], codes, labels=bad)
     assert store.count("x") == 3
+
+
+def test_codes_of_stored_items_never_come_from_another_item(tmp_path):
+    """Searching by stored items reads their ids from SQL, then their codes from the searcher: if
+    another writer re-adds an item in between, the ids disagree and both are read again; they are
+    never answered with a neighbour's code."""
+    codes = np.array([[1, 0], [2, 0], [3, 0]], dtype=np.uint8)
+    idx = Index.create(tmp_path / "i.db", "x", 16)
+    idx.add(["a", "b", "c"], codes)
+    real, reads = idx.store.ids_of, []
+
+    def first_read_stale(name, keys):  # the first read sees an id the searcher does not hold
+        reads.append(keys)
+        return {"b": 999} if len(reads) == 1 else real(name, keys)
+
+    idx.store.ids_of = first_read_stale
+    np.testing.assert_array_equal(item_codes(idx, ["b"]), codes[1:2])
+    assert len(reads) == 2
+    idx.store.ids_of = lambda name, keys: {"b": 999}  # never consistent: refused, not guessed
+    with pytest.raises(ItemNotFound, match="changed while being read"):
+        item_codes(idx, ["b"])
