@@ -231,9 +231,13 @@ class Store:
         random (1M items into SQLite: 5.1 s -> 3.8 s for this table, measured raw; 74 bytes/item on
         disk, 129 in input order)."""
         keys = [str(k) for k in keys]
+        labels, sources, metas = _labels(labels), _listed(sources), _listed(metas)
+        for name, column in (("labels", labels), ("sources", sources), ("metas", metas)):
+            if column is not None and len(column) != len(keys):
+                raise StoreError(f"{len(column)} {name} for {len(keys)} items")
         order = sorted(range(len(keys)), key=keys.__getitem__)
         pick = lambda v: None if v is None else [v[i] for i in order]  # noqa: E731
-        keys, labels, sources, metas = pick(keys), pick(_labels(labels)), pick(_listed(sources)), pick(_listed(metas))
+        keys, labels, sources, metas = pick(keys), pick(labels), pick(sources), pick(metas)
         if self.is_sqlite and sqlite_bulk.carries(conn, keys, sources):
             sqlite_bulk.insert_items(conn, index_id, ids[order], keys, labels, sources, metas)
             sqlite_bulk.insert_fixed(conn, S.codes, "code", index_id, int(ids[0]), codes)
