@@ -28,6 +28,7 @@ import numpy as np
 
 from ..hashing.codes import ball_size, flip_masks, substring_bounds, substrings, to_int
 from .hashtable import HashTable
+from .multi_index import MultiIndexHash
 
 SUB_BITS = 16  # substring length: measured best at 1M and 10M (module docstring)
 MAX_PROBED = 0.2  # rounds stop before probing more than this fraction of all buckets (the scan's turn)
@@ -51,26 +52,31 @@ class KnnTables:
     """m tables of substrings of at most SUB_BITS bits: tables[j] (direct HashTable: its rows are item
     positions in bucket order) and codes[j] (n,) uint64, the whole codes in that same order."""
 
-    bits: int
     widths: list[int]
     tables: list[HashTable]
     codes: list[np.ndarray]
     masks: list[list[np.ndarray]]  # masks[j][s]: (count,) uint64 flips of exactly s bits of table j
 
     @classmethod
-    def build(cls, codes: np.ndarray) -> KnnTables:
-        """codes: (n, bits/8) uint8 in position order, bits <= 64."""
+    def build(cls, codes: np.ndarray, mih: MultiIndexHash | None = None) -> KnnTables:
+        """codes: (n, bits/8) uint8 in position order, bits <= 64. mih: the searcher's own
+        multi-index split over the same codes; its tables are taken as they are when it is split
+        the same way (32-bit codes: m = 2), so that only the codes' copies are new."""
         bits = codes.shape[1] * 8
-        m = ceil(bits / SUB_BITS)
-        whole, subkeys = to_int(codes), substrings(codes, m)
+        m = split(bits)
         widths = [stop - start for start, stop in substring_bounds(bits, m)]
-        tables = [HashTable.build(subkeys[:, j], w, direct=True) for j, w in enumerate(widths)]
+        if mih is not None and mih.m == m and all(t.direct for t in mih.tables):
+            tables = mih.tables
+        else:
+            subkeys = substrings(codes, m)
+            tables = [HashTable.build(subkeys[:, j], w, direct=True) for j, w in enumerate(widths)]
         masks = [_masks_by_weight(w, max_radius(w, m)) for w in widths]
-        return cls(bits, widths, tables, [whole[t.rows] for t in tables], masks)
+        whole = to_int(codes)
+        return cls(widths, tables, [whole[t.rows] for t in tables], masks)
 
     @property
     def max_radius(self) -> int:
-        """The last round: beyond it a round probes more than MAX_PROBED of the buckets."""
+        """The last round: beyond it the rounds would have probed more than MAX_PROBED of the items."""
         return min(len(m) - 1 for m in self.masks)
 
     def search(self, q: np.ndarray, k: int, stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,6 +110,11 @@ class KnnTables:
 
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self.codes) + sum(t.nbytes() for t in self.tables)
+
+
+def split(bits: int) -> int:
+    """The number of substring tables for `bits`-bit codes: substrings of at most SUB_BITS bits."""
+    return ceil(bits / SUB_BITS)
 
 
 def max_radius(width: int, m: int) -> int:

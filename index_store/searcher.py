@@ -156,7 +156,7 @@ class Searcher:
         if self._knn_tables is None:
             with self._build_lock:
                 if self._knn_tables is None:
-                    self._knn_tables = KnnTables.build(self.codes)
+                    self._knn_tables = KnnTables.build(self.codes, self.mih.get(knn_tables.split(self.bits)))
         return self._knn_tables
 
     def compiled_knn(self, k: int) -> bool:
@@ -241,10 +241,7 @@ class Searcher:
     def scan_knn(self, q, k) -> Results:
         """FAISS's exact scan, ties put in id order within each query's row (cheap: rows of k)."""
         dist, pos = self.faiss_index.search(q, k)
-        key = dist.astype(np.int64) << 40 | self.ids[pos]  # ids < 2^40
-        key.sort(axis=1)
-        key = key.ravel()
-        return Results(np.arange(len(q) + 1, dtype=np.int64) * k, key & ((1 << 40) - 1), key >> 40)
+        return self._rows(dist, pos)
 
     def _compiled_knn(self, q, k, stop) -> Results:
         """knn_tables' rounds up to substring radius stop, FAISS's scan for the queries they leave;
@@ -257,10 +254,16 @@ class Searcher:
                 rest = np.flatnonzero(~done)
                 d[rest], p[rest] = self.faiss_index.search(q[a:b][rest], k)
             dist[a:b], pos[a:b] = d, p
-        key = dist << 40 | self.ids[pos]  # ids < 2^40
+        return self._rows(dist, pos)
+
+    def _rows(self, dist: np.ndarray, pos: np.ndarray) -> Results:
+        """Results of k per query from (nq, k) distances and positions, ties put in id order within
+        each row: one sort of a packed (distance, id) key (ids < 2^40)."""
+        nq, k = dist.shape
+        key = dist.astype(np.int64) << 40 | self.ids[pos]
         key.sort(axis=1)
         key = key.ravel()
-        return Results(np.arange(len(q) + 1, dtype=np.int64) * k, key & ((1 << 40) - 1), key >> 40)
+        return Results(np.arange(nq + 1, dtype=np.int64) * k, key & ((1 << 40) - 1), key >> 40)
 
     def _knn_part(self, q, k, plan: KnnPlan, offset):
         """Sure neighbours by MIH rounds of growing substring radius, FAISS's scan for the rest."""

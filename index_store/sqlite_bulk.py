@@ -11,7 +11,7 @@ SQLite's own loop cuts row i out of it:
 
 (substr on TEXT counts characters from the start - O(n) a row, measured 330 s for 1M labels - so
 every cut value is a blob.) Measured, 1M items, keys and labels, 32-bit codes, in one transaction:
-items 3.0 s -> 1.3 s, codes 1.9 s -> 0.6 s (`semhash bench search`'s bulk add: 6.5 s -> 3.8 s).
+items 3.0 s -> 1.3 s, codes 1.9 s -> 0.6 s (`semhash bench search`'s bulk add: 7.5 s -> 3.7 s).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from . import schema as S
 
 # json_each and CAST of blobs behave as used here since SQLite 3.9 (json1 built in by default since 3.38)
 JSON_ROWS = "json_each(:rows) AS r"
-# n rows numbered 0..n-1 without a table: a recursive CTE, stepped inside SQLite
 # per statement: SQLite refuses any value over 1e9 bytes (SQLITE_MAX_LENGTH), and a batch of
 # 100,000 CIFAR-sized vectors is 1.2 GB; chunks this size cost nothing measurable
 CHUNK_BYTES = 64 << 20
 CHUNK_ROWS = 100_000  # items per statement: their JSON is a few MB unless keys are kilobytes long
+# n rows numbered 0..n-1 without a table: a recursive CTE, stepped inside SQLite
 NUMBERS = "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < :n - 1)"
 
 
@@ -118,9 +118,7 @@ def _integers(values) -> tuple[bytes, int] | None:
     except (TypeError, ValueError):
         return None
     if a.ndim != 1 or a.dtype.kind not in "iub" or not len(a):
-        return None
-    if a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max:
-        return None  # the row path refuses it
+        return None  # (Store.add has checked that labels fit in 64 bits)
     digits = a.astype(np.int64).astype(str)
     width = int(np.char.str_len(digits).max())
     return np.char.rjust(digits, width).astype(f"S{width}").tobytes(), width
