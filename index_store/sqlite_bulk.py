@@ -52,7 +52,7 @@ def carries(conn, keys, sources) -> bool:
     if not available() or conn.exec_driver_sql("PRAGMA encoding").scalar() != "UTF-8":
         return False
     texts = [keys] + ([] if sources is None else [[v for v in sources if v is not None]])
-    return all(all(type(v) is str for v in t) and "\x00" not in "".join(t) for t in texts)
+    return all(set(map(type, t)) <= {str} and "\x00" not in "".join(t) for t in texts)
 
 
 def insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], labels, sources, metas) -> None:
@@ -119,6 +119,12 @@ def _integers(values) -> tuple[bytes, int] | None:
         return None
     if a.ndim != 1 or a.dtype.kind not in "iub" or not len(a):
         return None  # (Store.add has checked that labels fit in 64 bits)
-    digits = a.astype(np.int64).astype(str)
-    width = int(np.char.str_len(digits).max())
-    return np.char.rjust(digits, width).astype(f"S{width}").tobytes(), width
+    a = a.astype(np.int64)
+    if a.min() < 0:  # a sign: numpy's own formatting, right-aligned
+        digits = a.astype(str)
+        width = int(np.char.str_len(digits).max())
+        return np.char.rjust(digits, width).astype(f"S{width}").tobytes(), width
+    # zero-padded digits by arithmetic: 60,000 ids 24 ms as numpy strings -> 2 ms; CAST reads '007' as 7
+    width = len(str(int(a.max())))
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    return ((a[:, None] // powers) % 10 + ord("0")).astype(np.uint8).tobytes(), width

