@@ -1,7 +1,7 @@
 """Exploration: train one autoencoder configuration and measure the full MNIST protocol after every
 epoch (mAP@all, precision within radius 2, empty balls, bit usage), to see how training unfolds.
 
-    semhash bench explore --bits 32 --epochs 30 --neighbours 40 --k 5 [--bottleneck noise] [--threads 1]
+    semhash bench explore --bits 32 --epochs 30 --neighbours 40 --k 50 --affine 1 --self-pairs 0 [--threads 1]
 
 One JSON line per epoch; writes explore.json and explore.png (the metrics per epoch).
 benchmarks/README.md records what each configuration reached.
@@ -26,23 +26,31 @@ from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 def run(
     bits: int = 32,
     epochs: int = 30,
-    neighbours: float = 40.0,
-    k: int = 5,
-    bottleneck: str = "noise",
-    noise_std: float = 4.0,
-    mask: float = 0.0,
-    threads: int | None = None,
+    reg: Regularizers | None = None,
     data_root: str | None = None,
     out: str | Path = DEFAULT_OUT,
     log=print,
+    **train_options,
 ) -> dict:
-    """Train with this configuration (k-NN graph term of weight `neighbours` over `k` neighbours;
-    `mask`: denoising input masking probability), logging the protocol's figures after each epoch as
-    a JSON line; write explore.json and explore.png into out and return the JSON's content."""
+    """Train with these regularizers (default: `semhash train`'s) and TrainConfig options (bottleneck,
+    noise_std, lr_decay, threads, ...), logging the protocol's figures after each epoch as a JSON
+    line; write explore.json and explore.png into out and return the JSON's content."""
     db = load_dataset("mnist", "train", root=data_root)
     q = load_dataset("mnist", "test", root=data_root).subset(1000)
+    lines: list[dict] = []
+    reg = reg or TrainConfig().reg
+    cfg = TrainConfig(bits=bits, epochs=epochs, patience=epochs, reg=reg, **train_options)
+    train(cfg, db, progress=False, on_epoch=_measure(db, q, lines, log))
+    result = {"config": cfg.to_dict(), "epochs": lines}
+    paths = write_result(out, "explore", result, lambda path: plot(lines, path))
+    log(f"wrote {paths[0]} and {paths[1]}")
+    return result
+
+
+def _measure(db, q, lines: list[dict], log):
+    """The callback after each epoch: the protocol's figures of the model, appended to lines and logged."""
     rel = label_relevance(q.labels.numpy(), db.labels.numpy())
-    lines, t0 = [], time.perf_counter()
+    t0 = time.perf_counter()
 
     def measure(model, metrics):
         with torch.no_grad():
@@ -63,15 +71,7 @@ def run(
         )
         log(json.dumps(lines[-1]))
 
-    reg = Regularizers(neighbours=neighbours, k_neighbours=k, mask_prob=mask)
-    cfg = TrainConfig(
-        bits=bits, epochs=epochs, patience=epochs, bottleneck=bottleneck, noise_std=noise_std, threads=threads, reg=reg
-    )
-    train(cfg, db, progress=False, on_epoch=measure)
-    result = {"config": cfg.to_dict(), "epochs": lines}
-    paths = write_result(out, "explore", result, lambda path: plot(lines, path))
-    log(f"wrote {paths[0]} and {paths[1]}")
-    return result
+    return measure
 
 
 def plot(lines: list[dict], path: Path) -> None:

@@ -54,10 +54,12 @@ def bench_quality(
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
     if ae_bottleneck:
         ae_options["bottleneck"] = ae_bottleneck
-    if ae_neighbours is not None:
-        from ..hashing.models import Regularizers
+    if ae_neighbours is not None:  # the recipe's regularizers, this weight
+        from dataclasses import replace
 
-        ae_options["reg"] = Regularizers(neighbours=ae_neighbours)
+        from ..hashing.train import TrainConfig
+
+        ae_options["reg"] = replace(TrainConfig().reg, neighbours=ae_neighbours)
     _run(
         as_json,
         lambda log: run(dataset, tuple(bits), tuple(method), queries, ae_options, limit, data_root, out, log=log),
@@ -218,19 +220,30 @@ def bench_explore(
     bits: int = typer.Option(32),
     epochs: int = typer.Option(30),
     neighbours: float = typer.Option(40.0, help="Weight of the k-NN graph term (0: off)."),
-    k: int = typer.Option(5, "--k", help="Neighbours per item in the k-NN graph."),
+    k: int = typer.Option(50, "--k", help="Neighbours per item in the k-NN graph."),
     bottleneck: str = typer.Option("noise", help="noise, ste, bernoulli or real."),
     noise_std: float = typer.Option(4.0, help="Standard deviation of the noise bottleneck's noise."),
     mask: float = typer.Option(0.0, help="Denoising: input masking probability."),
     threads: int | None = typer.Option(None, help="Torch threads (default: torch's)."),
+    affine: float = typer.Option(1.0, help="Random affine views of the training images (1: MNIST's standard; 0: off)."),
+    self_pairs: float = typer.Option(0.0, help="Share of items paired with a second view of themselves."),
+    lr_decay: str = typer.Option("none", help="Learning-rate decay: none or cosine."),
+    temperature: float = typer.Option(0.0, help="Pairs' term: InfoNCE at this temperature (0: spectral)."),
     out: Path = _out("explore"),
     data_root: str | None = DataRoot,
     as_json: bool = AsJson,
 ) -> None:
     """One autoencoder configuration, the full MNIST protocol measured after every epoch (a JSON line each)."""
     from ..benchmarks.explore_ae import run
+    from ..hashing.models import Regularizers
 
-    _run(
-        as_json,
-        lambda log: run(bits, epochs, neighbours, k, bottleneck, noise_std, mask, threads, data_root, out, log=log),
+    reg = Regularizers(
+        neighbours=neighbours,
+        k_neighbours=k,
+        mask_prob=mask,
+        affine=affine,
+        self_pairs=self_pairs,
+        temperature=temperature,
     )
+    options = dict(bottleneck=bottleneck, noise_std=noise_std, threads=threads, lr_decay=lr_decay)
+    _run(as_json, lambda log: run(bits, epochs, reg, data_root, out, log=log, **options))

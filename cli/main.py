@@ -128,6 +128,7 @@ def train(
     epochs: int | None = typer.Option(None, help="ae: passes over the data instead of --steps."),
     device: str = Device,
     neighbours: float | None = typer.Option(None, help="ae: weight of the k-NN graph term (0 turns it off)."),
+    views: float | None = typer.Option(None, help="ae, images: strength of the random affine views (0: off)."),
     conv: bool = typer.Option(False, "--conv", help="ae: convolutional encoder/decoder."),
     checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every validation round."),
     resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
@@ -143,9 +144,8 @@ def train(
     source = one_source(dataset, images, features)
     options = {}
     if method in (Method.ae, Method.auto):
-        options = _ae_options(
-            bottleneck.value, steps, epochs, device, neighbours, conv, checkpoint, resume, nproc, progress=not as_json
-        )
+        reg = {"neighbours": neighbours, "affine": views}
+        options = _ae_options(bottleneck.value, steps, epochs, device, reg, conv, checkpoint, resume, nproc, as_json)
     # the autoencoder draws its own progress bar; the other fits get a spinner (terminals only)
     spinner = _spinner(f"fitting {method.value}", not as_json and method not in (Method.ae, Method.auto))
     with warnings.catch_warnings(), spinner:  # a collapse is reported once, below, not also as a Python warning
@@ -186,22 +186,24 @@ def _print_trained(summary: dict, as_json: bool) -> None:
     typer.echo(f"wrote {summary['model']}")
 
 
-def _ae_options(bottleneck, steps, epochs, device, neighbours, conv, checkpoint, resume, nproc, progress: bool) -> dict:
-    """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags."""
+def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, resume, nproc, quiet: bool) -> dict:
+    """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags (reg: the
+    regularizers' fields given, None where not)."""
     options = {
         "bottleneck": bottleneck,
         "device": device,
         "conv": conv,
-        "progress": progress,
+        "progress": not quiet,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "resume": resume,
         "nproc": nproc,
     }
     options.update({k: v for k, v in (("steps", steps), ("epochs", epochs)) if v is not None})
-    if neighbours is not None:
+    reg = {k: v for k, v in reg.items() if v is not None}
+    if reg:
         from ..hashing.train import TrainConfig
 
-        options["reg"] = {**TrainConfig().reg.to_dict(), "neighbours": neighbours}
+        options["reg"] = {**TrainConfig().reg.to_dict(), **reg}
     return options
 
 

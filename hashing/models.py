@@ -15,10 +15,12 @@ Encoding always returns [a > 0], i.e. sigmoid(a) > 0.5, so codes are exactly bin
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 METHODS = ("noise", "ste", "bernoulli", "real")
@@ -169,6 +171,13 @@ class Regularizers:
     neighbours: float = 0.0
     k_neighbours: int = 10
     neighbour_space: str = "pca50"  # where the k-NN graph is computed: "pca50" or "input"
+    # images only: a small random affine transform of each training image (strength 1: rotation
+    # within 10 degrees, scale 0.9-1.1, shift within 2 pixels of 28, MNIST's standard augmentation),
+    # reconstructed to the untransformed image; and the share of items whose pair partner for the
+    # neighbours term is a second transform of themselves instead of a k-NN neighbour
+    affine: float = 0.0
+    self_pairs: float = 0.0
+    temperature: float = 0.0  # > 0: the pairs' term is InfoNCE at this temperature, else the spectral loss
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,6 +190,21 @@ def corrupt(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:
     if reg.input_noise > 0:
         x = x + reg.input_noise * torch.randn_like(x)
     return x
+
+
+def affine_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """x: (n, C, H, W) images -> each under its own random affine transform (rotation within
+    10*strength degrees, scale within 1 +- 0.1*strength, shift within 2*strength pixels per 28),
+    resampled bilinearly with a zero border."""
+    n, device = len(x), x.device
+    uniform = lambda *shape: torch.rand(*shape, device=device) * 2 - 1  # noqa: E731
+    angle = uniform(n) * math.radians(10.0) * strength
+    scale = 1 + uniform(n) * 0.1 * strength
+    shift = uniform(n, 2) * (2.0 / 14.0) * strength  # 2 px of 28 in [-1, 1] coordinates
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def code_penalties(h: torch.Tensor, reg: Regularizers) -> dict[str, torch.Tensor]:
