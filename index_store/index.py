@@ -160,7 +160,8 @@ class Index:
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or len(codes) != len(keys):
             raise StoreError(f"{len(keys)} keys for codes of shape {codes.shape}")
-        before = self.searcher  # current before writing, so the writes can update it in memory
+        base = self._snapshot()  # the structures before writing, so that the writes can update them in memory
+        before = base[0]
         ids, ahead = [], None
         with ThreadPoolExecutor(1) as pool:
             for start in range(0, len(keys), batch_size):
@@ -178,7 +179,7 @@ class Index:
             new_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
             built = ahead[1].result() if ahead and np.array_equal(ahead[0], new_ids) else None
         update = lambda s: (np.concatenate([s.ids, new_ids]), np.concatenate([s.codes, codes]))  # noqa: E731
-        self._after_write(update, len(ids), built if built is not None and self._current[0] is before else None)
+        self._after_write(update, len(ids), base, built)
         return new_ids
 
     @staticmethod
@@ -191,45 +192,54 @@ class Index:
         return guess, pool.submit(Searcher, ids, all_codes)
 
     def remove(self, keys) -> np.ndarray:
-        _ = self.searcher
+        base = self._snapshot()
         removed = self.store.remove(self.name, list(keys))
-        self._after_write(lambda s: (s.ids[~np.isin(s.ids, removed)], s.codes[~np.isin(s.ids, removed)]), 1)
+        self._after_write(lambda s: (s.ids[~np.isin(s.ids, removed)], s.codes[~np.isin(s.ids, removed)]), 1, base)
         return removed
 
-    def _after_write(self, update, transactions: int, built: Searcher | None = None) -> None:
-        """Derive the new structures from the old ones in memory (update(old) -> (ids, codes), or
-        built: those already made from them) when nobody else wrote in between (the generation
-        moved by exactly our transactions), else leave them to a rebuild from SQL."""
-        searcher, before = self._current
+    def _after_write(self, update, transactions: int, base: tuple[Searcher, int], built=None) -> None:
+        """Derive the new structures in memory from base, the (structures, generation) taken before
+        writing (update(old) -> (ids, codes), or built: those already made from base), when nobody
+        else wrote in between: the generation moved by exactly our transactions. Else leave them to
+        a rebuild from SQL. (Base must be the pair taken before the write: structures another
+        thread installs meanwhile may already hold our items, measured as one item twice in the
+        chaos test.)"""
+        searcher, before = base
         self.row = self.store.get_index(self.name)
-        if searcher is not None and before >= 0 and self.row.generation == before + transactions:
-            self._install(
-                built if built is not None else Searcher(*update(searcher)), self.row.generation, "updated in memory"
-            )
-        else:
+        if self.row.generation == before + transactions:
+            new = built if built is not None else Searcher(*update(searcher))
+            self._install(new, self.row.generation, "updated in memory")
+        elif self._current[1] <= before:
             self._current = (None, -1)  # stale: the next reader rebuilds (readers hold their own reference)
 
     # --- derived structures ---
     @property
     def searcher(self) -> Searcher:
         """Current search structures: from memory, else the disk cache, else rebuilt from SQL."""
+        return self._snapshot()[0]
+
+    def _snapshot(self) -> tuple[Searcher, int]:
+        """(the current search structures, the SQL generation they were built from), as one pair."""
         self.row = row = self.store.get_index(self.name)
-        searcher, generation = self._current  # one read: another thread may install a newer one meanwhile
-        if searcher is not None and generation == row.generation:
-            return searcher
+        current = self._current  # one read: another thread may install a newer one meanwhile
+        if current[0] is not None and current[1] == row.generation:
+            return current
         loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits, self._source())
         if loaded is None:
-            return self.rebuild(reason=why)
+            return self._rebuilt(why)
         loaded.adopt_plans(cache.load_plans(self.cache_folder, row.generation, self._source()))
         self._current, self.last_load = (loaded, row.generation), "cache"
-        return loaded
+        return loaded, row.generation
 
     def rebuild(self, reason: str = "asked") -> Searcher:
         """Rebuild every derived structure from SQL and write the cache."""
+        return self._rebuilt(reason)[0]
+
+    def _rebuilt(self, reason: str) -> tuple[Searcher, int]:
         ids, codes, generation = self.store.load_codes(self.name)
         searcher = Searcher(ids, codes)
         self._install(searcher, generation, f"rebuilt from SQL ({reason})")
-        return searcher
+        return searcher, generation
 
     def _install(self, searcher: Searcher, generation: int, how: str) -> None:
         self._current, self.last_load = (searcher, generation), how

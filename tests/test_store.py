@@ -194,6 +194,21 @@ def test_a_writer_between_batches_voids_the_structures_built_ahead(tmp_path, clu
     assert as_pairs(idx.search(codes[:5], k=None, radius=2)) == brute_force(codes, keys, codes[:5], 2)
 
 
+def test_structures_a_reader_installs_mid_write_are_not_updated_twice(tmp_path, clustered):
+    keys, codes, _ = clustered
+    target = str(tmp_path / "r.db")
+    idx = Index.create(target, "r", bits=32)
+    idx.add(keys[:100], codes[:100])
+    other = Store(target)
+
+    def meanwhile(done):  # ours is committed: a reader installs what SQL now holds, then another writer adds
+        assert len(idx.searcher) == 101
+        other.add("r", keys[200:201], codes[200:201])
+
+    idx.add(keys[100:101], codes[100:101], progress=meanwhile)
+    assert idx.searcher.ids.tolist() == Store(target).load_codes("r")[0].tolist() == list(range(1, 103))
+
+
 operations = st.lists(
     st.tuples(st.sampled_from(["add", "remove", "reopen"]), st.integers(1, 25)), min_size=1, max_size=6
 )
