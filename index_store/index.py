@@ -161,7 +161,6 @@ class Index:
         if codes.ndim != 2 or len(codes) != len(keys):
             raise StoreError(f"{len(keys)} keys for codes of shape {codes.shape}")
         base = self._snapshot()  # the structures before writing, so that the writes can update them in memory
-        before = base[0]
         ids, ahead = [], None
         with ThreadPoolExecutor(1) as pool:
             for start in range(0, len(keys), batch_size):
@@ -173,7 +172,7 @@ class Index:
                     )
                 )
                 if ahead is None and len(keys) > batch_size:
-                    ahead = self._build_ahead(pool, before, int(ids[0][0]), codes)
+                    ahead = self._build_ahead(pool, base[0], int(ids[0][0]), codes)
                 if progress:
                     progress(min(start + batch_size, len(keys)))
             new_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
