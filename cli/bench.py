@@ -33,7 +33,11 @@ def _run(as_json: bool, run: Callable[[Callable[[str], None]], dict]) -> None:
 
 @bench_app.command("quality")
 def bench_quality(
-    dataset: str = typer.Option("mnist"),
+    dataset: str = typer.Option(
+        "mnist",
+        help="A named set, an image folder or a labelled .npz; one without a test split gives up "
+        "--queries random items as the queries.",
+    ),
     bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
     method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
     queries: int = typer.Option(1000),

@@ -124,7 +124,7 @@ def train(
         Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better)."
     ),
     bottleneck: Bottleneck = typer.Option(Bottleneck.noise, help="ae: how the bottleneck is made binary."),
-    steps: int | None = typer.Option(None, help="ae: optimizer steps (default: the recipe's 7,000)."),
+    steps: int | None = typer.Option(None, help="ae: optimizer steps (default: the recipe's 11,000)."),
     epochs: int | None = typer.Option(None, help="ae: passes over the data instead of --steps."),
     device: str = Device,
     neighbours: float | None = typer.Option(None, help="ae: weight of the k-NN graph term (0 turns it off)."),
@@ -208,13 +208,16 @@ def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, 
 
 
 IndexName = typer.Option("default", "--name", help="Index name inside the database.")
-BatchSize = typer.Option(5_000, help="Items per transaction: each committed batch survives a crash.")
+BatchSize = typer.Option(
+    None, help="Items per transaction (default: 20,000): each committed batch survives a crash.", show_default=False
+)
 
 
-def _batch(size: int) -> int:
-    if size < 1:
+def _batch(size: int | None) -> dict:
+    """build_index's batch_size option: the library's default unless given."""
+    if size is not None and size < 1:
         raise SemhashError(f"--batch-size must be positive, got {size}")
-    return size
+    return {} if size is None else {"batch_size": size}
 
 
 def _limit(limit: int | None, least: int = 1) -> int | None:
@@ -234,14 +237,14 @@ def index_build(
     split: Split = split_option(Split.train),
     limit: int | None = Limit,
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
-    batch_size: int = BatchSize,
+    batch_size: int | None = BatchSize,
     name: str = IndexName,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Encode a data set with a model and store items and codes in an index."""
     source, data = _data(dataset, images, features, labels, split, limit, data_root)
-    _fill(index, model, source, data, "indexing", as_json, name=name, resume=resume, batch_size=_batch(batch_size))
+    _fill(index, model, source, data, "indexing", as_json, name=name, resume=resume, **_batch(batch_size))
 
 
 @index_app.command("add")
@@ -254,14 +257,14 @@ def index_add(
     split: Split = split_option(Split.train),
     limit: int | None = Limit,
     model: Path | None = typer.Option(None, help="Default: the index's own model."),
-    batch_size: int = BatchSize,
+    batch_size: int | None = BatchSize,
     name: str = IndexName,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
     source, data = _data(dataset, images, features, labels, split, limit, data_root)
-    _fill(index, model, source, data, "adding", as_json, name=name, adding=True, batch_size=_batch(batch_size))
+    _fill(index, model, source, data, "adding", as_json, name=name, adding=True, **_batch(batch_size))
 
 
 def _data(dataset, images, features, labels, split: Split, limit, data_root) -> tuple[str, dict]:

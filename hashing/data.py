@@ -80,6 +80,13 @@ class Dataset:
         cut = lambda v: None if v is None else v[start:stop]  # noqa: E731
         return replace(self, x=self.x[start:stop], labels=cut(self.labels), files=cut(self.files), _fingerprint=None)
 
+    def take(self, rows: np.ndarray) -> Dataset:
+        """The items at these row numbers (m,) int, in this order (a copy)."""
+        rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        labels = None if self.labels is None else self.labels[rows]
+        files = None if self.files is None else [self.files[i] for i in rows.tolist()]
+        return replace(self, x=self.x[rows], labels=labels, files=files, _fingerprint=None)
+
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: the argument, else $SEMHASH_DATA, else <cache>/data."""

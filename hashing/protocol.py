@@ -2,7 +2,10 @@
 
 MNIST protocol: database = the 60,000 training images (also the training set of every hasher),
 queries = the first 1,000 test images, relevance = same label. Other labelled data sets follow the
-same shape (train split = database, first `queries` of the test split = queries).
+same shape (train split = database, first `queries` of the test split = queries). Data without a
+test split (an image folder, a feature file) gives up a seeded random sample of `queries` items as
+the queries and keeps the rest as the database: its first items would be one class of a
+class-sorted folder, and each would find itself in the database at distance 0.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .codes import unpack
-from .data import load_dataset
+from .data import Dataset, load_dataset
+from .errors import DataError
 from .methods import make_hasher
 from .metrics import evaluate, label_relevance
 
@@ -42,12 +48,23 @@ class QualityRow:
     training: dict = field(default_factory=dict)
 
 
+def protocol_data(cfg: QualityConfig) -> tuple[Dataset, Dataset]:
+    """(database, queries) of cfg.dataset as the module docstring says."""
+    db = load_dataset(cfg.dataset, "train", root=cfg.data_root)
+    if db.labels is None:
+        raise DataError(f"{cfg.dataset} has no labels; the quality protocol needs them")
+    if db.split is not None:  # a named set: its own test split
+        return db.subset(cfg.database_limit), load_dataset(cfg.dataset, "test", root=cfg.data_root).subset(cfg.queries)
+    if len(db) < 2 * cfg.queries:
+        raise DataError(f"{cfg.dataset} holds {len(db)} items: too few to hold out {cfg.queries} queries")
+    rows = np.random.default_rng(cfg.seed).permutation(len(db))
+    rest = np.sort(rows[cfg.queries :])[: cfg.database_limit]  # the database in the data's order
+    return db.take(rest), db.take(rows[: cfg.queries])
+
+
 def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
     """Fit every method at every code length on the database, evaluate the queries against it."""
-    db = load_dataset(cfg.dataset, "train", root=cfg.data_root).subset(cfg.database_limit)
-    q = load_dataset(cfg.dataset, "test", root=cfg.data_root).subset(cfg.queries)
-    if db.labels is None or q.labels is None:
-        raise ValueError(f"{cfg.dataset} has no labels; the quality protocol needs them")
+    db, q = protocol_data(cfg)
     relevance = label_relevance(q.labels.numpy(), db.labels.numpy())
     rows = []
     for bits in cfg.bits:

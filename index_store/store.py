@@ -227,30 +227,29 @@ class Store:
     def _insert_rows(self, conn, index_id, ids, keys, codes, labels, sources, metas, vectors) -> None:
         """Rows for items ids (n,) int64, consecutive (the arguments in that order, None where absent)
         by the fastest path the database has: whole columns on SQLite (sqlite_bulk), else _insert's.
-        Item rows go in key order: the (index_id, key) index then grows page by page instead of at
-        random (1M items into SQLite: 5.1 s -> 3.8 s for this table, measured raw; 74 bytes/item on
-        disk, 129 in input order)."""
-        keys = [str(k) for k in keys]
+        Item rows go in the order of _insert_order."""
+        first, keys = int(ids[0]), [str(k) for k in keys]
         labels, sources, metas = _labels(labels), _listed(sources), _listed(metas)
         for name, column in (("labels", labels), ("sources", sources), ("metas", metas)):
             if column is not None and len(column) != len(keys):
                 raise StoreError(f"{len(column)} {name} for {len(keys)} items")
-        order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
-        pick = lambda v: None if v is None else v[order] if isinstance(v, np.ndarray) else [v[i] for i in order]  # noqa: E731
-        keys, labels, sources, metas = pick(keys), pick(labels), pick(sources), pick(metas)
+        order = _insert_order(keys)
+        if order is not None:
+            pick = lambda v: None if v is None else v[order] if isinstance(v, np.ndarray) else [v[i] for i in order]  # noqa: E731
+            keys, labels, sources, metas, ids = pick(keys), pick(labels), pick(sources), pick(metas), ids[order]
         if self.is_sqlite and sqlite_bulk.carries(conn, keys, sources):
-            sqlite_bulk.insert_items(conn, index_id, ids[order], keys, labels, sources, metas)
-            sqlite_bulk.insert_fixed(conn, S.codes, "code", index_id, int(ids[0]), codes)
+            sqlite_bulk.insert_items(conn, index_id, ids, keys, labels, sources, metas)
+            sqlite_bulk.insert_fixed(conn, S.codes, "code", index_id, first, codes)
             if vectors is not None:
                 v = np.asarray(vectors, dtype=np.float32)
-                sqlite_bulk.insert_fixed(conn, S.vectors, "vector", index_id, int(ids[0]), v)
+                sqlite_bulk.insert_fixed(conn, S.vectors, "vector", index_id, first, v)
             return
-        rows = _item_rows(index_id, ids[order], keys, labels, sources, metas)
-        self._insert(conn, S.items, rows)
-        self._insert(conn, S.codes, _code_rows(index_id, ids, codes))
+        self._insert(conn, S.items, _item_rows(index_id, ids, keys, labels, sources, metas))
+        every = np.arange(first, first + len(codes), dtype=np.int64)
+        self._insert(conn, S.codes, _code_rows(index_id, every, codes))
         if vectors is not None:
             v = np.ascontiguousarray(vectors, dtype=np.float32)
-            self._insert(conn, S.vectors, zip([index_id] * len(ids), ids.tolist(), _row_bytes(v)))
+            self._insert(conn, S.vectors, zip([index_id] * len(every), every.tolist(), _row_bytes(v)))
 
     def remove(self, name: str, keys: list[str]) -> np.ndarray:
         """Remove items by key in one transaction; returns the removed ids. Unknown keys are an error."""
@@ -406,6 +405,16 @@ def _copy(conn, table: str, columns: list[str], rows) -> None:
 
 
 IN_CHUNK = 30_000  # values per IN (...): below PostgreSQL's 65,535 bind parameters and SQLite's 32,766
+
+
+def _insert_order(keys: list[str]) -> np.ndarray | None:
+    """The order to insert item rows in: key order, so that the (index_id, key) index grows page by
+    page instead of at random (1M keys into SQLite: 5.1 s -> 3.8 s for this table, measured raw; 74
+    bytes/item on disk, 129 in input order); None when the keys already ascend (then ids do too:
+    no sort, and SQLite numbers the ids itself, e.g. MNIST's batches after the first)."""
+    if not any(map(operator.gt, keys, keys[1:])):
+        return None
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
 
 def _chunks(values: list) -> list[list]:

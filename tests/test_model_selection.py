@@ -81,8 +81,8 @@ def test_too_few_held_out_items_train_the_full_length_and_keep_the_last_weights(
 
 
 def test_length_is_set_in_steps_and_epochs_override_it():
-    assert schedule(TrainConfig(), 58_000) == (256, 7000, 233)  # MNIST: ~30 passes, a round a pass
-    assert schedule(TrainConfig(), 1_600) == (256, 7000, 233)  # 2,000 items: as many updates, not 30 passes
+    assert schedule(TrainConfig(), 58_000) == (256, 11_000, 366)  # MNIST: ~48 passes, 30 rounds
+    assert schedule(TrainConfig(), 1_600) == (256, 11_000, 366)  # 2,000 items: as many updates, not 30 passes
     assert schedule(TrainConfig(epochs=3, batch_size=100), 1_000) == (100, 30, 10)
     assert schedule(TrainConfig(steps=50, eval_every=20), 30) == (30, 50, 20)  # fewer items than a batch
 
@@ -155,3 +155,36 @@ def test_the_train_command_prints_the_verdict_and_the_warnings(tmp_path):
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
     assert "PCA-ITQ" in summary["verdict"] and summary["warnings"] and "itq_validation" in summary
+
+
+def test_quality_protocol_holds_out_random_queries_of_data_without_a_test_split(sorted_digits, tmp_path):
+    """A class-sorted feature file has no test split: the queries are a seeded random sample of
+    several classes, none of them also in the database (each would find itself at distance 0)."""
+    from semhash.hashing.protocol import QualityConfig, protocol_data, run_quality
+
+    path = tmp_path / "sorted.npz"
+    np.savez(path, x=sorted_digits.flat(), y=sorted_digits.labels.numpy())
+    cfg = QualityConfig(dataset=str(path), bits=(16,), methods=("itq", "lsh"), queries=200)
+    db, q = protocol_data(cfg)
+    assert len(q) == 200 and len(db) == len(sorted_digits) - 200
+    assert len(np.unique(q.labels.numpy())) == 10
+    rows = {tuple(r) for r in db.flat().tolist()}
+    assert not any(tuple(r) in rows for r in q.flat().tolist())
+    again_db, again_q = protocol_data(cfg)
+    assert torch.equal(again_q.x, q.x) and torch.equal(again_db.x, db.x)
+    scores = {r.method: r.report["map_all"] for r in run_quality(cfg)}
+    assert scores["itq"] > scores["lsh"] > 0.15  # chance is ~0.1 with 10 classes
+
+
+def test_an_rgb_folder_made_from_mnist_holds_its_digits_by_class(mnist, tmp_path):
+    """benchmarks.rgb_folder: MNIST's first digits as coloured RGB images of another size, one
+    sub-folder per class; read back as an image folder, labels and shapes as made."""
+    from semhash.benchmarks.rgb_folder import make
+    from semhash.hashing.data import load_dataset
+
+    folder = make(40, tmp_path / "rgb", size=12)
+    data = load_dataset(str(folder))
+    assert data.shape == (3, 12, 12) and len(data) == 40
+    assert sorted(data.labels.tolist()) == sorted(mnist[0].labels[:40].tolist())
+    assert data.classes == sorted(f"class_{c}" for c in set(mnist[0].labels[:40].tolist()))
+    assert float(data.x.amax()) > 0.3  # ink on black

@@ -150,7 +150,9 @@ def test_the_cli_choices_are_the_librarys():
     assert {b.value for b in options.Bottleneck} == set(BOTTLENECKS)
 
 
-def test_shell_completion_script_is_offered():
+def test_shell_completion_script_is_offered(monkeypatch):
+    # the shell as named, not detected from the parent processes (none is a shell under nohup)
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     out = semhash_cli("--show-completion", "bash")
     assert "_semhash_completion" in out or "complete" in out
 

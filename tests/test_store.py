@@ -283,11 +283,14 @@ item_values = st.lists(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=item_values, some=st.sampled_from(["all", "keys", "int labels"]))
-def test_sqlite_column_bulk_path_stores_what_executemany_stores(tmp_path_factory, rows, some):
+@given(rows=item_values, some=st.sampled_from(["all", "keys", "int labels"]), ordered=st.booleans())
+def test_sqlite_column_bulk_path_stores_what_executemany_stores(tmp_path_factory, rows, some, ordered):
     """SQLite's bulk path (whole columns cut apart inside SQLite) writes exactly the rows the driver's
     row-by-row executemany writes: any Unicode key, quotes, None among labels, big and negative
-    labels, sources, metadata, vectors (and NUL characters, which send rows the other way)."""
+    labels, sources, metadata, vectors (and NUL characters, which send rows the other way); keys in
+    any order, or ascending (then rows go in as given, ids numbered inside SQLite)."""
+    if ordered:
+        rows = sorted(rows)
     keys = [r[0] for r in rows]
     labels = [r[1] for r in rows] if some == "all" else None
     if some == "int labels":
