@@ -193,7 +193,7 @@ class Index:
     def remove(self, keys) -> np.ndarray:
         base = self._snapshot()
         removed = self.store.remove(self.name, list(keys))
-        self._after_write(lambda s: (s.ids[~np.isin(s.ids, removed)], s.codes[~np.isin(s.ids, removed)]), 1, base)
+        self._after_write(lambda s: _without(s, removed), 1, base)
         return removed
 
     def _after_write(self, update, transactions: int, base: tuple[Searcher, int], built=None) -> None:
@@ -461,3 +461,9 @@ def _write_export(tmp: str, suffix: str, keys, ids, labels, codes) -> None:
             writer.writerows(
                 (k, "" if lab < 0 else int(lab), c.tobytes().hex()) for k, lab, c in zip(keys, labels, codes)
             )
+
+
+def _without(searcher: Searcher, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, codes) of the searcher's items less the removed ids."""
+    keep = ~np.isin(searcher.ids, removed)
+    return searcher.ids[keep], searcher.codes[keep]
