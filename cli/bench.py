@@ -225,6 +225,10 @@ def bench_explore(
     epochs: int = typer.Option(30),
     neighbours: float = typer.Option(40.0, help="Weight of the k-NN graph term (0: off)."),
     k: int = typer.Option(50, "--k", help="Neighbours per item in the k-NN graph."),
+    pool: int = typer.Option(
+        2, help="Graphs without views: the k of each item's pool*k nearest sharing most neighbours."
+    ),
+    graph_views: int = typer.Option(4, help="Images with views: the graph is searched among this many views of each."),
     bottleneck: str = typer.Option("noise", help="noise, ste, bernoulli or real."),
     noise_std: float = typer.Option(4.0, help="Standard deviation of the noise bottleneck's noise."),
     mask: float = typer.Option(0.0, help="Denoising: input masking probability."),
@@ -244,6 +248,8 @@ def bench_explore(
     reg = Regularizers(
         neighbours=neighbours,
         k_neighbours=k,
+        neighbour_pool=pool,
+        graph_views=graph_views,
         mask_prob=mask,
         affine=affine,
         self_pairs=self_pairs,

@@ -171,6 +171,12 @@ class Regularizers:
     neighbours: float = 0.0
     k_neighbours: int = 10
     neighbour_space: str = "pca50"  # where the k-NN graph is computed: "pca50" or "input"
+    # > 1: of each item's neighbour_pool * k nearest, the graph keeps the k that share most of
+    # their own neighbour_pool * k nearest with it (shared-nearest-neighbour similarity); 1: the k nearest
+    neighbour_pool: int = 1
+    # images with views (affine > 0): the graph's search also runs over this many random views of
+    # every item, so that an item's neighbours include those a small transform brings near it
+    graph_views: int = 0
     # images only: a small random affine transform of each training image (strength 1: rotation
     # within 10 degrees, scale 0.9-1.1, shift within 2 pixels of 28, MNIST's standard augmentation),
     # reconstructed to the untransformed image; and the share of items whose pair partner for the
@@ -192,12 +198,13 @@ def corrupt(x: torch.Tensor, reg: Regularizers) -> torch.Tensor:
     return x
 
 
-def affine_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+def affine_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """x: (n, C, H, W) images -> each under its own random affine transform (rotation within
     10*strength degrees, scale within 1 +- 0.1*strength, shift within 2*strength pixels per 28),
-    resampled bilinearly with a zero border."""
+    resampled bilinearly with a zero border. generator: where the transforms are drawn from
+    (default: torch's global generator)."""
     n, device = len(x), x.device
-    uniform = lambda *shape: torch.rand(*shape, device=device) * 2 - 1  # noqa: E731
+    uniform = lambda *shape: torch.rand(*shape, device=device, generator=generator) * 2 - 1  # noqa: E731
     angle = uniform(n) * math.radians(10.0) * strength
     scale = 1 + uniform(n) * 0.1 * strength
     shift = uniform(n, 2) * (2.0 / 14.0) * strength  # 2 px of 28 in [-1, 1] coordinates

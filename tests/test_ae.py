@@ -131,6 +131,49 @@ def test_pairs_of_two_views_of_one_item_train(digits):
     assert len(h.training_["history"]) == 2 and h.config()["reg"]["affine"] == 1.0
 
 
+def test_shared_neighbours_keep_the_candidates_sharing_most_neighbours(rng):
+    from semhash.hashing.train import shared_neighbours
+
+    n, p, k = 300, 12, 5
+    pools = np.array([rng.choice(np.delete(np.arange(n), i), p, replace=False) for i in range(n)])
+    kept = shared_neighbours(pools, k)
+    for i in range(n):  # brute force: count, sort by count (nearer first among equals), take k
+        shared = [len(set(pools[i]) & set(pools[j])) for j in pools[i]]
+        order = sorted(range(p), key=lambda c: (-shared[c], c))
+        assert kept[i].tolist() == pools[i][order[:k]].tolist()
+
+
+def test_the_knn_graph_leaves_each_item_out_of_its_own_neighbours(rng):
+    from semhash.hashing.train import knn_graph
+
+    x = torch.from_numpy(rng.random((200, 8), dtype=np.float32))
+    x[1] = x[0]  # an exact duplicate: item 0 need not be its own nearest
+    for pool in (1, 2):
+        graph = knn_graph(x, Regularizers(k_neighbours=10, neighbour_pool=pool, neighbour_space="input")).numpy()
+        assert graph.shape == (200, 10) and not (graph == np.arange(200)[:, None]).any()
+        assert all(len(set(row)) == 10 for row in graph)
+        assert 1 in graph[0] and 0 in graph[1]  # duplicates: each other's neighbours
+
+
+def test_an_items_views_count_once_among_its_neighbours():
+    from semhash.hashing.train import _first_distinct
+
+    owners = np.array([[0, 3, 3, 5, 0, 7, 5, 9], [2, 1, 2, 2, 4, 1, 6, 8]])  # rows found: views of items
+    assert _first_distinct(owners, np.array([0, 1]), 3).tolist() == [[3, 5, 7], [2, 4, 6]]
+
+
+def test_a_graph_searched_among_views_is_seeded_and_well_formed(digits):
+    from semhash.hashing.train import knn_graph
+
+    x = digits[0].x[:300]
+    reg = Regularizers(k_neighbours=8, neighbour_pool=2, affine=1.0, graph_views=3)
+    graph = knn_graph(x, reg, seed=5).numpy()
+    assert graph.shape == (300, 8) and not (graph == np.arange(300)[:, None]).any()
+    assert all(len(set(row)) == 8 for row in graph)
+    assert np.array_equal(graph, knn_graph(x, reg, seed=5).numpy())  # every rank draws the same views
+    assert not np.array_equal(graph, knn_graph(x, Regularizers(k_neighbours=8, neighbour_pool=2)).numpy())
+
+
 def test_features_use_mse_and_a_linear_output(rng):
     from semhash.hashing.data import IDENTITY, Dataset
 
@@ -173,6 +216,8 @@ def test_seeded_cpu_training_is_reproducible(digits):
         (dict(lr_decay="linear"), "learning-rate decay"),
         (dict(reg=Regularizers(affine=30.0)), "views' strength"),
         (dict(reg=Regularizers(self_pairs=1.5)), "self pairs"),
+        (dict(reg=Regularizers(neighbour_pool=0)), "neighbour pool"),
+        (dict(reg=Regularizers(graph_views=1000)), "graph's views"),
     ],
 )
 def test_absurd_parameters_are_refused(bad, message, digits):
