@@ -171,8 +171,9 @@ class Regularizers:
     neighbours: float = 0.0
     k_neighbours: int = 10
     neighbour_space: str = "pca50"  # where the k-NN graph is computed: "pca50" or "input"
-    # > 1: of each item's neighbour_pool * k nearest, the graph keeps the k that share most of
-    # their own neighbour_pool * k nearest with it (shared-nearest-neighbour similarity); 1: the k nearest
+    # > 1, for a graph searched without views: of each item's neighbour_pool * k nearest, the graph
+    # keeps the k that share most of their own neighbour_pool * k nearest with it (shared-nearest-
+    # neighbour similarity); 1: the k nearest
     neighbour_pool: int = 1
     # images with views (affine > 0): the graph's search also runs over this many random views of
     # every item, so that an item's neighbours include those a small transform brings near it

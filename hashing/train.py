@@ -131,6 +131,7 @@ class TrainResult:
 
 MAX_AFFINE = 4.0  # views' strength: 4 turns images by up to 40 degrees, past which a 6 becomes a 9
 MAX_GRAPH_VIEWS = 32  # each view adds the data's size to the graph's search
+MAX_NEIGHBOUR_POOL = 8  # shared_neighbours' pool of p*k: its counts cost p^2 k^2 a row
 VALIDATION_ROUNDS = 30  # rounds in a run whose length is given in steps
 MIN_QUERIES = 50  # fewer held-out queries give a figure noisier than MIN_DELTA: not trusted
 MIN_DATABASE = 100
@@ -251,6 +252,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def _check_graph(reg: Regularizers) -> None:
+    """The k-NN graph's parameters: whole numbers in their ranges (ParameterError if not)."""
+    bounds = {
+        "k_neighbours": ("neighbours per item", 1, None),
+        "graph_views": ("views", 0, MAX_GRAPH_VIEWS),
+        "neighbour_pool": ("neighbour pool", 1, MAX_NEIGHBOUR_POOL),
+    }
+    for name, (what, low, high) in bounds.items():
+        value = getattr(reg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
+            span = f"in [{low}, {high}]" if high else f"at least {low}"
+            raise ParameterError(f"the k-NN graph's {what} must be a whole number {span}, got {value!r}")
+
+
 def validate_config(cfg: TrainConfig) -> None:
     from .codes import check_bits
 
@@ -270,10 +285,7 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ParameterError(f"unknown learning-rate decay {cfg.lr_decay!r}: use none or cosine")
     if not 0 <= cfg.reg.affine <= MAX_AFFINE:
         raise ParameterError(f"the views' strength must be in [0, {MAX_AFFINE:g}], got {cfg.reg.affine}")
-    if not 0 <= cfg.reg.graph_views <= MAX_GRAPH_VIEWS:
-        raise ParameterError(f"the graph's views must be in [0, {MAX_GRAPH_VIEWS}], got {cfg.reg.graph_views}")
-    if cfg.reg.neighbour_pool < 1:
-        raise ParameterError(f"the neighbour pool is a multiple of k, at least 1; got {cfg.reg.neighbour_pool}")
+    _check_graph(cfg.reg)
     if not 0 <= cfg.reg.self_pairs <= 1:
         raise ParameterError(f"the share of self pairs must be in [0, 1], got {cfg.reg.self_pairs}")
     if cfg.bottleneck not in BOTTLENECKS:
@@ -596,6 +608,7 @@ def _load_checkpoint(path: Path, cfg: TrainConfig, device) -> dict:
 def _run_defining(config: dict) -> dict:
     """A TrainConfig's fields that define the run: not whether it resumes, nor in how many processes
     (the steps, batches and weights mean the same in any count)."""
+    config = TrainConfig.from_dict(config).to_dict()  # fields added since it was written: their defaults
     return {k: v for k, v in config.items() if k not in ("resume", "nproc")}
 
 
@@ -663,20 +676,23 @@ def knn_graph(x: torch.Tensor, reg: Regularizers, seed: int = 0) -> torch.Tensor
     flat = x.reshape(len(x), -1).numpy().astype(np.float32)
     project = _projection(flat, reg)
     n, views = len(flat), reg.graph_views if (reg.affine > 0 and x.ndim == 4) else 0
-    searched = [project(flat)] + list(_views(x, reg.affine, views, seed, project))
-    index = faiss.IndexFlatL2(searched[0].shape[1])
-    for part in searched:
-        index.add(part)  # row r of the index is a view of item r % n
+    items = project(flat)
+    index = faiss.IndexFlatL2(items.shape[1])
+    index.add(items)
+    for view in _views(x, reg.affine, views, seed, project):
+        index.add(view)  # row r of the index is a view of item r % n
     k = min(reg.k_neighbours, n - 1)
     pool = k if views else min(max(1, reg.neighbour_pool) * k, n - 1)
+    found_rows = (views + 1) * pool + 1  # (views + 1) rows per distinct item, and the item's own
+    step = max(1, GRAPH_BYTES // (40 * found_rows))  # _first_distinct holds ~5 int64 copies
     ids = np.empty((n, pool), dtype=np.int64)
-    for a in range(0, n, GRAPH_QUERIES):  # every item's nearest rows, (views + 1) rows per distinct item
-        _, found = index.search(searched[0][a : a + GRAPH_QUERIES], (views + 1) * pool + 1)
-        ids[a : a + GRAPH_QUERIES] = _first_distinct(found % n, np.arange(a, a + len(found)), pool)
+    for a in range(0, n, step):
+        _, found = index.search(items[a : a + step], found_rows)
+        ids[a : a + step] = _first_distinct(found % n, np.arange(a, a + len(found)), pool)
     return torch.from_numpy(ids if pool == k else shared_neighbours(ids, k))
 
 
-GRAPH_QUERIES = 10_000  # items searched at a time: bounds the (items, found rows) int64 results
+GRAPH_BYTES = 256 << 20  # bound on the search results of the items searched at a time
 VIEW_BYTES = 64 << 20  # images turned into views at a time
 
 

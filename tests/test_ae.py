@@ -148,11 +148,16 @@ def test_the_knn_graph_leaves_each_item_out_of_its_own_neighbours(rng):
 
     x = torch.from_numpy(rng.random((200, 8), dtype=np.float32))
     x[1] = x[0]  # an exact duplicate: item 0 need not be its own nearest
+    dist = torch.cdist(x, x).numpy()
+    np.fill_diagonal(dist, np.inf)
     for pool in (1, 2):
         graph = knn_graph(x, Regularizers(k_neighbours=10, neighbour_pool=pool, neighbour_space="input")).numpy()
         assert graph.shape == (200, 10) and not (graph == np.arange(200)[:, None]).any()
         assert all(len(set(row)) == 10 for row in graph)
         assert 1 in graph[0] and 0 in graph[1]  # duplicates: each other's neighbours
+    plain = knn_graph(x, Regularizers(k_neighbours=10, neighbour_space="input")).numpy()
+    found = np.sort(np.take_along_axis(dist, plain, 1), axis=1)
+    assert np.allclose(found, np.sort(dist, axis=1)[:, :10], atol=1e-5)  # pool 1: a brute-force scan's 10 nearest
 
 
 def test_an_items_views_count_once_among_its_neighbours():
@@ -171,7 +176,9 @@ def test_a_graph_searched_among_views_is_seeded_and_well_formed(digits):
     assert graph.shape == (300, 8) and not (graph == np.arange(300)[:, None]).any()
     assert all(len(set(row)) == 8 for row in graph)
     assert np.array_equal(graph, knn_graph(x, reg, seed=5).numpy())  # every rank draws the same views
-    assert not np.array_equal(graph, knn_graph(x, Regularizers(k_neighbours=8, neighbour_pool=2)).numpy())
+    assert not np.array_equal(graph, knn_graph(x, reg, seed=6).numpy())  # other views, another graph
+    plain = knn_graph(x, Regularizers(k_neighbours=8, affine=1.0, graph_views=0)).numpy()
+    assert not np.array_equal(graph, plain)  # the views bring other items near
 
 
 def test_features_use_mse_and_a_linear_output(rng):
@@ -200,6 +207,17 @@ def test_checkpoint_and_resume_continue_where_training_stopped(digits, tmp_path)
     assert [h["epoch"] for h in again.history] == [0, 1]  # nothing left to do: history restored
 
 
+def test_a_checkpoint_written_before_the_graph_options_still_resumes_its_run():
+    from semhash.hashing.train import _run_defining
+
+    cfg = TrainConfig(reg=Regularizers(neighbours=40.0, k_neighbours=50, affine=1.0))
+    older = cfg.to_dict()
+    for field in ("neighbour_pool", "graph_views"):  # fields a checkpoint of then did not have
+        del older["reg"][field]
+    assert _run_defining(older) == _run_defining(cfg.to_dict())
+    assert _run_defining(older) != _run_defining(TrainConfig().to_dict())  # the recipe's graph: another run
+
+
 def test_seeded_cpu_training_is_reproducible(digits):
     cfg = dict(bits=8, **{**SMALL, "epochs": 1})
     a = AEHasher(**cfg).fit(digits[0].subset(300)).encode(digits[1])
@@ -218,6 +236,8 @@ def test_seeded_cpu_training_is_reproducible(digits):
         (dict(reg=Regularizers(self_pairs=1.5)), "self pairs"),
         (dict(reg=Regularizers(neighbour_pool=0)), "neighbour pool"),
         (dict(reg=Regularizers(graph_views=1000)), "graph's views"),
+        (dict(reg=Regularizers(neighbour_pool=2.5)), "whole number"),
+        (dict(reg=Regularizers(neighbours=1.0, k_neighbours=-3)), "neighbours per item"),
     ],
 )
 def test_absurd_parameters_are_refused(bad, message, digits):
