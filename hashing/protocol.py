@@ -70,8 +70,9 @@ def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
     for bits in cfg.bits:
         for method in cfg.methods:
             t0 = time.perf_counter()
-            options = {"progress": True, **cfg.ae_options} if method == "ae" else {}
-            hasher = make_hasher(method, bits=bits, seed=cfg.seed, **options).fit(db)
+            # the autoencoder's own options may name its seed (another training run, same protocol)
+            options = {"seed": cfg.seed, **({"progress": True, **cfg.ae_options} if method == "ae" else {})}
+            hasher = make_hasher(method, bits=bits, **options).fit(db)
             t1 = time.perf_counter()
             db_codes, q_codes = hasher.encode(db), hasher.encode(q)
             t2 = time.perf_counter()

@@ -176,6 +176,22 @@ def test_quality_protocol_holds_out_random_queries_of_data_without_a_test_split(
     assert scores["itq"] > scores["lsh"] > 0.15  # chance is ~0.1 with 10 classes
 
 
+def test_the_quality_protocol_can_train_the_autoencoder_with_another_seed(sorted_digits, tmp_path):
+    """ae_options may name the autoencoder's seed: another training run on the same protocol."""
+    from semhash.hashing.protocol import QualityConfig, run_quality
+
+    path = tmp_path / "sorted.npz"
+    np.savez(path, x=sorted_digits.flat(), y=sorted_digits.labels.numpy())
+
+    def score(seed):
+        small = {"seed": seed, "steps": 40, "hidden": (32,), "device": "cpu", "progress": False}
+        cfg = QualityConfig(dataset=str(path), bits=(16,), methods=("ae",), queries=200, ae_options=small)
+        return run_quality(cfg)[0].report["map_all"]
+
+    first = score(3)
+    assert score(3) == first != score(4)
+
+
 def test_an_rgb_folder_made_from_mnist_holds_its_digits_by_class(mnist, tmp_path):
     """benchmarks.rgb_folder: MNIST's first digits as coloured RGB images of another size, one
     sub-folder per class; read back as an image folder, labels and shapes as made."""
