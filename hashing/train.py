@@ -212,14 +212,10 @@ def choose_criterion(query_labels: np.ndarray | None, db_labels: np.ndarray | No
 def input_neighbours(x_q: torch.Tensor, x_db: torch.Tensor, k: int) -> np.ndarray:
     """(nq, k) ids of each query's k nearest database items, in PCA-50 space (fitted on the
     database) for inputs of more than 50 values, else in input space."""
-    from .pca import principal_directions
-
     q = x_q.reshape(len(x_q), -1).float().numpy()
     db = x_db.reshape(len(x_db), -1).float().numpy()
-    if db.shape[1] > 50:
-        mean, pcs = principal_directions(db, 50)
-        q, db = (q - mean) @ pcs, (db - mean) @ pcs
-    return euclidean_neighbours(q, db, k)
+    project = _projection(db)
+    return euclidean_neighbours(project(q), project(db), k)
 
 
 def schedule(cfg: TrainConfig, n_train: int) -> tuple[int, int, int]:
@@ -674,7 +670,7 @@ def knn_graph(x: torch.Tensor, reg: Regularizers, seed: int = 0) -> torch.Tensor
     import faiss
 
     flat = x.reshape(len(x), -1).numpy().astype(np.float32)
-    project = _projection(flat, reg)
+    project = _projection(flat, reg.neighbour_space)
     n, views = len(flat), reg.graph_views if (reg.affine > 0 and x.ndim == 4) else 0
     items = project(flat)
     index = faiss.IndexFlatL2(items.shape[1])
@@ -696,12 +692,12 @@ GRAPH_BYTES = 256 << 20  # bound on the search results of the items searched at 
 VIEW_BYTES = 64 << 20  # images turned into views at a time
 
 
-def _projection(flat: np.ndarray, reg: Regularizers) -> Callable[[np.ndarray], np.ndarray]:
-    """Where the graph is searched: PCA-50 of flat (n, d) for reg.neighbour_space "pca50" and d > 50,
-    else the input space; (m, d) float32 -> (m, 50 or d)."""
+def _projection(flat: np.ndarray, space: str = "pca50") -> Callable[[np.ndarray], np.ndarray]:
+    """Where neighbours are searched: PCA-50 of flat (n, d) for space "pca50" and d > 50, else the
+    input space; (m, d) float32 -> (m, 50 or d)."""
     from .pca import principal_directions
 
-    if reg.neighbour_space != "pca50" or flat.shape[1] <= 50:
+    if space != "pca50" or flat.shape[1] <= 50:
         return lambda a: a
     mean, pcs = principal_directions(flat, 50)
     return lambda a: np.ascontiguousarray((a - mean) @ pcs)
