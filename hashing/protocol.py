@@ -70,8 +70,9 @@ def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
     for bits in cfg.bits:
         for method in cfg.methods:
             t0 = time.perf_counter()
-            # the autoencoder's own options may name its seed (another training run, same protocol)
-            options = {"seed": cfg.seed, **({"progress": True, **cfg.ae_options} if method == "ae" else {})}
+            options = {"seed": cfg.seed}
+            if method == "ae":  # its own options may name another seed: another training run, same protocol
+                options |= {"progress": True, **cfg.ae_options}
             hasher = make_hasher(method, bits=bits, **options).fit(db)
             t1 = time.perf_counter()
             db_codes, q_codes = hasher.encode(db), hasher.encode(q)
