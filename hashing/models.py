@@ -87,6 +87,16 @@ def _mlp(sizes: list[int], last_activation: nn.Module | None) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class Sigmoid32(nn.Module):
+    """The decoder's output sigmoid, computed in float32 whatever its input's dtype: under a GPU's
+    bf16 autocast a bf16 sigmoid rounds every output above ~0.998 to 1.0, where the loss's clamp
+    passes no gradient (a confidently wrong pixel would stop learning). On float32 inputs (the CPU)
+    it is nn.Sigmoid; it has no weights, so saved models load either way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x.float())
+
+
 class Autoencoder(nn.Module):
     """x: (n, *input_shape) float -> (x_hat of the same shape, a: (n, bits), h: (n, bits))."""
 
@@ -94,7 +104,7 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = int(np.prod(cfg.input_shape))
-        out_act = nn.Sigmoid() if cfg.output == "sigmoid" else None
+        out_act = Sigmoid32() if cfg.output == "sigmoid" else None
         if cfg.conv:
             self.encoder, self.decoder = _conv_pair(cfg, out_act)
         else:

@@ -131,6 +131,29 @@ def test_pairs_of_two_views_of_one_item_train(digits):
     assert len(h.training_["history"]) == 2 and h.config()["reg"]["affine"] == 1.0
 
 
+def test_the_gpus_mixed_precision_runs_the_model_in_bf16_and_the_loss_in_float32(digits, monkeypatch):
+    """On CUDA the forward pass runs under bf16 autocast; binary cross-entropy refuses autocast there
+    (the first GPU run failed on it). The same split on the CPU's autocast: the loss sees no autocast."""
+    from semhash.hashing import train as train_module
+
+    monkeypatch.setattr(train_module, "_autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    seen, loss_fn = [], train_module.loss_fn
+
+    def checked_loss(x_hat, x, h, *args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), x_hat.dtype, h.dtype))
+        return loss_fn(x_hat, x, h, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "loss_fn", checked_loss)
+    reg = Regularizers(neighbours=40.0, k_neighbours=5, affine=1.0)
+    h = AEHasher(bits=16, reg=reg, **{**SMALL, "epochs": 2}).fit(digits[0].subset(500))
+    assert seen and set(seen) == {(False, torch.float32, torch.float32)}
+    assert np.isfinite([r["loss"] for r in h.training_["history"]]).all()
+    model = Autoencoder(ModelConfig(input_shape=(1, 8, 8), bits=16, hidden=(32,)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_hat, _, codes = model(digits[0].x[:4])
+    assert codes.dtype == torch.bfloat16 and x_hat.dtype == torch.float32  # the output's sigmoid in float32
+
+
 def test_shared_neighbours_keep_the_candidates_sharing_most_neighbours(rng):
     from semhash.hashing.train import shared_neighbours
 
@@ -158,6 +181,19 @@ def test_the_knn_graph_leaves_each_item_out_of_its_own_neighbours(rng):
     plain = knn_graph(x, Regularizers(k_neighbours=10, neighbour_space="input")).numpy()
     found = np.sort(np.take_along_axis(dist, plain, 1), axis=1)
     assert np.allclose(found, np.sort(dist, axis=1)[:, :10], atol=1e-5)  # pool 1: a brute-force scan's 10 nearest
+
+
+def test_a_few_wide_items_get_their_graph_in_the_input_space(rng):
+    """50 items or fewer span at most 49 dimensions: the graph's PCA-50 is skipped, not refused
+    (wide inputs take the randomized PCA, which needs 50 items)."""
+    from semhash.hashing.train import knn_graph
+
+    x = torch.from_numpy(rng.random((30, 5000), dtype=np.float32))
+    graph = knn_graph(x, Regularizers(k_neighbours=5)).numpy()
+    dist = torch.cdist(x, x).numpy()
+    np.fill_diagonal(dist, np.inf)
+    found = np.sort(np.take_along_axis(dist, graph, 1), axis=1)
+    assert np.allclose(found, np.sort(dist, axis=1)[:, :5], atol=1e-3)  # a brute-force scan's 5 nearest
 
 
 def test_an_items_views_count_once_among_its_neighbours():

@@ -2,6 +2,7 @@
 are those of one process on the whole batch, two processes train as well as one, a checkpoint
 resumes with any count, and bad counts are refused before any process starts."""
 
+import faiss
 import numpy as np
 import pytest
 import torch
@@ -117,3 +118,26 @@ def _fail_in_rank_1(message: str) -> int:
 def test_an_error_in_a_rank_is_raised_in_the_caller_as_itself():
     with pytest.raises(ParameterError, match="out of range in rank 1"):
         distributed.launch(_fail_in_rank_1, 2, CPU, ("out of range in rank 1",))
+
+
+def _graph_from_rank_0() -> torch.Tensor:
+    """What each rank received from from_rank0, gathered (rank 0's return value); only rank 0 may make it."""
+
+    def make() -> torch.Tensor:
+        if distributed.rank() != 0:
+            raise AssertionError("made in another rank than 0")
+        assert torch.get_num_threads() == faiss.omp_get_max_threads() == distributed.cores()  # the others' cores lent
+        return torch.arange(12, dtype=torch.int64).reshape(3, 4)
+
+    share = max(1, distributed.cores() // 2)
+    assert torch.get_num_threads() == faiss.omp_get_max_threads() == share  # launch shared the cores out
+    received = distributed.from_rank0(make)
+    assert torch.get_num_threads() == faiss.omp_get_max_threads() == share  # its own share again
+    return distributed.gather(received)
+
+
+def test_work_done_once_in_rank_0_reaches_every_rank():
+    both = distributed.launch(_graph_from_rank_0, 2, CPU)
+    expected = torch.arange(12, dtype=torch.int64).reshape(3, 4)
+    assert torch.equal(both, torch.cat([expected, expected]))
+    assert torch.equal(distributed.from_rank0(lambda: expected), expected)  # one process: make() itself
