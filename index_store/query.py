@@ -19,6 +19,7 @@ import numpy as np
 from ..hashing.errors import DataError, ItemNotFound, NoInput, NoQuery, ParameterError
 from ..hashing.hasher import IMAGE_SUFFIXES, Hasher, open_image
 from .index import Index
+from .records import codes_array
 
 DEFAULT_K = 10  # hits per query when neither k nor a radius is given
 MAX_IMAGE_BYTES = 10 << 20  # an upload or query image file
@@ -106,23 +107,16 @@ def vector_file_codes(hasher: Hasher, path) -> np.ndarray:
     return vector_codes(hasher, read_arrays(Path(path))["x"], str(path))
 
 
-def item_codes(index: Index, keys: list[str], attempts: int = 3) -> np.ndarray:
+def item_codes(index: Index, keys: list[str]) -> np.ndarray:
     """The stored codes of items, by key -> (n, bits/8); ItemNotFound names the first missing key.
-    Keys are read from SQL, then the codes from the searcher: another writer may remove or re-add
-    an item in between, so the searcher must be seen to hold exactly those ids (ids are never
-    reused, and an id's code never changes), else both are read again."""
-    for _ in range(attempts):
-        ids = index.store.ids_of(index.name, keys)
-        missing = [k for k in keys if k not in ids]
-        if missing:
-            raise ItemNotFound(f"no item {missing[0]!r} in index {index.name!r}")
-        s = index.searcher
-        want = np.array([ids[k] for k in keys], dtype=np.int64)
-        order = np.argsort(s.ids)
-        at = order[np.searchsorted(s.ids[order], want).clip(max=max(len(order) - 1, 0))] if len(order) else None
-        if at is not None and (s.ids[at] == want).all():
-            return s.codes[at]
-    raise ItemNotFound(f"items of index {index.name!r} changed while being read ({keys[0]!r}...); ask again")
+    Read from SQL with the keys, in one snapshot: not from the searcher, which another writer may
+    move on between two reads (the chaos test saw three such reads in a row disagree, under 16
+    clients adding and removing the same keys)."""
+    found = index.store.codes_of(index.name, keys)
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise ItemNotFound(f"no item {missing[0]!r} in index {index.name!r}")
+    return codes_array([(0, found[k]) for k in keys], index.bits, f"index {index.name!r}")[1]
 
 
 def hex_codes(hexes: list[str], bits: int) -> np.ndarray:

@@ -123,6 +123,19 @@ class SqliteReader:
                 found.update(self._rows(sql, (idx.id, *part)))
         return found
 
+    def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
+        found = {}
+        with self._snapshot():
+            idx = self._index_row(name)
+            for part in _chunks([str(k) for k in keys]):
+                marks = ", ".join("?" * len(part))
+                sql = (
+                    "SELECT i.key, c.code FROM semhash_items i JOIN semhash_codes c"
+                    f" ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
+                )
+                found.update(self._rows(sql, (idx.id, *part)))
+        return found
+
     def count(self, name: str) -> int:
         with self._snapshot():
             idx = self._index_row(name)

@@ -310,6 +310,21 @@ class Store:
         with self._read() as conn:
             return _key_ids(conn, self._index_row(conn, name).id, keys)
 
+    def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
+        """{key: its packed code, bits/8 bytes} of the keys that are in the index, from one snapshot."""
+        found = {}
+        with self._read() as conn:
+            index_id = self._index_row(conn, name).id
+            same_item = (S.codes.c.index_id == S.items.c.index_id) & (S.codes.c.item_id == S.items.c.id)
+            for part in _chunks([str(k) for k in keys]):
+                q = (
+                    select(S.items.c.key, S.codes.c.code)
+                    .join(S.codes, same_item)
+                    .where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
+                )
+                found.update((key, bytes(code)) for key, code in conn.execute(q))
+        return found
+
     def count(self, name: str) -> int:
         with self._read() as conn:
             idx = self._index_row(conn, name)
