@@ -114,26 +114,23 @@ class SqliteReader:
         return out
 
     def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:
-        found = {}
-        with self._snapshot():
-            idx = self._index_row(name)
-            for part in _chunks([str(k) for k in keys]):
-                marks = ", ".join("?" * len(part))
-                sql = f"SELECT key, id FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
-                found.update(self._rows(sql, (idx.id, *part)))
-        return found
+        return self._by_key(name, keys, "SELECT key, id FROM semhash_items WHERE index_id = ? AND key IN ({marks})")
 
     def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
+        sql = (
+            "SELECT i.key, c.code FROM semhash_items i JOIN semhash_codes c"
+            " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
+        )
+        return self._by_key(name, keys, sql)
+
+    def _by_key(self, name: str, keys: list[str], sql: str) -> dict:
+        """{key: value} from sql's two columns, with the index's id and each chunk of keys bound
+        ({marks}: their placeholders), in one snapshot."""
         found = {}
         with self._snapshot():
             idx = self._index_row(name)
             for part in _chunks([str(k) for k in keys]):
-                marks = ", ".join("?" * len(part))
-                sql = (
-                    "SELECT i.key, c.code FROM semhash_items i JOIN semhash_codes c"
-                    f" ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
-                )
-                found.update(self._rows(sql, (idx.id, *part)))
+                found.update(self._rows(sql.format(marks=", ".join("?" * len(part))), (idx.id, *part)))
         return found
 
     def count(self, name: str) -> int:
