@@ -35,6 +35,7 @@ import torch.distributed as dist
 from .errors import ParameterError, SemhashError
 
 MAX_PROCESSES = 64  # more processes than this is a mistake on any one machine
+RANK0_WAIT = timedelta(hours=24)  # how long the other ranks wait for rank 0's work (from_rank0)
 
 
 def check(nproc: int, device: torch.device, batch_size: int) -> None:
@@ -209,9 +210,6 @@ def from_rank0(make: Callable[[], torch.Tensor]) -> torch.Tensor:
     dist.broadcast(buffer, src=0, group=group)
     dist.destroy_process_group(group)
     return buffer
-
-
-RANK0_WAIT = timedelta(hours=24)  # how long the other ranks wait for rank 0's work (from_rank0)
 
 
 @contextmanager
