@@ -464,14 +464,13 @@ def bulk_sqlite(folder: Path, keys: list[str], codes: np.ndarray, labels: np.nda
     }
 
 
-def raw_rows(keys: list[str], codes: np.ndarray, labels: np.ndarray) -> tuple:
-    """The rows semhash's items and codes tables get for these items (index 1, item ids from 1), as
-    tuples in the tables' column order, made from the arrays as a hand-written loader would."""
+def raw_rows(keys: list[str], codes: np.ndarray, labels: np.ndarray):
+    """The rows semhash's items table gets for these items (index 1, item ids from 1), as tuples in
+    its column order, made from the arrays as a hand-written loader would."""
     n, width = len(keys), codes.shape[1]
-    flat, ids = codes.tobytes(), range(1, n + 1)
-    items = zip(itertools.repeat(1), ids, keys, labels.tolist(), itertools.repeat(None), itertools.repeat(None))
-    code_rows = ((1, i, flat[(i - 1) * width : i * width]) for i in ids)
-    return items, code_rows
+    flat, none = codes.tobytes(), itertools.repeat(None)
+    code_list = (flat[i * width : (i + 1) * width] for i in range(n))
+    return zip(itertools.repeat(1), range(1, n + 1), keys, labels.tolist(), none, none, code_list)
 
 
 def _insert_sql(table) -> str:
@@ -500,8 +499,7 @@ def raw_sqlite(path: Path, keys: list[str], codes: np.ndarray, labels: np.ndarra
             "VALUES (1, 'bench', ?, ?, ?, 1, ?, ?)",
             (codes.shape[1] * 8, now, now, len(keys) + 1, len(keys)),
         )
-        for table, rows in zip((S.items, S.codes), raw_rows(keys, codes, labels)):
-            conn.executemany(_insert_sql(table), rows)
+        conn.executemany(_insert_sql(S.items), raw_rows(keys, codes, labels))
         conn.execute("COMMIT")
         return time.perf_counter() - t
     finally:
@@ -509,8 +507,8 @@ def raw_sqlite(path: Path, keys: list[str], codes: np.ndarray, labels: np.ndarra
 
 
 SAMPLE_ROWS_SQL = (
-    "SELECT i.id, i.key, i.label, i.source, i.meta, c.* FROM {schema}semhash_items i JOIN {schema}semhash_codes c "
-    "ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.id <= 100 OR i.id > {last} ORDER BY i.id"
+    "SELECT index_id, id, key, label, source, meta, code FROM {schema}semhash_items"
+    " WHERE id <= 100 OR id > {last} ORDER BY id"
 )
 
 
@@ -572,10 +570,10 @@ def raw_copy(url: str, schema: str, keys: list[str], codes: np.ndarray, labels: 
                 "VALUES (1, 'bench', %s, now(), now(), 1, %s, %s)",
                 (codes.shape[1] * 8, len(keys) + 1, len(keys)),
             )
-            for table, rows in zip((S.items, S.codes), raw_rows(keys, codes, labels)):
-                with cur.copy(f"COPY {table.name} ({', '.join(c.name for c in table.columns)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+            columns = ", ".join(c.name for c in S.items.columns)
+            with cur.copy(f"COPY {S.items.name} ({columns}) FROM STDIN") as copy:
+                for row in raw_rows(keys, codes, labels):
+                    copy.write_row(row)
         return time.perf_counter() - t
 
 

@@ -28,6 +28,7 @@ class IndexRow:
     hasher_header: dict | None
     created: datetime
     updated: datetime
+    next_item: int = 1  # the id the next item added gets
     source_root: str | None = None  # image folders: the folder relative sources are under
     classes: list[str] | None = None  # names of the integer labels, classes[label]
 

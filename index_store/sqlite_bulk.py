@@ -6,7 +6,7 @@ SQLite's own loop cuts row i out of it:
 
     text (keys, sources, metadata)   a JSON array, read by json_each (one row per element, in order)
     integers (labels)                one blob of fixed-width decimals: CAST(substr(blob, i*w+1, w))
-    fixed-width bytes (codes)        one blob: substr(blob, i*w+1, w), O(1) for blobs
+    fixed-width bytes (codes, vectors)  one blob: substr(blob, i*w+1, w), O(1) for blobs
     item ids                         as integers; codes: first + i
 
 (substr on TEXT counts characters from the start - O(n) a row, measured 330 s for 1M labels - so
@@ -55,24 +55,26 @@ def carries(conn, keys, sources) -> bool:
     return all(set(map(type, t)) <= {str} and "\x00" not in "".join(t) for t in texts)
 
 
-def insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], labels, sources, metas) -> None:
-    """Items with these ids (n,) int64 and keys (n,) str, optional labels (n,) int, sources (n,) str
-    and metas (n,) JSON-able (None where absent), inserted in this order; conn: a SQLAlchemy
-    connection in a transaction. One statement per CHUNK_ROWS items."""
+def insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], codes: np.ndarray, labels, sources, metas):
+    """Items with these ids (n,) int64, keys (n,) str and codes (n, bits/8) uint8, optional labels
+    (n,) int, sources (n,) str and metas (n,) JSON-able (None where absent), inserted in this order;
+    conn: a SQLAlchemy connection in a transaction. One statement per CHUNK_ROWS items."""
     for a in range(0, len(keys), CHUNK_ROWS):
         part = slice(a, a + CHUNK_ROWS)
         cut = lambda v, part=part: None if v is None else v[part]  # noqa: E731
-        _insert_items(conn, index_id, ids[part], keys[part], cut(labels), cut(sources), cut(metas))
+        _insert_items(conn, index_id, ids[part], keys[part], codes[part], cut(labels), cut(sources), cut(metas))
 
 
-def _insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], labels, sources, metas) -> None:
-    values = {"index_id": index_id}
+def _insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], codes, labels, sources, metas) -> None:
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    values = {"index_id": index_id, "codes": codes.tobytes(), "code_width": codes.shape[1]}
     if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
         values["first"] = int(ids[0])  # consecutive: numbered inside SQLite (60,000 rows: 83 -> 73 ms)
         columns = [("id", ":first + r.key")]
     else:
         values["ids"], values["id_width"] = _integers(ids)
         columns = [("id", "CAST(substr(:ids, r.key * :id_width + 1, :id_width) AS INTEGER)")]
+    columns.append(("code", "substr(:codes, r.key * :code_width + 1, :code_width)"))
     text = {"key": keys}
     if labels is not None:
         ints = _integers(labels)

@@ -26,10 +26,11 @@ COLUMNS = {
     "semhash_indexes": (
         "id name bits hasher_path hasher_checksum hasher_header created updated generation next_item item_count"
     ).split(),
-    "semhash_items": "index_id id key label source meta".split(),
-    "semhash_codes": "index_id item_id code".split(),
+    "semhash_items": "index_id id key label source meta code".split(),
     "semhash_vectors": "index_id item_id vector".split(),
 }
+# stores made before 2026-11-26 keep their codes in a table of their own (schema.py)
+OLD_CODES, OLD_CODES_COLUMNS = "semhash_codes", ["index_id", "item_id", "code"]
 META_TABLE, META_COLUMNS = "semhash_index_meta", ["index_id", "source_root", "classes"]
 IN_CHUNK = 30_000  # values per IN (...): below SQLite's 32,766 bind parameters
 
@@ -46,21 +47,26 @@ class SqliteReader:
         if not path.is_file():
             raise StoreMissing(f"{path}: no such database file")
         self.conn = self._guard(lambda: open_read_only(path))
-        self.has_meta = self._guard(self._check_schema)
+        self.has_meta, self.codes_apart = self._guard(self._check_schema)
 
-    def _check_schema(self) -> bool:
+    def _check_schema(self) -> tuple[bool, bool]:
+        """(whether the index_meta table is there, whether the codes are in a table of their own)."""
         present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for name, columns in (*COLUMNS.items(), (META_TABLE, META_COLUMNS)):
+        have = {name: {r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")} for name in present}
+        codes_apart = OLD_CODES in present and "code" not in have.get("semhash_items", {"code"})
+        tables = {**COLUMNS, META_TABLE: META_COLUMNS}
+        if codes_apart:
+            tables.update({"semhash_items": COLUMNS["semhash_items"][:-1], OLD_CODES: OLD_CODES_COLUMNS})
+        for name, columns in tables.items():
             if name in present:
-                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")}
-                missing = set(columns) - have
+                missing = set(columns) - have[name]
                 if missing:
                     raise StoreError(
                         f"{safe_url(self.url)}: table {name} is not semhash's (it lacks {', '.join(sorted(missing))})"
                     )
         if not set(COLUMNS) <= present:
             raise StoreMissing(f"{safe_url(self.url)} holds no semhash tables")
-        return META_TABLE in present
+        return META_TABLE in present, codes_apart
 
     def _guard(self, read):
         try:
@@ -88,7 +94,10 @@ class SqliteReader:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._snapshot():
             idx = self._index_row(name)
-            rows = self._rows("SELECT item_id, code FROM semhash_codes WHERE index_id = ? ORDER BY item_id", (idx.id,))
+            sql = "SELECT id, code FROM semhash_items WHERE index_id = ? ORDER BY id"
+            if self.codes_apart:
+                sql = f"SELECT item_id, code FROM {OLD_CODES} WHERE index_id = ? ORDER BY item_id"
+            rows = self._rows(sql, (idx.id,))
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx.generation
 
@@ -117,10 +126,12 @@ class SqliteReader:
         return self._by_key(name, keys, "SELECT key, id FROM semhash_items WHERE index_id = ? AND key IN ({marks})")
 
     def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
-        sql = (
-            "SELECT i.key, c.code FROM semhash_items i JOIN semhash_codes c"
-            " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
-        )
+        sql = "SELECT key, code FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
+        if self.codes_apart:
+            sql = (
+                f"SELECT i.key, c.code FROM semhash_items i JOIN {OLD_CODES} c"
+                " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
+            )
         return self._by_key(name, keys, sql)
 
     def _by_key(self, name: str, keys: list[str], sql: str) -> dict:

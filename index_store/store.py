@@ -58,7 +58,7 @@ class Store:
                 raise missing_extra(exc) from None
             raise StoreError(f"bad database URL {safe_url(self.url)}: {hide_passwords(first_line(exc))}") from None
         try:
-            state, self.has_meta = _schema_state(self.engine, safe_url(self.url))
+            state, self.has_meta, self.codes_apart = _schema_state(self.engine, safe_url(self.url))
             if state != "ours" and mode != "create":
                 raise StoreMissing(f"{safe_url(self.url)} holds no semhash tables")
             if self.is_sqlite:
@@ -67,6 +67,8 @@ class Store:
             if mode == "create" and not (state == "ours" and self.has_meta):
                 S.metadata.create_all(self.engine)  # the missing tables only
                 self.has_meta = True
+            if self.codes_apart and mode != "read":
+                self._move_codes()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open database {safe_url(self.url)}: {hide_passwords(first_line(exc))}") from None
 
@@ -81,6 +83,25 @@ class Store:
         if self.mode == "read":
             return create_engine("sqlite://", creator=lambda: open_read_only(path))
         return create_engine(self.url)
+
+    def _move_codes(self) -> None:
+        """Move the codes of a store made before 2026-11-26 from their own table into items.code, in
+        one transaction (SQLite: under the write lock; PostgreSQL: with the items table locked, so
+        that a second process opening the store meanwhile waits, then finds them moved)."""
+        from sqlalchemy import inspect
+
+        with self._write() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql(f"LOCK TABLE {S.items.name} IN ACCESS EXCLUSIVE MODE")
+            if "code" not in {c["name"] for c in inspect(conn).get_columns(S.items.name)}:
+                blob = S.items.c.code.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {S.items.name} ADD COLUMN code {blob}")
+                conn.exec_driver_sql(
+                    f"UPDATE {S.items.name} SET code = (SELECT c.code FROM {S.OLD_CODES} c"
+                    f" WHERE c.index_id = {S.items.name}.index_id AND c.item_id = {S.items.name}.id)"
+                )
+                conn.exec_driver_sql(f"DROP TABLE {S.OLD_CODES}")
+        self.codes_apart = False
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -142,7 +163,7 @@ class Store:
         a concurrent add either commits before (and its rows are deleted here) or finds no index."""
         with self._write() as conn:
             idx = self._lock(conn, name)
-            for table in (S.vectors, S.codes) + ((S.index_meta,) if self.has_meta else ()):
+            for table in (S.vectors,) + ((S.index_meta,) if self.has_meta else ()):
                 conn.execute(delete(table).where(table.c.index_id == idx.id))
             conn.execute(delete(S.items).where(S.items.c.index_id == idx.id))
             conn.execute(delete(S.indexes).where(S.indexes.c.id == idx.id))
@@ -208,7 +229,7 @@ class Store:
                 raise StoreError(f"vectors of shape {np.shape(vectors)} for {n} items: (n, dimensions) wanted")
             if len(set(keys)) != n:
                 raise StoreError("the same key appears twice in one batch")
-            first = conn.execute(select(S.indexes.c.next_item).where(S.indexes.c.id == idx.id)).scalar_one()
+            first = idx.next_item
             ids = np.arange(first, first + n, dtype=np.int64)
             try:
                 if n:
@@ -233,21 +254,20 @@ class Store:
         for name, column in (("labels", labels), ("sources", sources), ("metas", metas)):
             if column is not None and len(column) != len(keys):
                 raise StoreError(f"{len(column)} {name} for {len(keys)} items")
-        order = _insert_order(keys)
+        order, item_codes = _insert_order(keys), codes
         if order is not None:
             pick = lambda v: None if v is None else v[order] if isinstance(v, np.ndarray) else [v[i] for i in order]  # noqa: E731
             keys, labels, sources, metas, ids = pick(keys), pick(labels), pick(sources), pick(metas), ids[order]
+            item_codes = codes[order]
         if self.is_sqlite and sqlite_bulk.carries(conn, keys, sources):
-            sqlite_bulk.insert_items(conn, index_id, ids, keys, labels, sources, metas)
-            sqlite_bulk.insert_fixed(conn, S.codes, "code", index_id, first, codes)
+            sqlite_bulk.insert_items(conn, index_id, ids, keys, item_codes, labels, sources, metas)
             if vectors is not None:
                 v = np.asarray(vectors, dtype=np.float32)
                 sqlite_bulk.insert_fixed(conn, S.vectors, "vector", index_id, first, v)
             return
-        self._insert(conn, S.items, _item_rows(index_id, ids, keys, labels, sources, metas))
-        every = np.arange(first, first + len(codes), dtype=np.int64)
-        self._insert(conn, S.codes, _code_rows(index_id, every, codes))
+        self._insert(conn, S.items, _item_rows(index_id, ids, keys, item_codes, labels, sources, metas))
         if vectors is not None:
+            every = np.arange(first, first + len(codes), dtype=np.int64)
             v = np.ascontiguousarray(vectors, dtype=np.float32)
             self._insert(conn, S.vectors, zip([index_id] * len(every), every.tolist(), _row_bytes(v)))
 
@@ -261,8 +281,7 @@ class Store:
                 raise ItemNotFound(f"{len(missing)} key(s) not in index {name!r}, e.g. {missing[0]!r}; nothing removed")
             ids = sorted(found.values())
             for part in _chunks(ids):
-                for table in (S.vectors, S.codes):
-                    conn.execute(delete(table).where(table.c.index_id == idx.id, table.c.item_id.in_(part)))
+                conn.execute(delete(S.vectors).where(S.vectors.c.index_id == idx.id, S.vectors.c.item_id.in_(part)))
                 conn.execute(delete(S.items).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part)))
             self._bump(conn, idx.id, delta=-len(ids))
         return np.array(ids, dtype=np.int64)
@@ -271,11 +290,8 @@ class Store:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._read() as conn:
             idx = self._index_row(conn, name)
-            rows = conn.execute(
-                select(S.codes.c.item_id, S.codes.c.code)
-                .where(S.codes.c.index_id == idx.id)
-                .order_by(S.codes.c.item_id)
-            ).all()
+            item_id, code, where = self._codes()
+            rows = conn.execute(select(item_id, code).where(where(idx.id)).order_by(item_id)).all()
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx.generation
 
@@ -315,15 +331,24 @@ class Store:
         found = {}
         with self._read() as conn:
             index_id = self._index_row(conn, name).id
-            same_item = (S.codes.c.index_id == S.items.c.index_id) & (S.codes.c.item_id == S.items.c.id)
+            item_id, code, _ = self._codes()
             for part in _chunks([str(k) for k in keys]):
-                q = (
-                    select(S.items.c.key, S.codes.c.code)
-                    .join(S.codes, same_item)
-                    .where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
-                )
-                found.update((key, bytes(code)) for key, code in conn.execute(q))
+                q = select(S.items.c.key, code).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
+                if self.codes_apart:
+                    q = q.join(code.table, (code.table.c.index_id == S.items.c.index_id) & (item_id == S.items.c.id))
+                found.update((key, code if code is None else bytes(code)) for key, code in conn.execute(q))
         return found
+
+    def _codes(self):
+        """(the item id column, the code column, index_id -> the condition for one index's rows) of
+        where this store keeps its codes: items.code, or an older store's own codes table (only
+        read-only opens see one: the others have moved its codes)."""
+        if not self.codes_apart:
+            return S.items.c.id, S.items.c.code, lambda index_id: S.items.c.index_id == index_id
+        from sqlalchemy import column, table
+
+        old = table(S.OLD_CODES, column("index_id"), column("item_id"), column("code"))
+        return old.c.item_id, old.c.code, lambda index_id: old.c.index_id == index_id
 
     def count(self, name: str) -> int:
         with self._read() as conn:
@@ -445,13 +470,13 @@ def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
     return found
 
 
-def _item_rows(index_id: int, ids: np.ndarray, keys, labels, sources, metas):
+def _item_rows(index_id: int, ids: np.ndarray, keys, codes: np.ndarray, labels, sources, metas):
     """Rows of the items table as tuples, in its column order."""
     n = len(keys)
     label_list = [None] * n if labels is None else _as_list(labels)  # numpy ints would bind as blobs
     meta_list = [None] * n if metas is None else [None if m is None else json.dumps(m) for m in metas]
     source_list = [None] * n if sources is None else sources
-    return zip([index_id] * n, ids.tolist(), keys, label_list, source_list, meta_list)
+    return zip([index_id] * n, ids.tolist(), keys, label_list, source_list, meta_list, _row_bytes(codes))
 
 
 def _listed(values) -> list | None:
@@ -476,11 +501,6 @@ def _labels(values) -> np.ndarray | list | None:
     if any(v is not None and not -(2**63) <= v < 2**63 for v in labels):
         raise StoreError("labels must fit in 64 bits")
     return labels
-
-
-def _code_rows(index_id: int, ids: np.ndarray, codes: np.ndarray):
-    """Rows of the codes table as tuples: (index_id, item_id, the packed code)."""
-    return zip([index_id] * len(ids), ids.tolist(), _row_bytes(codes))
 
 
 def _row_bytes(a: np.ndarray) -> list[bytes]:
@@ -537,22 +557,28 @@ def _sqlite_setup(engine: Engine, writable: bool = True) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
-def _schema_state(engine: Engine, where: str) -> tuple[str, bool]:
+def _schema_state(engine: Engine, where: str) -> tuple[str, bool, bool]:
     """("ours" (every semhash table of the first release, with its columns), "partial" or "none",
-    whether the later index_meta table is there); StoreError when a table of ours by name has other
-    columns (another application's)."""
+    whether the later index_meta table is there, whether the codes are in a table of their own (a
+    store made before 2026-11-26)); StoreError when a table of ours by name has other columns
+    (another application's)."""
     from sqlalchemy import inspect
 
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
+    codes_apart = False
     for name in present & set(S.metadata.tables):
         columns = {c["name"] for c in inspector.get_columns(name)}
         missing = set(S.metadata.tables[name].columns.keys()) - columns
+        if name == S.items.name and missing == {"code"} and S.OLD_CODES in present:
+            old = {c["name"] for c in inspector.get_columns(S.OLD_CODES)}
+            missing, codes_apart = {"index_id", "item_id", "code"} - old, True
+            name = S.OLD_CODES
         if missing:
             raise StoreError(f"{where}: table {name} is not semhash's (it lacks {', '.join(sorted(missing))})")
     first = set(S.metadata.tables) - S.LATER_TABLES
     state = "ours" if first <= present else "partial" if present & set(S.metadata.tables) else "none"
-    return state, S.index_meta.name in present
+    return state, S.index_meta.name in present, codes_apart
 
 
 def _busy_timeout_ms() -> int:

@@ -59,7 +59,7 @@ def counts(db) -> dict:
         q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         return {
             "items": q("SELECT count(*) FROM semhash_items"),
-            "codes": q("SELECT count(*) FROM semhash_codes"),
+            "codes": q("SELECT count(code) FROM semhash_items"),
             "recorded": q("SELECT coalesce(sum(item_count), 0) FROM semhash_indexes"),
         }
 

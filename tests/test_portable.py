@@ -291,7 +291,7 @@ def test_a_locked_database_is_an_error_never_a_stale_answer(photos, tmp_path):
     writer = sqlite3.connect(db, isolation_level=None)
     writer.execute("PRAGMA locking_mode=EXCLUSIVE")
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("DELETE FROM semhash_codes")
+    writer.execute("DELETE FROM semhash_vectors")  # any write: it takes the lock
     writer.execute("COMMIT")  # exclusive mode: the lock stays held after the commit
     try:
         proc = subprocess.run(

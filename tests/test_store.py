@@ -2,6 +2,7 @@
 structures rebuilt from SQL when missing, stale or corrupt, and search results that stay exact."""
 
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,23 +118,84 @@ def test_a_failing_batch_leaves_nothing_behind(store_target, index_name, cluster
     assert idx.store.count(index_name) == 10 and len(idx.searcher) == 10
 
 
-def test_a_store_of_the_older_schema_keeps_working(tmp_path, rng):
-    """Stores made before 2026-11 have s0..s7 substring columns (with partial indexes) in the codes
-    table and no index_meta table: they are left NULL and the table is added on the next build."""
-    db = tmp_path / "old.db"
-    Index.create(db, "first", bits=32).add(["a"], np.zeros((1, 4), np.uint8))
-    with sqlite3.connect(db) as conn:
-        conn.execute("DROP TABLE semhash_index_meta")
+@pytest.fixture
+def own_schema(store_target, index_name):
+    """store_target, in a PostgreSQL schema of the test's own (a test that changes the tables must
+    not change them under the other tests sharing the database)."""
+    if "://" not in store_target:
+        yield store_target
+        return
+    from semhash.benchmarks.postgres import in_schema, pg_schemas
+
+    schema = "t_" + "".join(c for c in index_name if c.isalnum())[-20:].lower()
+    with pg_schemas(store_target, schema):
+        yield in_schema(store_target, schema)
+
+
+def make_older(target) -> None:
+    """Turn a store into one made before 2026-11-26: codes in a table of their own (with the unused
+    substring columns s0..s7 and a partial index of the stores before 2026-11), no index_meta."""
+    from sqlalchemy import create_engine
+
+    from semhash.index_store.records import database_url
+
+    engine = create_engine(database_url(target))
+    blob = "BLOB" if engine.dialect.name == "sqlite" else "BYTEA"
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("DROP TABLE semhash_index_meta")
+        run(
+            f"CREATE TABLE semhash_codes (index_id INTEGER NOT NULL, item_id BIGINT NOT NULL, code {blob} NOT NULL,"
+            " PRIMARY KEY (index_id, item_id))"
+        )
+        run("INSERT INTO semhash_codes (index_id, item_id, code) SELECT index_id, id, code FROM semhash_items")
         for j in range(8):
-            conn.execute(f"ALTER TABLE semhash_codes ADD COLUMN s{j} BIGINT")
-        conn.execute("CREATE INDEX ix_semhash_codes_s0 ON semhash_codes (index_id, s0) WHERE s0 IS NOT NULL")
-    codes = rng.integers(0, 256, (50, 4), dtype=np.uint8)
-    Index.open(db, "first").add([f"k{i}" for i in range(50)], codes)
-    read = Index.open(db, "first", mode="read")
-    assert read.store.has_meta is False and read.row.source_root is None
-    assert read.search(codes[:3], k=1)[0][0]["key"] == "k0"
-    Index.create(db, "second", bits=16)  # a create-mode open adds the newer table
-    assert Index.open(db, "second", mode="read").store.has_meta
+            run(f"ALTER TABLE semhash_codes ADD COLUMN s{j} BIGINT")
+        run("CREATE INDEX ix_semhash_codes_s0 ON semhash_codes (index_id, s0) WHERE s0 IS NOT NULL")
+        run("ALTER TABLE semhash_items DROP COLUMN code")
+    engine.dispose()
+
+
+def test_a_store_of_the_older_schema_is_read_as_it_is_and_upgraded_by_the_next_writer(own_schema, clustered):
+    """Read-only opens read an older store's codes where it keeps them and change nothing; the next
+    writer moves them into the items table (ids, codes and generation unchanged) and adds index_meta
+    on a create-mode open."""
+    keys, codes, _ = clustered
+    Index.create(own_schema, "first", bits=32).add(keys[:200], codes[:200])
+    make_older(own_schema)
+    before = Store(own_schema, "read").load_codes("first")
+    if "://" not in own_schema:
+        snapshot = Path(own_schema).read_bytes()
+    for how in ("read", "write"):  # the reader of read-only commands (SQLite), then Store's
+        read = (
+            Index.open(own_schema, "first", mode="read") if how == "read" else Index(Store(own_schema, "read"), "first")
+        )
+        assert read.store.has_meta is False and read.store.codes_apart and read.row.source_root is None
+        assert as_pairs(read.search(codes[:3], k=None, radius=3)) == brute_force(codes[:200], keys[:200], codes[:3], 3)
+        assert item_codes(read, keys[5:7]).tolist() == codes[5:7].tolist()
+    if "://" not in own_schema:
+        assert Path(own_schema).read_bytes() == snapshot  # the read-only opens wrote nothing
+    writer = Index.open(own_schema, "first")
+    assert not writer.store.codes_apart and "semhash_codes" not in inspect_tables(own_schema)
+    (ids, stored, generation), after = before, writer.store.load_codes("first")
+    assert after[0].tolist() == ids.tolist() and after[1].tolist() == stored.tolist() and after[2] == generation
+    writer.add(keys[200:], codes[200:])
+    assert as_pairs(writer.search(codes[:3], k=None, radius=3)) == brute_force(codes, keys, codes[:3], 3)
+    assert item_codes(Index.open(own_schema, "first", mode="read"), keys[250:252]).tolist() == codes[250:252].tolist()
+    Index.create(own_schema, "second", bits=16)  # a create-mode open adds the newer table
+    assert Index.open(own_schema, "second", mode="read").store.has_meta
+
+
+def inspect_tables(target) -> set[str]:
+    from sqlalchemy import create_engine, inspect
+
+    from semhash.index_store.records import database_url
+
+    engine = create_engine(database_url(target))
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_ties_reranked_by_stored_vectors(store_target, index_name):
@@ -316,7 +378,7 @@ def test_sqlite_column_bulk_path_stores_what_executemany_stores(tmp_path_factory
             dumps.append(
                 [
                     conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-                    for t in ("semhash_items", "semhash_codes", "semhash_vectors")
+                    for t in ("semhash_items", "semhash_vectors")
                 ]
             )
     assert dumps[0] == dumps[1]
