@@ -166,7 +166,7 @@ class Index:
             # an add that at least doubles the index (a build) has the new structures built beside
             # all of its SQL; a smaller one only beside its later batches, so that a refused add
             # never costs more than a rebuild of the structures to its own size
-            if len(codes) >= len(base[0]) and isinstance(self.row.next_item, int):
+            if len(codes) >= len(base[0]):
                 ahead = self._build_ahead(pool, base[0], self.row.next_item, codes)
             for start in range(0, len(keys), batch_size):
                 sl = slice(start, start + batch_size)

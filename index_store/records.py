@@ -63,6 +63,7 @@ def checked_row(make, where: str, name: str) -> IndexRow:
         row = make()
         sane = isinstance(row.bits, int) and 8 <= row.bits <= 4096 and row.bits % 8 == 0
         sane = sane and all(isinstance(v, int) and v >= 0 for v in (row.generation, row.item_count))
+        sane = sane and isinstance(row.next_item, int) and row.next_item >= 1
         sane = sane and isinstance(row.created, datetime) and isinstance(row.updated, datetime)
         if not sane:
             raise ValueError("impossible values")

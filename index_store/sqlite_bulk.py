@@ -7,11 +7,12 @@ SQLite's own loop cuts row i out of it:
     text (keys, sources, metadata)   a JSON array, read by json_each (one row per element, in order)
     integers (labels)                one blob of fixed-width decimals: CAST(substr(blob, i*w+1, w))
     fixed-width bytes (codes, vectors)  one blob: substr(blob, i*w+1, w), O(1) for blobs
-    item ids                         as integers; codes: first + i
+    item ids                         as integers (vectors: first + i)
 
 (substr on TEXT counts characters from the start - O(n) a row, measured 330 s for 1M labels - so
-every cut value is a blob.) Measured, 1M items, keys and labels, 32-bit codes, in one transaction:
-items 3.0 s -> 1.3 s, codes 1.9 s -> 0.6 s (`semhash bench search`'s bulk add: 7.5 s -> 3.7 s).
+every cut value is a blob.) Measured, 1M items, keys and labels, 32-bit codes, in one transaction,
+when codes had a table of their own: items 3.0 s -> 1.3 s, codes 1.9 s -> 0.6 s (`semhash bench
+search`'s bulk add: 7.5 s -> 3.7 s). Codes now travel with their item rows (schema.py).
 """
 
 from __future__ import annotations

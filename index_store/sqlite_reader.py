@@ -52,9 +52,11 @@ class SqliteReader:
     def _check_schema(self) -> tuple[bool, bool]:
         """(whether the index_meta table is there, whether the codes are in a table of their own)."""
         present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        have = {name: {r[1] for r in self.conn.execute(f"PRAGMA table_info({name})")} for name in present}
-        codes_apart = OLD_CODES in present and "code" not in have.get("semhash_items", {"code"})
         tables = {**COLUMNS, META_TABLE: META_COLUMNS}
+        have = {
+            name: self._columns(name) for name in present & {*tables, OLD_CODES}
+        }  # ours only: others' names may need quoting
+        codes_apart = OLD_CODES in present and "code" not in have.get("semhash_items", {"code"})
         if codes_apart:
             tables.update({"semhash_items": COLUMNS["semhash_items"][:-1], OLD_CODES: OLD_CODES_COLUMNS})
         for name, columns in tables.items():
@@ -67,6 +69,16 @@ class SqliteReader:
         if not set(COLUMNS) <= present:
             raise StoreMissing(f"{safe_url(self.url)} holds no semhash tables")
         return META_TABLE in present, codes_apart
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+
+    def _still_apart(self) -> bool:
+        """Whether the codes are still in the older store's own table, read in the current snapshot:
+        another process's write-mode open may have moved them into the items table since ours."""
+        if self.codes_apart:
+            self.codes_apart = OLD_CODES in {r[0] for r in self._rows("SELECT name FROM sqlite_master")}
+        return self.codes_apart
 
     def _guard(self, read):
         try:
@@ -95,7 +107,7 @@ class SqliteReader:
         with self._snapshot():
             idx = self._index_row(name)
             sql = "SELECT id, code FROM semhash_items WHERE index_id = ? ORDER BY id"
-            if self.codes_apart:
+            if self._still_apart():
                 sql = f"SELECT item_id, code FROM {OLD_CODES} WHERE index_id = ? ORDER BY item_id"
             rows = self._rows(sql, (idx.id,))
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
@@ -127,12 +139,16 @@ class SqliteReader:
 
     def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
         sql = "SELECT key, code FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
-        if self.codes_apart:
+        with self._snapshot():  # the same snapshot as the reads of _by_key (a snapshot nests)
+            return self._by_key(name, keys, self._codes_of_sql(sql))
+
+    def _codes_of_sql(self, sql: str) -> str:
+        if self._still_apart():
             sql = (
                 f"SELECT i.key, c.code FROM semhash_items i JOIN {OLD_CODES} c"
                 " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
             )
-        return self._by_key(name, keys, sql)
+        return sql
 
     def _by_key(self, name: str, keys: list[str], sql: str) -> dict:
         """{key: value} from sql's two columns, with the index's id and each chunk of keys bound

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchTableError, SQLAlchemyError
 
 from ..hashing.codes import check_bits
 from ..hashing.errors import (
@@ -41,7 +41,8 @@ class Store:
 
     mode: "create" makes the database and semhash's tables where they are missing (building an
     index); "write" and "read" need a database that holds them already and change nothing on
-    opening; "read" also opens SQLite files read-only. (Read-only commands on a SQLite file use
+    opening (but for moving the codes of a store made before 2026-11-26 into its items table, once,
+    which "read" never does); "read" also opens SQLite files read-only. (Read-only commands on a SQLite file use
     sqlite_reader.SqliteReader instead, through index.open_store: the same checks, no SQLAlchemy.)
     """
 
@@ -87,20 +88,31 @@ class Store:
     def _move_codes(self) -> None:
         """Move the codes of a store made before 2026-11-26 from their own table into items.code, in
         one transaction (SQLite: under the write lock; PostgreSQL: with the items table locked, so
-        that a second process opening the store meanwhile waits, then finds them moved)."""
+        that a second process opening the store meanwhile waits, then finds them moved). An item
+        without a code there leaves the store as it was (StoreError): read-only opens still read it."""
         from sqlalchemy import inspect
 
-        with self._write() as conn:
-            if not self.is_sqlite:
-                conn.exec_driver_sql(f"LOCK TABLE {S.items.name} IN ACCESS EXCLUSIVE MODE")
-            if "code" not in {c["name"] for c in inspect(conn).get_columns(S.items.name)}:
-                blob = S.items.c.code.type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {S.items.name} ADD COLUMN code {blob}")
-                conn.exec_driver_sql(
-                    f"UPDATE {S.items.name} SET code = (SELECT c.code FROM {S.OLD_CODES} c"
-                    f" WHERE c.index_id = {S.items.name}.index_id AND c.item_id = {S.items.name}.id)"
-                )
-                conn.exec_driver_sql(f"DROP TABLE {S.OLD_CODES}")
+        items, old = S.items.name, S.OLD_CODES
+        try:
+            with self._write() as conn:
+                run = conn.exec_driver_sql
+                if not self.is_sqlite:
+                    run(f"LOCK TABLE {items} IN ACCESS EXCLUSIVE MODE")
+                if "code" not in {c["name"] for c in inspect(conn).get_columns(items)}:
+                    run(f"ALTER TABLE {items} ADD COLUMN code {S.items.c.code.type.compile(dialect=conn.dialect)}")
+                    same = f"c.index_id = {items}.index_id AND c.item_id = {items}.id"
+                    run(f"UPDATE {items} SET code = (SELECT c.code FROM {old} c WHERE {same})")
+                    lacking = run(f"SELECT count(*) FROM {items} WHERE code IS NULL").scalar_one()
+                    if lacking:
+                        raise StoreError(f"{lacking} of its items have no code in table {old}: it is damaged")
+                    if not self.is_sqlite:  # (SQLite cannot add the constraint to an existing column)
+                        run(f"ALTER TABLE {items} ALTER COLUMN code SET NOT NULL")
+                    run(f"DROP TABLE {old}")
+        except StoreError as exc:
+            raise StoreError(
+                f"cannot move the codes of {safe_url(self.url)}, a store made before 2026-11-26, into its "
+                f"items table ({exc}); read-only commands still read it"
+            ) from None
         self.codes_apart = False
 
     @property
@@ -290,7 +302,7 @@ class Store:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._read() as conn:
             idx = self._index_row(conn, name)
-            item_id, code, where = self._codes()
+            item_id, code, where = self._codes(conn)
             rows = conn.execute(select(item_id, code).where(where(idx.id)).order_by(item_id)).all()
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx.generation
@@ -331,18 +343,23 @@ class Store:
         found = {}
         with self._read() as conn:
             index_id = self._index_row(conn, name).id
-            item_id, code, _ = self._codes()
+            item_id, code, _ = self._codes(conn)
             for part in _chunks([str(k) for k in keys]):
                 q = select(S.items.c.key, code).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
                 if self.codes_apart:
                     q = q.join(code.table, (code.table.c.index_id == S.items.c.index_id) & (item_id == S.items.c.id))
-                found.update((key, code if code is None else bytes(code)) for key, code in conn.execute(q))
+                found.update((key, value if value is None else bytes(value)) for key, value in conn.execute(q))
         return found
 
-    def _codes(self):
+    def _codes(self, conn):
         """(the item id column, the code column, index_id -> the condition for one index's rows) of
         where this store keeps its codes: items.code, or an older store's own codes table (only
-        read-only opens see one: the others have moved its codes)."""
+        read-only opens see one: the others have moved its codes; and once another process has
+        moved them, this one reads them where they went)."""
+        if self.codes_apart:
+            from sqlalchemy import inspect
+
+            self.codes_apart = inspect(conn).has_table(S.OLD_CODES)
         if not self.codes_apart:
             return S.items.c.id, S.items.c.code, lambda index_id: S.items.c.index_id == index_id
         from sqlalchemy import column, table
@@ -471,7 +488,8 @@ def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
 
 
 def _item_rows(index_id: int, ids: np.ndarray, keys, codes: np.ndarray, labels, sources, metas):
-    """Rows of the items table as tuples, in its column order."""
+    """Rows of the items table as tuples, in its column order: ids (n,) int64, keys (n,) str, codes
+    (n, bits/8) uint8, labels, sources and metas (n,) or None."""
     n = len(keys)
     label_list = [None] * n if labels is None else _as_list(labels)  # numpy ints would bind as blobs
     meta_list = [None] * n if metas is None else [None if m is None else json.dumps(m) for m in metas]
@@ -537,7 +555,8 @@ def _sqlite_setup(engine: Engine, writable: bool = True) -> None:
     """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE for writes, so a
     second writer waits for the lock up front instead of failing half-way through. WAL is turned on
     by the first write, not on opening: a command refused before it writes leaves the file as it
-    was, to the byte. A read-only store changes no setting of the file."""
+    was, to the byte (a store made before 2026-11-26 excepted: a write-mode open moves its codes
+    first). A read-only store changes no setting of the file."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
@@ -564,7 +583,13 @@ def _schema_state(engine: Engine, where: str) -> tuple[str, bool, bool]:
     (another application's)."""
     from sqlalchemy import inspect
 
-    inspector = inspect(engine)
+    try:
+        return _schema_state_once(inspect(engine), where)
+    except NoSuchTableError:  # another process moved an older store's codes while we looked
+        return _schema_state_once(inspect(engine), where)
+
+
+def _schema_state_once(inspector, where: str) -> tuple[str, bool, bool]:
     present = set(inspector.get_table_names())
     codes_apart = False
     for name in present & set(S.metadata.tables):

@@ -158,18 +158,16 @@ def make_older(target) -> None:
 
 def test_a_store_of_the_older_schema_is_read_as_it_is_and_upgraded_by_the_next_writer(own_schema, clustered):
     """Read-only opens read an older store's codes where it keeps them and change nothing; the next
-    writer moves them into the items table (ids, codes and generation unchanged) and adds index_meta
-    on a create-mode open."""
+    writer moves them into the items table (ids, codes and generation unchanged), readers opened
+    before read them there, and a create-mode open adds index_meta."""
     keys, codes, _ = clustered
     Index.create(own_schema, "first", bits=32).add(keys[:200], codes[:200])
     make_older(own_schema)
     before = Store(own_schema, "read").load_codes("first")
     if "://" not in own_schema:
         snapshot = Path(own_schema).read_bytes()
-    for how in ("read", "write"):  # the reader of read-only commands (SQLite), then Store's
-        read = (
-            Index.open(own_schema, "first", mode="read") if how == "read" else Index(Store(own_schema, "read"), "first")
-        )
+    readers = [Index.open(own_schema, "first", mode="read"), Index(Store(own_schema, "read"), "first")]
+    for read in readers:  # the reader of read-only commands (SQLite), then Store's
         assert read.store.has_meta is False and read.store.codes_apart and read.row.source_root is None
         assert as_pairs(read.search(codes[:3], k=None, radius=3)) == brute_force(codes[:200], keys[:200], codes[:3], 3)
         assert item_codes(read, keys[5:7]).tolist() == codes[5:7].tolist()
@@ -179,11 +177,48 @@ def test_a_store_of_the_older_schema_is_read_as_it_is_and_upgraded_by_the_next_w
     assert not writer.store.codes_apart and "semhash_codes" not in inspect_tables(own_schema)
     (ids, stored, generation), after = before, writer.store.load_codes("first")
     assert after[0].tolist() == ids.tolist() and after[1].tolist() == stored.tolist() and after[2] == generation
+    for read in readers:  # opened before the codes moved
+        assert item_codes(read, keys[5:7]).tolist() == codes[5:7].tolist()
+        assert read.rebuild().codes.tolist() == stored.tolist() and not read.store.codes_apart
     writer.add(keys[200:], codes[200:])
     assert as_pairs(writer.search(codes[:3], k=None, radius=3)) == brute_force(codes, keys, codes[:3], 3)
     assert item_codes(Index.open(own_schema, "first", mode="read"), keys[250:252]).tolist() == codes[250:252].tolist()
     Index.create(own_schema, "second", bits=16)  # a create-mode open adds the newer table
     assert Index.open(own_schema, "second", mode="read").store.has_meta
+
+
+def test_an_older_store_with_an_item_without_code_is_left_as_it_was(tmp_path, clustered):
+    """A damaged older store (an item whose code is missing) is not upgraded: the write-mode open is
+    one clear error, and the store keeps its layout, so read-only commands still read it."""
+    keys, codes, _ = clustered
+    db = tmp_path / "old.db"
+    Index.create(db, "first", bits=32).add(keys[:20], codes[:20])
+    make_older(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM semhash_codes WHERE item_id = 3")
+    with pytest.raises(StoreError, match="made before 2026-11-26.*1 of its items have no code"):
+        Index.open(db, "first")
+    assert "semhash_codes" in inspect_tables(db) and Store(db, "read").codes_apart
+
+
+def test_a_hand_edited_next_item_id_is_one_clear_error(tmp_path):
+    """The id the next item gets is read with the index row (a build guesses its items' ids from
+    it): a value that is no positive integer is a damaged index, for writers and readers alike."""
+    db = tmp_path / "edited.db"
+    Index.create(db, "first", bits=8).add(["a"], np.zeros((1, 1), np.uint8))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE semhash_indexes SET next_item = 'soon'")
+    for mode in ("write", "read"):
+        with pytest.raises(StoreError, match="index 'first' is damaged"):
+            Index.open(db, "first", mode=mode)
+
+
+def test_a_foreign_table_beside_ours_is_no_concern_of_the_reader(tmp_path):
+    db = tmp_path / "shared.db"
+    Index.create(db, "first", bits=8).add(["a"], np.zeros((1, 1), np.uint8))
+    with sqlite3.connect(db) as conn:
+        conn.execute('CREATE TABLE "order lines" ("first column" TEXT)')
+    assert Index.open(db, "first", mode="read").search(np.zeros((1, 1), np.uint8), k=1)[0][0]["key"] == "a"
 
 
 def inspect_tables(target) -> set[str]:
