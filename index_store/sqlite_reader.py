@@ -47,7 +47,8 @@ class SqliteReader:
         if not path.is_file():
             raise StoreMissing(f"{path}: no such database file")
         self.conn = self._guard(lambda: open_read_only(path))
-        self.has_meta, self.codes_apart = self._guard(self._check_schema)
+        with self._snapshot():  # one state of the schema: another process may be moving codes
+            self.has_meta, self.codes_apart = self._guard(self._check_schema)
 
     def _check_schema(self) -> tuple[bool, bool]:
         """(whether the index_meta table is there, whether the codes are in a table of their own)."""

@@ -89,7 +89,8 @@ class Store:
         """Move the codes of a store made before 2026-11-26 from their own table into items.code, in
         one transaction (SQLite: under the write lock; PostgreSQL: with the items table locked, so
         that a second process opening the store meanwhile waits, then finds them moved). An item
-        without a code there leaves the store as it was (StoreError): read-only opens still read it."""
+        without a code there leaves the tables as they were (StoreError): read-only opens still
+        read them."""
         from sqlalchemy import inspect
 
         items, old = S.items.name, S.OLD_CODES
@@ -346,7 +347,7 @@ class Store:
             item_id, code, _ = self._codes(conn)
             for part in _chunks([str(k) for k in keys]):
                 q = select(S.items.c.key, code).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
-                if self.codes_apart:
+                if code.table is not S.items:
                     q = q.join(code.table, (code.table.c.index_id == S.items.c.index_id) & (item_id == S.items.c.id))
                 found.update((key, value if value is None else bytes(value)) for key, value in conn.execute(q))
         return found
@@ -356,11 +357,16 @@ class Store:
         where this store keeps its codes: items.code, or an older store's own codes table (only
         read-only opens see one: the others have moved its codes; and once another process has
         moved them, this one reads them where they went)."""
-        if self.codes_apart:
+        apart = self.codes_apart  # one read: another thread may clear it meanwhile
+        if apart:
             from sqlalchemy import inspect
 
-            self.codes_apart = inspect(conn).has_table(S.OLD_CODES)
-        if not self.codes_apart:
+            if not self.is_sqlite:  # a move in progress finishes first, and none starts until we have read
+                conn.exec_driver_sql(f"LOCK TABLE {S.items.name} IN ACCESS SHARE MODE")
+            apart = inspect(conn).has_table(S.OLD_CODES)
+            if not apart:
+                self.codes_apart = False  # moved for good
+        if not apart:
             return S.items.c.id, S.items.c.code, lambda index_id: S.items.c.index_id == index_id
         from sqlalchemy import column, table
 
