@@ -31,6 +31,14 @@ COLUMNS = {
 }
 # stores made before 2026-11-26 keep their codes in a table of their own (schema.py)
 OLD_CODES, OLD_CODES_COLUMNS = "semhash_codes", ["index_id", "item_id", "code"]
+# (ids, codes) of an index in id order; (key, code) of some keys ({marks}: their placeholders)
+CODES = "SELECT id, code FROM semhash_items WHERE index_id = ? ORDER BY id"
+OLD_CODES_SQL = f"SELECT item_id, code FROM {OLD_CODES} WHERE index_id = ? ORDER BY item_id"
+CODES_OF = "SELECT key, code FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
+OLD_CODES_OF = (
+    f"SELECT i.key, c.code FROM semhash_items i JOIN {OLD_CODES} c"
+    " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
+)
 META_TABLE, META_COLUMNS = "semhash_index_meta", ["index_id", "source_root", "classes"]
 IN_CHUNK = 30_000  # values per IN (...): below SQLite's 32,766 bind parameters
 
@@ -54,9 +62,8 @@ class SqliteReader:
         """(whether the index_meta table is there, whether the codes are in a table of their own)."""
         present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         tables = {**COLUMNS, META_TABLE: META_COLUMNS}
-        have = {
-            name: self._columns(name) for name in present & {*tables, OLD_CODES}
-        }  # ours only: others' names may need quoting
+        # the columns of our tables only: another application's table names may need quoting
+        have = {name: self._columns(name) for name in present & {*tables, OLD_CODES}}
         codes_apart = OLD_CODES in present and "code" not in have.get("semhash_items", {"code"})
         if codes_apart:
             tables.update({"semhash_items": COLUMNS["semhash_items"][:-1], OLD_CODES: OLD_CODES_COLUMNS})
@@ -107,10 +114,7 @@ class SqliteReader:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._snapshot():
             idx = self._index_row(name)
-            sql = "SELECT id, code FROM semhash_items WHERE index_id = ? ORDER BY id"
-            if self._still_apart():
-                sql = f"SELECT item_id, code FROM {OLD_CODES} WHERE index_id = ? ORDER BY item_id"
-            rows = self._rows(sql, (idx.id,))
+            rows = self._rows(OLD_CODES_SQL if self._still_apart() else CODES, (idx.id,))
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx.generation
 
@@ -139,17 +143,8 @@ class SqliteReader:
         return self._by_key(name, keys, "SELECT key, id FROM semhash_items WHERE index_id = ? AND key IN ({marks})")
 
     def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
-        sql = "SELECT key, code FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
-        with self._snapshot():  # the same snapshot as the reads of _by_key (a snapshot nests)
-            return self._by_key(name, keys, self._codes_of_sql(sql))
-
-    def _codes_of_sql(self, sql: str) -> str:
-        if self._still_apart():
-            sql = (
-                f"SELECT i.key, c.code FROM semhash_items i JOIN {OLD_CODES} c"
-                " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
-            )
-        return sql
+        with self._snapshot():  # where the codes are, read in the snapshot of _by_key's reads (it nests)
+            return self._by_key(name, keys, OLD_CODES_OF if self._still_apart() else CODES_OF)
 
     def _by_key(self, name: str, keys: list[str], sql: str) -> dict:
         """{key: value} from sql's two columns, with the index's id and each chunk of keys bound
