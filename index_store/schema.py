@@ -34,6 +34,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    column,
+    table,
 )
 
 # SQLite: tables clustered by their primary key (WITHOUT ROWID), so the (index_id, id) key needs no
@@ -99,4 +101,5 @@ index_meta = Table(
     Column("classes", JSON),  # class names, classes[label]
 )
 LATER_TABLES = {index_meta.name}  # created by the next create-mode open of an older store
-OLD_CODES = "semhash_codes"  # where stores made before 2026-11-26 keep their codes (see above)
+# where stores made before 2026-11-26 keep their codes (see above): described, never created
+old_codes = table("semhash_codes", column("index_id"), column("item_id"), column("code"))

@@ -93,7 +93,7 @@ class Store:
         read them."""
         from sqlalchemy import inspect
 
-        items, old = S.items.name, S.OLD_CODES
+        items, old = S.items.name, S.old_codes.name
         try:
             with self._write() as conn:
                 run = conn.exec_driver_sql
@@ -303,8 +303,9 @@ class Store:
         """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
         with self._read() as conn:
             idx = self._index_row(conn, name)
-            item_id, code, where = self._codes(conn)
-            rows = conn.execute(select(item_id, code).where(where(idx.id)).order_by(item_id)).all()
+            t = self._codes(conn)
+            item_id = t.c.id if t is S.items else t.c.item_id
+            rows = conn.execute(select(item_id, t.c.code).where(t.c.index_id == idx.id).order_by(item_id)).all()
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx.generation
 
@@ -344,34 +345,28 @@ class Store:
         found = {}
         with self._read() as conn:
             index_id = self._index_row(conn, name).id
-            item_id, code, _ = self._codes(conn)
+            t = self._codes(conn)
             for part in _chunks([str(k) for k in keys]):
-                q = select(S.items.c.key, code).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
-                if code.table is not S.items:
-                    q = q.join(code.table, (code.table.c.index_id == S.items.c.index_id) & (item_id == S.items.c.id))
+                q = select(S.items.c.key, t.c.code).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
+                if t is not S.items:
+                    q = q.join(t, (t.c.index_id == S.items.c.index_id) & (t.c.item_id == S.items.c.id))
                 found.update((key, value if value is None else bytes(value)) for key, value in conn.execute(q))
         return found
 
     def _codes(self, conn):
-        """(the item id column, the code column, index_id -> the condition for one index's rows) of
-        where this store keeps its codes: items.code, or an older store's own codes table (only
-        read-only opens see one: the others have moved its codes; and once another process has
-        moved them, this one reads them where they went)."""
+        """The table this store keeps its codes in (columns index_id, the item's id, code): items,
+        or an older store's own codes table (item_id), which only read-only opens see (the others
+        have moved its codes; and once another process has moved them, this one reads them there)."""
         apart = self.codes_apart  # one read: another thread may clear it meanwhile
         if apart:
             from sqlalchemy import inspect
 
             if not self.is_sqlite:  # a move in progress finishes first, and none starts until we have read
                 conn.exec_driver_sql(f"LOCK TABLE {S.items.name} IN ACCESS SHARE MODE")
-            apart = inspect(conn).has_table(S.OLD_CODES)
+            apart = inspect(conn).has_table(S.old_codes.name)
             if not apart:
                 self.codes_apart = False  # moved for good
-        if not apart:
-            return S.items.c.id, S.items.c.code, lambda index_id: S.items.c.index_id == index_id
-        from sqlalchemy import column, table
-
-        old = table(S.OLD_CODES, column("index_id"), column("item_id"), column("code"))
-        return old.c.item_id, old.c.code, lambda index_id: old.c.index_id == index_id
+        return S.old_codes if apart else S.items
 
     def count(self, name: str) -> int:
         with self._read() as conn:
@@ -601,10 +596,9 @@ def _schema_state_once(inspector, where: str) -> tuple[str, bool, bool]:
     for name in present & set(S.metadata.tables):
         columns = {c["name"] for c in inspector.get_columns(name)}
         missing = set(S.metadata.tables[name].columns.keys()) - columns
-        if name == S.items.name and missing == {"code"} and S.OLD_CODES in present:
-            old = {c["name"] for c in inspector.get_columns(S.OLD_CODES)}
-            missing, codes_apart = {"index_id", "item_id", "code"} - old, True
-            name = S.OLD_CODES
+        if name == S.items.name and missing == {"code"} and S.old_codes.name in present:
+            name, codes_apart = S.old_codes.name, True
+            missing = set(S.old_codes.c.keys()) - {c["name"] for c in inspector.get_columns(name)}
         if missing:
             raise StoreError(f"{where}: table {name} is not semhash's (it lacks {', '.join(sorted(missing))})")
     first = set(S.metadata.tables) - S.LATER_TABLES
