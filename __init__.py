@@ -30,7 +30,7 @@ _API = {
     "drop_index": ("semhash.index_store.index", "drop_index"),
     "export_index": ("semhash.index_store.index", "export_index"),
     "Index": ("semhash.index_store.index", "Index"),
-    "create_app": ("semhash.index_store.service", "create_app"),
+    "create_app": ("semhash.index_store.http.service", "create_app"),
     "SemhashError": ("semhash.hashing.errors", "SemhashError"),
 }
 

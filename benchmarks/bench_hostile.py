@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..hashing.codes import one_bit_away
+from ..index_store.http.launcher import free_port, spawn_server
 from ..index_store.index import Index
-from ..index_store.launcher import free_port, spawn_server
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 

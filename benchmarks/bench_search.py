@@ -45,10 +45,10 @@ from sqlalchemy.engine import make_url
 from ..hashing.codes import flip_masks, hamming_rows, one_bit_away, to_int
 from ..hashing.errors import ParameterError
 from ..hashing.timing import best_seconds
-from ..index_store import schema as S
+from ..index_store.engine.searcher import Searcher
 from ..index_store.index import Index
-from ..index_store.searcher import Searcher
-from ..index_store.store import safe_url
+from ..index_store.storage import schema as S
+from ..index_store.storage.store import safe_url
 from .postgres import in_schema, pg_schemas, postgres_url
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from ..hashing.codes import one_bit_away
 from ..hashing.errors import ParameterError, SemhashError
+from ..index_store.http.launcher import free_port, spawn_server
 from ..index_store.index import Index
-from ..index_store.launcher import free_port, spawn_server
-from ..index_store.store import safe_url
+from ..index_store.storage.store import safe_url
 from .postgres import in_schema, pg_schemas, postgres_url
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy.engine import make_url
 
 from ..hashing.errors import ParameterError
-from ..index_store.records import safe_url
+from ..index_store.storage.records import safe_url
 
 
 def postgres_url(url: str) -> str:

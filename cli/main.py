@@ -478,7 +478,7 @@ def serve(
     log_level: LogLevel = typer.Option(LogLevel.info, help="uvicorn's log level."),
 ) -> None:
     """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
-    from ..index_store.launcher import serve as run_server
+    from ..index_store.http.launcher import serve as run_server
 
     if workers < 1 or not 0 <= port < 65536:
         raise SemhashError(f"--workers must be positive and --port within 0-65535, got {workers} and {port}")

@@ -17,7 +17,7 @@ from ..hashing.data import Dataset, as_dataset, item_keys, parse_item_key
 from ..hashing.errors import IndexNotFound, NeedsResume, ParameterError, StoreError, StoreMissing
 from ..hashing.methods import load_hasher
 from .index import Index
-from .store import Store
+from .storage.store import Store
 
 # items a transaction, as Index.add's own default. The build encodes every item before it stores
 # any, so this bounds only what a crash while storing loses (--resume re-encodes it: MNIST's 60,000

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..hashing.data import folder_keys
 from ..hashing.errors import ModelMissing, ParameterError
+from .engine.searcher import Searcher
 from .index import Index
 from .query import encode
-from .searcher import Searcher
 
 BATCH = 20_000  # items queried per radius search: bounds the candidate lists in memory
 

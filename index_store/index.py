@@ -30,12 +30,12 @@ from ..hashing.errors import (
 from ..hashing.files import cache_dir as user_cache_dir
 from ..hashing.files import file_checksum
 from ..hashing.hasher import Hasher
-from . import cache
-from .records import IndexRow, database_url, safe_url, sqlite_file
-from .searcher import Results, Searcher, truncate, vector_rerank
+from .engine import cache
+from .engine.searcher import Results, Searcher, truncate, vector_rerank
+from .storage.records import IndexRow, database_url, safe_url, sqlite_file
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .storage.store import Store
 
 DEFAULT_BATCH = (
     100_000  # items per transaction of add(): 1M items into SQLite took 10.0 s in 20k batches, 7.8 s in 100k
@@ -73,7 +73,7 @@ class Index:
         """target: a SQLite path, a database URL, or an open Store. hasher_path: the model file whose
         codes the index holds (model: that file already loaded, so it is not read again).
         source_root: the folder relative sources are under; classes: names of the labels."""
-        from .store import Store
+        from .storage.store import Store
 
         store = target if isinstance(target, Store) else Store(target)
         checksum = header = None
@@ -378,10 +378,10 @@ def open_store(target, mode: str = "write"):
     url = database_url(target)
     path = sqlite_file(url)
     if mode == "read" and path is not None:
-        from .sqlite_reader import SqliteReader
+        from .storage.sqlite_reader import SqliteReader
 
         return SqliteReader(url, path)
-    from .store import Store
+    from .storage.store import Store
 
     return Store(target, mode)
 

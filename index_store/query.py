@@ -19,7 +19,7 @@ import numpy as np
 from ..hashing.errors import DataError, ItemNotFound, NoInput, NoQuery, ParameterError
 from ..hashing.hasher import IMAGE_SUFFIXES, Hasher, open_image
 from .index import Index
-from .records import codes_array
+from .storage.records import codes_array
 
 DEFAULT_K = 10  # hits per query when neither k nor a radius is given
 MAX_IMAGE_BYTES = 10 << 20  # an upload or query image file

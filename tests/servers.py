@@ -4,8 +4,8 @@ import io
 
 import numpy as np
 
-from semhash.index_store.launcher import free_port  # noqa: F401  (re-exported for the tests)
-from semhash.index_store.launcher import spawn_server as start_server  # noqa: F401
+from semhash.index_store.http.launcher import free_port  # noqa: F401  (re-exported for the tests)
+from semhash.index_store.http.launcher import spawn_server as start_server  # noqa: F401
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

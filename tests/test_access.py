@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import semhash
-from semhash.index_store.service import create_app
+from semhash.index_store.http.service import create_app
 
 
 @pytest.fixture(scope="module")

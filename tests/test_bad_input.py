@@ -593,7 +593,7 @@ def test_a_16_bit_png_is_the_same_query_as_its_8_bit_original(x):
 # --- the same contract on every store (SQLite, and PostgreSQL where SEMHASH_TEST_POSTGRES is set) --
 def sql_state(target, name) -> tuple:
     """Everything an index holds in SQL: generation, count, ids, codes and each item's metadata."""
-    from semhash.index_store.store import Store
+    from semhash.index_store.storage.store import Store
 
     store = Store(target, "read")
     try:
@@ -761,7 +761,7 @@ HTTP_CASES = [
 
 @pytest.fixture
 def client(x):
-    from semhash.index_store.service import create_app
+    from semhash.index_store.http.service import create_app
 
     app = create_app(x.db)
     yield TestClient(app, raise_server_exceptions=False)

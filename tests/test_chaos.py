@@ -31,7 +31,7 @@ import numpy as np
 
 import semhash
 from semhash.hashing.codes import hamming
-from semhash.index_store.launcher import free_port, spawn_server
+from semhash.index_store.http.launcher import free_port, spawn_server
 from semhash.index_store.query import vector_codes
 
 THREADS = 16

@@ -166,7 +166,7 @@ def test_absurd_benchmark_parameters_are_refused(tmp_path):
 def test_serve_refuses_a_store_without_indexes_or_an_unknown_name(features, tmp_path):
     folder, model, db = features
     fails_with(semhash("serve", db, "--name", "nope"), "no index named 'nope'")
-    from semhash.index_store.store import Store
+    from semhash.index_store.storage.store import Store
 
     Store(tmp_path / "empty.db")
     fails_with(semhash("serve", tmp_path / "empty.db"), "holds no index")

@@ -16,7 +16,7 @@ MAX_FUNCTION_LINES = 50
 
 
 def source_files():
-    return [ROOT / "__init__.py", *sorted(p for pkg in PACKAGES for p in (ROOT / pkg).glob("*.py"))]
+    return [ROOT / "__init__.py", *sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))]
 
 
 def test_imports_follow_the_layers_written_in_pyproject():
@@ -40,7 +40,11 @@ def test_no_function_is_longer_than_fifty_lines():
 
 
 def test_importing_everything_adds_only_the_semhash_name(tmp_path):
-    modules = [f"semhash.{p.parent.name}.{p.stem}" for p in source_files()[1:] if p.stem != "__init__"]
+    modules = [
+        "semhash." + ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in source_files()[1:]
+        if p.stem != "__init__"
+    ]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

@@ -17,8 +17,8 @@ from semhash.cli import options
 from semhash.hashing.methods import METHODS
 from semhash.hashing.models import METHODS as BOTTLENECKS
 from semhash.index_store.index import Index
-from semhash.index_store.sqlite_reader import COLUMNS, META_COLUMNS, SqliteReader
-from semhash.index_store.store import Store
+from semhash.index_store.storage.sqlite_reader import COLUMNS, META_COLUMNS, SqliteReader
+from semhash.index_store.storage.store import Store
 
 CLASSES = ["cat", "dog", "owl"]
 
@@ -108,7 +108,7 @@ def test_the_standard_library_reader_reads_what_the_store_wrote(photos):
 
 
 def test_the_reader_knows_the_schema_the_store_creates():
-    from semhash.index_store import schema
+    from semhash.index_store.storage import schema
 
     for name, columns in COLUMNS.items():
         assert [c.name for c in schema.metadata.tables[name].columns] == columns

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from semhash.hashing.codes import hamming
 from semhash.hashing.errors import ParameterError
-from semhash.index_store import knn_tables
-from semhash.index_store import searcher as searcher_module
-from semhash.index_store.hashtable import HashTable
-from semhash.index_store.knn_tables import KnnTables
-from semhash.index_store.searcher import Searcher, vector_rerank
+from semhash.index_store.engine import knn_tables
+from semhash.index_store.engine import searcher as searcher_module
+from semhash.index_store.engine.hashtable import HashTable
+from semhash.index_store.engine.knn_tables import KnnTables
+from semhash.index_store.engine.searcher import Searcher, vector_rerank
 
 
 @st.composite

@@ -13,7 +13,7 @@ from servers import free_port, png_bytes, start_server
 
 from semhash.hashing.methods import make_hasher
 from semhash.index_store.build import build_index
-from semhash.index_store.service import create_app
+from semhash.index_store.http.service import create_app
 
 
 @pytest.fixture(scope="module")

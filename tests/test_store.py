@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from semhash.hashing.codes import hamming
 from semhash.hashing.errors import ItemNotFound
-from semhash.index_store import sqlite_bulk
 from semhash.index_store.index import Index
 from semhash.index_store.query import item_codes
-from semhash.index_store.store import Store, StoreError
+from semhash.index_store.storage import sqlite_bulk
+from semhash.index_store.storage.store import Store, StoreError
 
 
 def brute_force(index_codes, index_keys, queries, r):
@@ -137,7 +137,7 @@ def make_older(target) -> None:
     substring columns s0..s7 and a partial index of the stores before 2026-11), no index_meta."""
     from sqlalchemy import create_engine
 
-    from semhash.index_store.records import database_url
+    from semhash.index_store.storage.records import database_url
 
     engine = create_engine(database_url(target))
     blob = "BLOB" if engine.dialect.name == "sqlite" else "BYTEA"
@@ -224,7 +224,7 @@ def test_a_foreign_table_beside_ours_is_no_concern_of_the_reader(tmp_path):
 def inspect_tables(target) -> set[str]:
     from sqlalchemy import create_engine, inspect
 
-    from semhash.index_store.records import database_url
+    from semhash.index_store.storage.records import database_url
 
     engine = create_engine(database_url(target))
     try:
@@ -257,7 +257,7 @@ def test_unreachable_database_is_one_clear_error():
 
 
 def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, clustered):
-    import semhash.index_store.store as store_mod
+    import semhash.index_store.storage.store as store_mod
 
     keys, codes, _ = clustered
     monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 200)
@@ -442,7 +442,7 @@ def test_codes_of_stored_items_come_from_sql_whatever_another_writer_did(tmp_pat
     item that another writer (a second replica) removed and added again under a new code is asked
     with its new code, though this process's searcher still holds the old one; never a stale or a
     neighbour's code. The SQLite reader of read-only commands answers the same."""
-    from semhash.index_store.sqlite_reader import SqliteReader
+    from semhash.index_store.storage.sqlite_reader import SqliteReader
 
     codes = np.array([[1, 0], [2, 0], [3, 0]], dtype=np.uint8)
     here = Index.create(tmp_path / "i.db", "x", 16)

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchTableError, SQLAlchemyError
 
-from ..hashing.codes import check_bits
-from ..hashing.errors import (
+from ...hashing.codes import check_bits
+from ...hashing.errors import (
     IndexNotFound,
     ItemNotFound,
     StoreError,

@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..hashing.codes import one_bit_away
-from ..hashing.timing import best_seconds
+from ...hashing.codes import one_bit_away
+from ...hashing.timing import best_seconds
 from .multi_index import MultiIndexHash
 
 # Relative costs in probe units, measured on the development machine (numpy, one thread; 1M codes):

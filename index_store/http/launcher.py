@@ -97,8 +97,8 @@ def serve(
     only while the server listens on loopback."""
     import uvicorn
 
-    from ..hashing.errors import ParameterError
-    from .http_guard import is_loopback
+    from ...hashing.errors import ParameterError
+    from .guard import is_loopback
     from .service import Service
 
     if workers < 1 or not 0 <= port < 65536:
@@ -110,7 +110,7 @@ def serve(
     config = {"target": target, "names": names, "data_root": data_root, "token": token, "host": host}
     os.environ[CONFIG_ENV] = json.dumps(config)  # the workers' configuration; a child process's own
     uvicorn.run(
-        "semhash.index_store.launcher:app_from_env",
+        "semhash.index_store.http.launcher:app_from_env",
         factory=True,
         host=host,
         port=port,

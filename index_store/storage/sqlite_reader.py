@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
+from ...hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
 from .records import IndexRow, checked_row, codes_array, open_read_only, safe_url
 
 # The columns of every table (schema.py's; tests/test_store.py checks they agree).

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from ..hashing.errors import SemhashError
+from ...hashing.errors import SemhashError
 
 # An uploaded image may be 10 MiB (query.MAX_IMAGE_BYTES); multipart framing and a JSON batch of
 # vectors fit in the rest. Measured before this bound: a 40 MB JSON body was parsed (+950 MB,

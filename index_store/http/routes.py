@@ -22,11 +22,11 @@ try:  # FastAPI's upload forms need python-multipart; missing, its ImportError n
 except ImportError:
     import multipart  # noqa: F401  (its name before 0.0.13)
 
-from ..hashing import __version__
-from ..hashing.errors import NotFound
-from . import query
-from .http_guard import require_writer
-from .http_models import (
+from ...hashing import __version__
+from ...hashing.errors import NotFound
+from .. import query
+from .guard import require_writer
+from .models import (
     ERRORS,
     MAX_K,
     MAX_QUERIES,
@@ -164,7 +164,7 @@ def remove_items(name: str, service: Svc, key: list[str] = Query(..., min_length
 @router.get("/indexes/{name}/thumbnail", responses={200: {"content": {"image/png": {}}}, **ERRORS}, tags=["items"])
 def thumbnail(name: str, key: Key, service: Svc):
     """The item's image as a PNG, when it came from an image file or a named data set."""
-    from .grid import item_pixels
+    from ..grid import item_pixels
 
     item = service.item(name, key)
     pixels = item_pixels(item["key"], item["source"], service.data_root)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.files import atomic_write, atomic_write_text, file_checksum
+from ...hashing.files import atomic_write, atomic_write_text, file_checksum
 from .searcher import Searcher
 
 FILES = ("search.npz",)  # the files a manifest vouches for, by checksum

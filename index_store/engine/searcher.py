@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hashing.codes import hamming, hamming_rows, substring_bounds
-from ..hashing.errors import ParameterError
+from ...hashing.codes import hamming, hamming_rows, substring_bounds
+from ...hashing.errors import ParameterError
 from . import knn_tables
 from .hashtable import HashTable
 from .knn_tables import KnnTables

@@ -14,7 +14,7 @@ from math import ceil, log2
 
 import numpy as np
 
-from ..hashing.codes import ball_size, flip_masks, substring_bounds, substrings
+from ...hashing.codes import ball_size, flip_masks, substring_bounds, substrings
 from .hashtable import HashTable
 
 

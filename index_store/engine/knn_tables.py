@@ -26,7 +26,7 @@ from math import ceil
 
 import numpy as np
 
-from ..hashing.codes import ball_size, flip_masks, substring_bounds, substrings, to_int
+from ...hashing.codes import ball_size, flip_masks, substring_bounds, substrings, to_int
 from .hashtable import HashTable
 from .multi_index import MultiIndexHash
 

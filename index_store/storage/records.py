@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
-from ..hashing.errors import StoreError, hide_passwords
+from ...hashing.errors import StoreError, hide_passwords
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..hashing import __version__
-from ..hashing.errors import IndexNotFound, ItemNotFound, SemhashError, translate
-from .http_guard import Gate, Guard, allowed_hosts, is_loopback
-from .http_routes import router
-from .index import Index
-from .store import Store, StoreError
+from ...hashing import __version__
+from ...hashing.errors import IndexNotFound, ItemNotFound, SemhashError, translate
+from ..index import Index
+from ..storage.store import Store, StoreError
+from .guard import Gate, Guard, allowed_hosts, is_loopback
+from .routes import router
 
 # what the exception handler answers for: ours, and the foreign ones `translate` knows
 HANDLED = (SemhashError, OSError, MemoryError, SQLAlchemyError)

@@ -1,0 +1,1 @@
+"""The search engine: hash tables, multi-index hashing, compiled k-NN, the searcher, its planner, the cache."""

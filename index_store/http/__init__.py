@@ -1,0 +1,1 @@
+"""The HTTP service: a delivery layer over the library, as cli/ is."""

@@ -1,0 +1,1 @@
+"""The store: SQL tables, schema versions and migrations, the SQLAlchemy store and the sqlite3 reader."""
