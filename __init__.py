@@ -9,6 +9,7 @@ command, imported on first use (so `import semhash` costs nothing):
                                                                     # semhash index build (add: adding=True)
     semhash.search("digits.db", items=["digits/train/0"], k=5)     # semhash search
     semhash.encode("digits32.semhash", dataset="digits", limit=3)   # semhash encode
+    semhash.sync_index("photos.db", "photos/")                      # semhash index sync
     semhash.dedup("digits.db", radius=0)                            # semhash dedup
     semhash.list_indexes("digits.db")                               # semhash index list (export_index, drop_index)
     semhash.Index.open("digits.db").info()                          # semhash index info (verify, remove)
@@ -23,12 +24,13 @@ _API = {
     "load_hasher": ("semhash.hashing.methods", "load_hasher"),
     "load_dataset": ("semhash.hashing.data", "load_dataset"),
     "build_index": ("semhash.index_store.build", "build_index"),
+    "sync_index": ("semhash.index_store.sync", "sync_index"),
     "search": ("semhash.index_store.query", "search"),
     "encode": ("semhash.index_store.query", "encode"),
     "dedup": ("semhash.index_store.dedup", "dedup"),
-    "list_indexes": ("semhash.index_store.index", "list_indexes"),
-    "drop_index": ("semhash.index_store.index", "drop_index"),
-    "export_index": ("semhash.index_store.index", "export_index"),
+    "list_indexes": ("semhash.index_store.catalog", "list_indexes"),
+    "drop_index": ("semhash.index_store.catalog", "drop_index"),
+    "export_index": ("semhash.index_store.export", "export_index"),
     "Index": ("semhash.index_store.index", "Index"),
     "create_app": ("semhash.index_store.http.service", "create_app"),
     "SemhashError": ("semhash.hashing.errors", "SemhashError"),
@@ -46,3 +48,7 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'semhash' has no attribute {name!r}")
     module, attribute = _API[name]
     return getattr(import_module(module), attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

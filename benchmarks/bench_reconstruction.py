@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..hashing.autoencoder.config import TrainConfig
+from ..hashing.autoencoder.regularizers import Regularizers
+from ..hashing.autoencoder.train import train
 from ..hashing.data import load_dataset
-from ..hashing.models import Regularizers
 from ..hashing.pca import principal_directions
-from ..hashing.train import TrainConfig, train
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 REFERENCE = {"pca_error": 13.87, "ae_error": 3.00, "ratio": 0.22}  # Hinton & Salakhutdinov 2006

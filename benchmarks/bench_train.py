@@ -44,7 +44,7 @@ def run(
     train.json and train.png into out, return the JSON's content."""
     import torch
 
-    from ..hashing.train import pick_device
+    from ..hashing.autoencoder.config import pick_device
 
     if ae_epochs < 1:
         raise ParameterError(f"the autoencoder needs at least 1 epoch to time, got {ae_epochs}")
@@ -94,7 +94,7 @@ def _process_counts(nproc: tuple[int, ...], device) -> tuple[tuple[int, ...], di
     on CUDA a process takes a GPU)."""
     import torch
 
-    from ..hashing import distributed
+    from ..hashing.autoencoder import distributed
 
     if not nproc or any(not 1 <= n <= distributed.MAX_PROCESSES for n in nproc):
         raise ParameterError(f"process counts must be 1 to {distributed.MAX_PROCESSES}, got {list(nproc)}")
@@ -175,7 +175,7 @@ def _time_build(hasher, data, data_root) -> dict:
 
 def _time_method(method: str, data, bits: int, options: dict, data_root=None) -> dict:
     """One method's row: seconds and items/s to fit on data, then to encode it."""
-    from ..hashing.train import TrainConfig
+    from ..hashing.autoencoder.config import TrainConfig
 
     hasher = make_hasher(method, bits=bits, **options)
     start = time.perf_counter()

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
+from ..hashing.autoencoder.config import TrainConfig
+from ..hashing.autoencoder.regularizers import Regularizers
+from ..hashing.autoencoder.train import train
 from ..hashing.codes import pack, unpack
 from ..hashing.data import load_dataset
 from ..hashing.metrics import evaluate, label_relevance
-from ..hashing.models import Regularizers
-from ..hashing.train import TrainConfig, train
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result
 
 

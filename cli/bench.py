@@ -12,7 +12,7 @@ import typer
 
 from ..benchmarks.results import DEFAULT_OUT
 from ..hashing.errors import SemhashError
-from .options import DataRoot
+from .options import BottleneckName, DataRoot
 
 bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
 
@@ -43,7 +43,7 @@ def bench_quality(
     queries: int = typer.Option(1000),
     ae_epochs: int | None = typer.Option(None, help="Epochs of the autoencoder (default: semhash train's)."),
     ae_neighbours: float | None = typer.Option(None, help="Weight of the AE's k-NN graph term (0: off)."),
-    ae_bottleneck: str | None = typer.Option(None, help="The AE's bottleneck: noise, ste, bernoulli or real."),
+    ae_bottleneck: BottleneckName | None = typer.Option(None, help="The AE's bottleneck."),
     device: str = typer.Option("auto", help="Device for the autoencoder: auto, cpu, cuda, ..."),
     limit: int | None = typer.Option(None, help="Database of the first N training items."),
     out: Path = _out("quality"),
@@ -57,11 +57,11 @@ def bench_quality(
         raise SemhashError(f"--queries must be positive, got {queries}")
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
     if ae_bottleneck:
-        ae_options["bottleneck"] = ae_bottleneck
+        ae_options["bottleneck"] = ae_bottleneck.value
     if ae_neighbours is not None:  # the recipe's regularizers, this weight
         from dataclasses import replace
 
-        from ..hashing.train import TrainConfig
+        from ..hashing.autoencoder.config import TrainConfig
 
         ae_options["reg"] = replace(TrainConfig().reg, neighbours=ae_neighbours)
     _run(
@@ -204,6 +204,21 @@ def bench_hostile(
     _run(as_json, lambda log: run(items, clients, out, log=log))
 
 
+@bench_app.command("photos")
+def bench_photos(
+    n: int = typer.Option(20_000, "--n", help="Photos in the generated folder (2000x1500 and 4000x3000 JPEGs, ...)."),
+    out: Path = _out("photos"),
+    as_json: bool = AsJson,
+) -> None:
+    """A camera roll into an index (a 28x28 grey and a 64x64 RGB model): throughput against a bare
+    PIL loop on the same cores, peak memory, the corrupt files named."""
+    from ..benchmarks.bench_photos import run
+
+    if n < 1:
+        raise SemhashError(f"need at least 1 photo, got {n}")
+    _run(as_json, lambda log: run(n, out, log=log))
+
+
 @bench_app.command("reconstruction")
 def bench_reconstruction(
     epochs: int = typer.Option(45, help="Epochs of the deep autoencoder."),
@@ -243,7 +258,7 @@ def bench_explore(
 ) -> None:
     """One autoencoder configuration, the full MNIST protocol measured after every epoch (a JSON line each)."""
     from ..benchmarks.explore_ae import run
-    from ..hashing.models import Regularizers
+    from ..hashing.autoencoder.regularizers import Regularizers
 
     reg = Regularizers(
         neighbours=neighbours,

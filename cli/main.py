@@ -7,12 +7,15 @@ Ctrl-C exits 130. No tracebacks.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from ..hashing import inputs
 from ..hashing.errors import (
     CheckpointMismatch,
     CodesCollapsed,
@@ -23,17 +26,18 @@ from ..hashing.errors import (
     NoInput,
     NoQuery,
     NotImages,
+    OutputExists,
     SemhashError,
+    SkippedItems,
     translate,
 )
+from ..hashing.safe_text import visible
 from .bench import bench_app
 from .options import (
-    Bottleneck,
+    BottleneckName,
     DataRoot,
     DatasetOpt,
     Device,
-    FeaturesOpt,
-    ImagesOpt,
     LabelsOpt,
     Limit,
     LogLevel,
@@ -41,8 +45,11 @@ from .options import (
     Split,
     one_source,
     split_option,
+    with_queries,
+    with_sources,
 )
 from .output import Format, FormatOption, chosen, print_hits, print_rows
+from .stdin import with_stdin_lines
 
 app = typer.Typer(
     help="semhash: semantic hashing retrieval (binary codes, Hamming-ball search).",
@@ -84,7 +91,8 @@ def data_info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Size, item shape, classes and origin of a data set."""
-    from ..hashing.data import describe, load_dataset
+    from ..hashing.data import load_dataset
+    from ..hashing.dataset import describe
 
     info = describe(load_dataset(name, split=split.value, root=data_root, download=not no_download))
     if as_json:
@@ -98,32 +106,32 @@ def data_info(
 
 @data_app.command("export")
 def data_export(
-    name: str = typer.Argument(..., help="An image data set: mnist, fashion-mnist, cifar10, digits, a folder."),
+    name: str = typer.Argument(..., help="A data set: mnist, fashion-mnist, cifar10, digits, or a path."),
     item: int = typer.Option(0, help="Row of the item in its split."),
     split: Split = split_option(Split.test),
-    output: Path = typer.Option(..., "-o", "--output", help="PNG file to write."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write (a PNG for images, .npy for vectors)."),
     data_root: str | None = DataRoot,
 ) -> None:
-    """Write one item of an image data set as a PNG (to search with, for instance)."""
-    from ..hashing.data import load_dataset, save_image
+    """Write one item of a data set as a file a query reads back: a PNG for an image, a .npy for a
+    vector (to search with, for instance)."""
+    from ..hashing.data import load_dataset
 
     ds = load_dataset(name, split=split.value, root=data_root)
     label = "" if ds.labels is None else f" (label {int(ds.labels[item])})" if 0 <= item < len(ds) else ""
-    typer.echo(f"wrote {save_image(ds, item, output)}{label}")
+    typer.echo(f"wrote {inputs.get(ds.kind).save_item(ds, item, output)}{label}")
 
 
 @app.command()
+@with_sources
 def train(
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .semhash model."),
     dataset: str | None = DatasetOpt,
-    images: Path | None = ImagesOpt,
-    features: Path | None = FeaturesOpt,
     labels: Path | None = LabelsOpt,
     bits: int = typer.Option(32, help="Code length: 8 to 256, a multiple of 8."),
     method: Method = typer.Option(
         Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better)."
     ),
-    bottleneck: Bottleneck = typer.Option(Bottleneck.noise, help="ae: how the bottleneck is made binary."),
+    bottleneck: BottleneckName = typer.Option(BottleneckName.noise, help="ae: how the bottleneck is made binary."),
     steps: int | None = typer.Option(None, help="ae: optimizer steps (default: the recipe's 11,000)."),
     epochs: int | None = typer.Option(None, help="ae: passes over the data instead of --steps."),
     device: str = Device,
@@ -137,11 +145,12 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    sources: dict | None = None,
 ) -> None:
     """Train a hasher on a data set (its train split) and save it as a self-describing .semhash model."""
     from ..hashing.methods import train_model
 
-    source = one_source(dataset, images, features)
+    source = one_source(dataset, sources)
     options = {}
     if method in (Method.ae, Method.auto):
         reg = {"neighbours": neighbours, "affine": views}
@@ -187,7 +196,7 @@ def _print_trained(summary: dict, as_json: bool) -> None:
 
 
 def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, resume, nproc, quiet: bool) -> dict:
-    """The autoencoder's options (hashing.train.TrainConfig's fields) from train's flags (reg: the
+    """The autoencoder's options (hashing.autoencoder.config.TrainConfig's fields) from train's flags (reg: the
     regularizers' fields given, None where not)."""
     options = {
         "bottleneck": bottleneck,
@@ -201,13 +210,14 @@ def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, 
     options.update({k: v for k, v in (("steps", steps), ("epochs", epochs)) if v is not None})
     reg = {k: v for k, v in reg.items() if v is not None}
     if reg:
-        from ..hashing.train import TrainConfig
+        from ..hashing.autoencoder.config import TrainConfig
 
         options["reg"] = {**TrainConfig().reg.to_dict(), **reg}
     return options
 
 
 IndexName = typer.Option("default", "--name", help="Index name inside the database.")
+Strict = typer.Option(False, "--strict", help="Fail on the first unreadable file instead of leaving it out.")
 BatchSize = typer.Option(
     None, help="Items per transaction (default: 20,000): each committed batch survives a crash.", show_default=False
 )
@@ -227,49 +237,53 @@ def _limit(limit: int | None, least: int = 1) -> int | None:
 
 
 @index_app.command("build")
+@with_sources
 def index_build(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
     model: Path = typer.Option(..., help="The .semhash model that encodes the items."),
     dataset: str | None = DatasetOpt,
-    images: Path | None = ImagesOpt,
-    features: Path | None = FeaturesOpt,
     labels: Path | None = LabelsOpt,
     split: Split = split_option(Split.train),
     limit: int | None = Limit,
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build."),
+    strict: bool = Strict,
     batch_size: int | None = BatchSize,
     name: str = IndexName,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    sources: dict | None = None,
 ) -> None:
     """Encode a data set with a model and store items and codes in an index."""
-    source, data = _data(dataset, images, features, labels, split, limit, data_root)
-    _fill(index, model, source, data, "indexing", as_json, name=name, resume=resume, **_batch(batch_size))
+    source, data = _data(dataset, sources, labels, split, limit, data_root)
+    _fill(
+        index, model, source, data, "indexing", as_json, name=name, resume=resume, strict=strict, **_batch(batch_size)
+    )
 
 
 @index_app.command("add")
+@with_sources
 def index_add(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
     dataset: str | None = DatasetOpt,
-    images: Path | None = ImagesOpt,
-    features: Path | None = FeaturesOpt,
     labels: Path | None = LabelsOpt,
     split: Split = split_option(Split.train),
     limit: int | None = Limit,
     model: Path | None = typer.Option(None, help="Default: the index's own model."),
+    strict: bool = Strict,
     batch_size: int | None = BatchSize,
     name: str = IndexName,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json"),
+    sources: dict | None = None,
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
-    source, data = _data(dataset, images, features, labels, split, limit, data_root)
-    _fill(index, model, source, data, "adding", as_json, name=name, adding=True, **_batch(batch_size))
+    source, data = _data(dataset, sources, labels, split, limit, data_root)
+    _fill(index, model, source, data, "adding", as_json, name=name, adding=True, strict=strict, **_batch(batch_size))
 
 
-def _data(dataset, images, features, labels, split: Split, limit, data_root) -> tuple[str, dict]:
+def _data(dataset, sources: dict, labels, split: Split, limit, data_root) -> tuple[str, dict]:
     """index build / add: the one data source, and build_index's options for reading it."""
-    source = one_source(dataset, images, features)
+    source = one_source(dataset, sources)
     return source, {"split": split.value, "root": data_root, "labels": labels, "limit": _limit(limit)}
 
 
@@ -277,9 +291,42 @@ def _fill(index: str, model, source: str, data: dict, what: str, as_json: bool, 
     """index build / add: one build_index call behind a progress bar, then the index's info."""
     from ..index_store.build import build_index
 
-    with _bar(what, not as_json) as advance:
+    with _working(what, not as_json) as advance:
         idx = build_index(index, model, source, progress=advance, **options, **data)
     _print_info(idx.info(), as_json)
+
+
+@contextmanager
+def _working(what: str, enabled: bool):
+    """A progress bar for work on items, then a line on stderr for each file it left out."""
+    with _bar(what, enabled) as advance, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedItems)
+        yield advance
+    for w in caught:
+        typer.echo(f"warning: {visible(str(w.message))}", err=True)
+
+
+@index_app.command("sync")
+@with_sources
+def index_sync(
+    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    labels: Path | None = LabelsOpt,
+    strict: bool = Strict,
+    name: str = IndexName,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    sources: dict | None = None,
+) -> None:
+    """Make an index hold exactly a folder's or a file's items: add the new, remove the gone,
+    re-encode the changed (with the index's model)."""
+    from ..index_store.sync import sync_index
+
+    source = one_source(None, sources)
+    with _working("syncing", not as_json) as advance:
+        done = sync_index(index, source, name, progress=advance, strict=strict, labels=labels)
+    if as_json:
+        typer.echo(json.dumps(done))
+        return
+    typer.echo(", ".join(f"{done[k]:,} {k}" for k in ("added", "removed", "changed", "unchanged", "skipped")))
 
 
 @index_app.command("remove")
@@ -321,7 +368,7 @@ def index_list(
     index: str = typer.Argument(..., help="SQLite file or database URL."), fmt: Format | None = FormatOption
 ) -> None:
     """The indexes in a store: name, code length, items, generation, last change, model."""
-    from ..index_store.index import list_indexes
+    from ..index_store.catalog import list_indexes
 
     columns = ("name", "bits", "items", "generation", "updated", "model")
     print_rows(list_indexes(index), chosen(fmt, False), columns)
@@ -334,7 +381,7 @@ def index_drop(
     yes: bool = typer.Option(False, "--yes", help="Really delete the index, its items and codes."),
 ) -> None:
     """Delete an index from the store, with its derived structures."""
-    from ..index_store.index import drop_index
+    from ..index_store.catalog import drop_index
 
     if not yes:
         raise SemhashError(f"dropping index {name!r} deletes its items and codes: pass --yes to do it")
@@ -345,35 +392,42 @@ def index_drop(
 @index_app.command("export")
 def index_export(
     index: str = typer.Argument(...),
-    output: Path = typer.Option(..., "-o", "--output", help=".npz (keys, ids, labels, codes), .npy (codes) or .csv."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="A .jsonl, .csv, .npz, .npy or .parquet file; - for standard output."
+    ),
     name: str = IndexName,
+    fmt: str | None = typer.Option(
+        None, "--format", help="jsonl, csv, npz, npy or parquet (default: the file's suffix; jsonl on standard output)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the file if there is one."),
 ) -> None:
-    """Write an index's items and codes to a file."""
-    from ..index_store.index import export_index
+    """Write an index's items (key, id, label, class, code, source, metadata) to a file."""
+    from ..index_store.export import export_index
 
-    done = export_index(index, name, output)
+    if str(output) == "-":
+        export_index(index, name, sys.stdout, fmt=fmt)  # the items alone on standard output
+        return
+    done = export_index(index, name, output, fmt=fmt, overwrite=force)
     typer.echo(f"wrote {done['items']:,} items of {done['bits']}-bit codes to {done['path']}")
 
 
 @app.command()
+@with_queries
 def encode(
     model: Path = typer.Option(..., help="The .semhash model that makes the codes."),
-    image: list[str] | None = typer.Option(None, help="Images: a file, a folder, a glob, or - (repeat)."),
-    vector: Path | None = typer.Option(None, help="Vectors from a .npy file, one a row."),
     dataset: str | None = typer.Option(None, help="Rows of a data set (the first one unless --limit)."),
     split: Split = split_option(Split.test),
     limit: int | None = Limit,
     output: Path | None = typer.Option(None, "-o", "--output", help="Also write the codes as .npy (n, bits/8) uint8."),
     data_root: str | None = DataRoot,
     fmt: Format | None = FormatOption,
+    queries: dict | None = None,
 ) -> None:
-    """The binary codes a model gives images, vectors or a data set's rows: hex (FAISS bit order)."""
+    """The binary codes a model gives inputs of any kind (images, vectors, ...) or a data set's rows:
+    hex (FAISS bit order)."""
     from ..index_store.query import encode as make_codes
 
-    stdin = [sys.stdin.buffer.read() if i == "-" else i for i in image] if image else None
-    labels, codes = make_codes(
-        model, images=stdin, vectors=vector, dataset=dataset, split=split.value, limit=limit, data_root=data_root
-    )
+    labels, codes = make_codes(model, dataset=dataset, split=split.value, limit=limit, data_root=data_root, **queries)
     if output is not None:
         _save_npy(output, codes)
     rows = [{"input": q, "code": c.tobytes().hex()} for q, c in zip(labels, codes)]
@@ -413,14 +467,13 @@ def dedup(
 
 
 @app.command()
+@with_queries
 def search(
     index: str = typer.Argument(..., help="SQLite file or database URL."),
-    image: list[str] | None = typer.Option(
-        None, help="Query with images: a file, a folder, a glob, or - for standard input (repeat the option)."
+    item: list[str] | None = typer.Option(None, help="Query with stored items, by key; - reads one key a line."),
+    code: list[str] | None = typer.Option(
+        None, help="Query with raw codes in hex (FAISS bit order); - reads one code a line."
     ),
-    item: list[str] | None = typer.Option(None, help="Query with stored items, by key."),
-    vector: Path | None = typer.Option(None, help="Query with vectors from a .npy file."),
-    code: list[str] | None = typer.Option(None, help="Query with raw codes in hex (FAISS bit order)."),
     dataset: str | None = typer.Option(None, help="Query with items of a data set (the first one unless --limit)."),
     split: Split = split_option(Split.test),
     limit: int | None = Limit,
@@ -437,6 +490,7 @@ def search(
     data_root: str | None = DataRoot,
     fmt: Format | None = FormatOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON (as --format json)."),
+    queries: dict | None = None,
 ) -> None:
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
     from ..index_store.query import search as run_search
@@ -444,10 +498,8 @@ def search(
     result = run_search(
         index,
         name,
-        images=[sys.stdin.buffer.read() if i == "-" else i for i in image] if image else None,
-        items=item or None,
-        vectors=vector,
-        codes=code or None,
+        items=with_stdin_lines(item, "--item") or None,
+        codes=with_stdin_lines(code, "--code", strip=True) or None,
         dataset=dataset,
         split=split.value,
         limit=limit,
@@ -457,6 +509,7 @@ def search(
         data_root=data_root,
         show=show,
         source_root=source_root,
+        **queries,
     )
     fmt = chosen(fmt, as_json)
     print_hits(result, fmt)
@@ -466,7 +519,12 @@ def search(
 
 @app.command()
 def serve(
-    index: str = typer.Argument(..., help="SQLite file or database URL."),
+    index: str = typer.Argument(
+        ...,
+        envvar="SEMHASH_INDEX",
+        show_envvar=True,
+        help="SQLite file or database URL (a URL with a password: set $SEMHASH_INDEX, kept out of ps).",
+    ),
     name: list[str] | None = typer.Option(None, "--name", help="Indexes to serve (repeat; default: all in the store)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback, writes need a token."),
     port: int = typer.Option(8000),
@@ -478,13 +536,12 @@ def serve(
     log_level: LogLevel = typer.Option(LogLevel.info, help="uvicorn's log level."),
 ) -> None:
     """Serve indexes over HTTP: a JSON API (OpenAPI at /docs) and a browse page at /."""
+    from ..index_store.http.launcher import read_token
     from ..index_store.http.launcher import serve as run_server
 
     if workers < 1 or not 0 <= port < 65536:
         raise SemhashError(f"--workers must be positive and --port within 0-65535, got {workers} and {port}")
-    token = token_file.read_text().strip() if token_file else None
-    if token_file and not token:
-        raise SemhashError(f"{token_file}: the token file is empty")
+    token = read_token(token_file) if token_file else None  # bounded: --token-file /dev/zero is refused
     run_server(index, name or None, host, port, workers, data_root, log_level.value, token)
 
 
@@ -515,7 +572,7 @@ def _pretty(key: str, value) -> str:
         return ", ".join(_pretty(key, v) for v in value) or "-"
     if isinstance(value, dict):
         return ", ".join(f"{k} {_pretty(k, v)}" for k, v in value.items()) or "-"
-    return str(value)
+    return visible(str(value))  # names and paths a user chose: shown, never obeyed by the terminal
 
 
 def _spinner(what: str, enabled: bool):
@@ -559,10 +616,11 @@ HINTS = {
     NeedsResume: "use --resume",
     ModelMissing: "pass --model",
     NotImages: "query it with --vector",
-    NoQuery: "use one of --image, --item, --vector, --code or --dataset",
-    NoInput: "use one of --image, --vector or --dataset",
+    NoQuery: f"use one of {', '.join(k.flag for k in inputs.kinds())}, --item, --code or --dataset",
+    NoInput: f"use one of {', '.join(k.flag for k in inputs.kinds())} or --dataset",
     DataMissing: "or pass --data-root",
     CheckpointMismatch: "start afresh without --resume",
+    OutputExists: "pass --force to replace it",
 }
 
 
@@ -576,6 +634,13 @@ def main() -> None:
 
     try:
         code = app(standalone_mode=False)  # usage errors come back here, not as a framed box
+        sys.stdout.flush()  # a reader that left fails this here, not Python's flush at exit
+    except BrokenPipeError:
+        _reader_left()
+    except SystemExit as exc:  # click and rich turn a closed pipe into exit 1, the error its context
+        if isinstance(exc.__context__, BrokenPipeError):
+            _reader_left()
+        raise
     except NoArgsIsHelpError as exc:
         typer.echo(exc.format_message())
         sys.exit(2)
@@ -596,8 +661,17 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {visible(message)}", err=True)  # a key in a message shows, never acts
     sys.exit(code)
+
+
+def _reader_left() -> None:
+    """Standard output's reader left (`semhash search ... | head -1`): end quietly with exit 0, as
+    a pipeline expects. Python flushes standard output at exit: pointed at devnull, that flush
+    cannot fail again (the recipe of the documentation of Python's signal module)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 if __name__ == "__main__":

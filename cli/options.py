@@ -2,10 +2,16 @@
 lists them and shell completion offers them; tests/test_commands.py checks they match the library's
 tables)."""
 
+import functools
+import inspect
+import typing
 from enum import Enum
 from pathlib import Path
 
 import typer
+
+from ..hashing import inputs
+from ..hashing.autoencoder.registry import BOTTLENECKS
 
 
 class Method(str, Enum):
@@ -16,11 +22,8 @@ class Method(str, Enum):
     auto = "auto"  # ae and itq both, keeping the better on the validation split
 
 
-class Bottleneck(str, Enum):
-    noise = "noise"
-    ste = "ste"
-    bernoulli = "bernoulli"
-    real = "real"
+# the autoencoder's bottlenecks, as registered (the registry imports no torch)
+BottleneckName = Enum("BottleneckName", [(name, name) for name in BOTTLENECKS], type=str)
 
 
 class Split(str, Enum):
@@ -44,10 +47,9 @@ DataRoot = typer.Option(None, "--data-root", help="Data root (default: $SEMHASH_
 Device = typer.Option(
     "auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.", autocompletion=_devices
 )
-# The data a command reads its items from: exactly one of the three (index build/add, train).
+# The data a command reads its items from: a named data set, or a path of one registered input
+# kind (`--images FOLDER`, `--features FILE`, ...: see with_sources).
 DatasetOpt = typer.Option(None, "--dataset", help="A named data set (mnist, fashion-mnist, cifar10, digits).")
-ImagesOpt = typer.Option(None, "--images", help="A folder of images (sub-folders name the classes).")
-FeaturesOpt = typer.Option(None, "--features", help="A .npy/.npz feature matrix, one item a row.")
 LabelsOpt = typer.Option(None, "--labels", help="Labels (.npy) for --features.")
 # --limit means the same everywhere: use the first N items of the input (items to train on or to
 # index; queries to search or encode).
@@ -58,13 +60,53 @@ def split_option(default: Split) -> Split:
     return typer.Option(default, "--split", help="Split of a named data set.")
 
 
-def one_source(dataset: str | None, images: Path | None, features: Path | None) -> str:
-    """The one data source among --dataset, --images and --features."""
+def with_sources(command):
+    """Give a command one option per registered input kind naming a path of its items
+    (`--images FOLDER`, `--features FILE`, ...), passed to it as `sources`: {kind name: path}."""
+    options = {k.name: (k.source_flag, k.source_help, Path | None) for k in inputs.kinds()}
+    return _with_kind_options(command, "sources", options)
+
+
+def with_queries(command):
+    """Give a command one query option per registered input kind (`--image`, repeatable; `--vector`;
+    ...), passed to it as `queries`: {the kind's Python keyword: what was given}."""
+    options = {k.keyword: (k.flag, k.help, list[str] | None if k.repeat else Path | None) for k in inputs.kinds()}
+    return _with_kind_options(command, "queries", options)
+
+
+def _with_kind_options(command, gathered: str, options: dict):
+    """typer reads a command's options from its signature: add one keyword-only parameter per
+    entry of options ({key: (flag, help, type)}) and hand their values to `command` as one dict."""
+    names = {key: f"_{gathered}_{key}" for key in options}
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        values = {key: kwargs.pop(names[key]) for key in options}
+        return command(**kwargs, **{gathered: values})
+
+    hints = typing.get_type_hints(command)  # resolved where the command is written
+    params = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()]
+    params = [p for p in params if p.name != gathered]
+    for key, (flag, help_, kind) in options.items():
+        option = typer.Option(None, flag, help=help_)
+        params.append(inspect.Parameter(names[key], inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # typer must read the signature above, not the command's own
+    return wrapper
+
+
+def one_source(dataset: str | None, sources: dict) -> str:
+    """The one data source among --dataset and the input kinds' path options."""
     from ..hashing.errors import SemhashError
 
-    given = [v for v in (dataset, images, features) if v is not None]
-    if len(given) != 1:
-        raise SemhashError("give exactly one of --dataset, --images or --features")
-    if images is not None and not images.is_dir():
-        raise SemhashError(f"{images}: not a folder of images")
-    return str(given[0])
+    given = {key: v for key, v in sources.items() if v is not None}
+    if (dataset is not None) + len(given) != 1:
+        flags = ", ".join(k.source_flag for k in inputs.kinds())
+        raise SemhashError(f"give exactly one of --dataset, {flags}")
+    if dataset is not None:
+        return dataset
+    ((name, path),) = given.items()
+    if inputs.for_path(Path(path)) is not inputs.get(name):
+        raise SemhashError(f"{path}: not {inputs.get(name).source_help[0].lower()}{inputs.get(name).source_help[1:]}")
+    return str(path)

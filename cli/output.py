@@ -1,13 +1,18 @@
-"""Printing results: a table for people (never cut when piped), JSON, JSON lines or CSV for scripts."""
+"""Printing results: a table for people (never cut when piped), JSON, JSON lines or CSV for scripts.
+
+What a user controls (keys, file names, index names) never acts on its reader: a table shows each
+string as plain text, never as rich markup, with control characters made visible; every CSV cell
+goes through hashing/safe_text.py's CsvWriter (no formulas, CR and LF quoted); JSON escapes by itself."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from enum import Enum
 
 import typer
+
+from ..hashing.safe_text import CsvWriter, visible
 
 
 class Format(str, Enum):
@@ -53,9 +58,9 @@ def print_rows(rows: list[dict], fmt: Format, columns: tuple[str, ...], title: s
         for row in rows:
             typer.echo(json.dumps(row, default=str))
     elif fmt is Format.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = CsvWriter(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([row.get(c) for c in columns] for row in rows)
     else:
         _table(title, columns, rows)
 
@@ -63,12 +68,14 @@ def print_rows(rows: list[dict], fmt: Format, columns: tuple[str, ...], title: s
 def _table(title: str, columns, rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     # piped, no terminal width applies: a wide console lays every cell out in full
     console = Console() if sys.stdout.isatty() else Console(width=100_000, soft_wrap=True)
-    table = Table(title=title or None, title_justify="left")
+    # Text, never a str: rich would read a str as markup ("[/]" an error, "[link=...]" a link)
+    table = Table(title=Text(visible(title)) if title else None, title_justify="left")
     for col in columns:
         table.add_column(col, justify="right" if col in ("label", "distance", "rank", "items", "bits") else "left")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(Text("" if row.get(c) is None else visible(str(row.get(c)))) for c in columns))
     console.print(table)

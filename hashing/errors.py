@@ -51,6 +51,10 @@ class CheckpointMismatch(ParameterError):
     """A training checkpoint written by another configuration: it cannot be continued."""
 
 
+class OutputExists(ParameterError):
+    """A file to write is there already: it is kept unless the caller asks to replace it."""
+
+
 class StoreError(SemhashError):
     """The database cannot be reached, is locked, or does not hold what was asked for."""
 
@@ -105,6 +109,7 @@ EXTRAS = {
     "matplotlib": "bench",
     "aiohttp": "bench",
     "usearch": "bench",
+    "pyarrow": "parquet",
 }
 
 
@@ -115,6 +120,11 @@ def missing_extra(exc: BaseException) -> NeedsExtra | None:
     if extra is None:
         return None
     return NeedsExtra(f"this needs {name}, which semhash's {extra!r} extra installs: pip install 'semhash[{extra}]'")
+
+
+class SkippedItems(UserWarning):
+    """Some items of an input could not be read (corrupt or foreign files) and were left out; the
+    message counts and names them. `strict` turns the first into an error instead."""
 
 
 class CodesCollapsed(UserWarning):
@@ -159,7 +169,8 @@ def first_line(exc: BaseException) -> str:
 
 
 def hide_passwords(text: str) -> str:
-    """user:secret@host -> user:***@host, wherever a URL appears in text."""
+    """user:secret@host -> user:***@host, wherever a URL appears in text. A password holding an
+    unescaped @ is hidden up to the URL's last @ (hiding too much beats showing part of it)."""
     import re
 
-    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)\S*@", r"\1***@", text)

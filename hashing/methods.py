@@ -1,7 +1,7 @@
 """The hashing methods by name, and what is done with a method as a whole: make one, load a model
 file of any method, train one into a file.
 
-The table is explicit and lazy: loading an ITQ model imports no torch.
+The table is explicit and lazy: loading an ITQ model, or an MLP autoencoder's, imports no torch.
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ from . import artifact
 from .errors import ArtifactError, CodesCollapsed, ParameterError
 from .hasher import Hasher, InputSpec
 
-# method name -> (module, class). "ae" options are hashing.train.TrainConfig's fields.
+# method name -> (module, class). "ae" options are hashing.autoencoder.config.TrainConfig's fields.
 METHODS = {
-    "ae": ("semhash.hashing.ae", "AEHasher"),
+    "ae": ("semhash.hashing.autoencoder.hasher", "AEHasher"),
     "itq": ("semhash.hashing.baselines", "ITQ"),
     "pcah": ("semhash.hashing.baselines", "PCAH"),
     "lsh": ("semhash.hashing.baselines", "LSH"),
 }
+# method -> (module, function of a model file's header): which class reads such a file, where it is
+# not always the method's class; None from the function: the method's class does
+READERS = {"ae": ("semhash.hashing.autoencoder.numpy_encoder", "reader")}  # MLP encoders in numpy, no torch
 
 
 def method_class(method: str) -> type[Hasher]:
@@ -34,7 +37,7 @@ def method_class(method: str) -> type[Hasher]:
 
 
 def make_hasher(method: str, bits: int = 32, seed: int = 0, **options) -> Hasher:
-    """A fresh hasher by method name: "ae" (options: hashing.train.TrainConfig's fields), "itq",
+    """A fresh hasher by method name: "ae" (options: hashing.autoencoder.config.TrainConfig's fields), "itq",
     "pcah" or "lsh"."""
     cls = method_class(method)
     try:
@@ -44,12 +47,14 @@ def make_hasher(method: str, bits: int = 32, seed: int = 0, **options) -> Hasher
 
 
 def load_hasher(path: str | os.PathLike) -> Hasher:
-    """Read any .semhash artifact back into its hasher, checking the header."""
+    """Read any .semhash artifact back into a hasher of its method, checking the header. An MLP
+    autoencoder's comes back as a NumpyAEHasher (encodes without torch; cannot fit), a conv one as
+    an AEHasher."""
     tensors, header, checksum = artifact.read(path)
     method = header.get("method")
     if method not in METHODS:
         raise ArtifactError(f"{path}: unknown hashing method {method!r} (known: {', '.join(sorted(METHODS))})")
-    cls = method_class(method)
+    cls = _reader_class(method, header)
     try:
         hasher = cls(**header["config"])
         hasher.spec_ = InputSpec.from_header(header["input"])
@@ -60,6 +65,16 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
         raise ArtifactError(f"{path}: header says {header.get('bits')} bits, config says {hasher.bits}")
     hasher.checksum_ = checksum  # SHA-256 of the file, which an index records to refuse another model
     return hasher
+
+
+def _reader_class(method: str, header: dict) -> type[Hasher]:
+    """The class that reads a model file of this method with this header."""
+    if method in READERS:
+        module, name = READERS[method]
+        cls = getattr(import_module(module), name)(header)
+        if cls is not None:
+            return cls
+    return method_class(method)
 
 
 AUTO = "auto"  # train_model's method that fits "ae" and "itq" on one split and keeps the better

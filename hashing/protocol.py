@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .codes import unpack
-from .data import Dataset, load_dataset
+from .data import load_dataset
+from .dataset import Dataset
 from .errors import DataError
 from .methods import make_hasher
 from .metrics import evaluate, label_relevance

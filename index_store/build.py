@@ -9,12 +9,22 @@ Items are encoded and committed in batches; each committed batch survives a cras
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import Dataset, as_dataset, item_keys, parse_item_key
-from ..hashing.errors import IndexNotFound, NeedsResume, ParameterError, StoreError, StoreMissing
+from ..hashing.data import as_dataset, item_keys, parse_item_key
+from ..hashing.dataset import Dataset
+from ..hashing.errors import (
+    DataError,
+    IndexNotFound,
+    NeedsResume,
+    ParameterError,
+    SkippedItems,
+    StoreError,
+    StoreMissing,
+)
 from ..hashing.methods import load_hasher
 from .index import Index
 from .storage.store import Store
@@ -29,6 +39,9 @@ BUILD_BATCH = 100_000
 # 4,096 (MNIST's 64-bit build: 1.03 -> 0.99 s, measured); the byte bound keeps a resumed build's
 # copy of large images small (224x224 RGB: 445 rows)
 ENCODE_ROWS, ENCODE_BYTES = 16_384, 256 << 20
+# input bytes decoded from files at a time: with the workers' pixels in flight, a build of large
+# photos stays well under 1 GB whatever the folder's size
+READ_BYTES = 64 << 20
 
 
 def build_index(
@@ -40,6 +53,7 @@ def build_index(
     adding: bool = False,
     batch_size: int = BUILD_BATCH,
     progress=None,
+    strict: bool = False,
     **data_options,
 ) -> Index:
     """Encode `data` with the model and add it to index `name` of the store at `target`.
@@ -49,33 +63,32 @@ def build_index(
     is created, or must be empty; resume: keys already stored are skipped; adding: the index must
     exist and none of the keys be in it. model_path None (adding only): the index's own model.
     progress(done, total, stage), if given, is called as items are encoded (stage "encoding"),
-    then as they are committed ("storing").
+    then as they are committed ("storing"). Files that cannot be read are left out with one
+    SkippedItems warning naming them; strict: a DataError for the first instead.
     """
     data, hasher = _checked(data, data_options, batch_size, model_path)
     index, hasher = _target_index(target, model_path, hasher, data, name, resume, adding)
     keys = item_keys(data)
-    total = len(keys)
-    have = set(index.store.ids_of(name, keys)) if (resume or adding) else set()
-    if adding and have:
-        raise StoreError(f"{len(have)} of these items are already in index {name!r}, e.g. {sorted(have)[0]!r}")
-    todo = np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64) if have else np.arange(len(keys))
+    total, todo = len(keys), _todo(index, keys, resume or adding, adding)
     done = len(keys) - len(todo)
-    labels = None if data.labels is None else _index_labels(data, index)[todo]
-    sources = _sources(data, keys, index.sources_folder() if index.row.source_root else None)
+    labels = None if data.labels is None else index_labels(data, index)
+    sources = item_sources(data, keys, index.sources_folder() if index.row.source_root else None)
+    rows = {"keys": keys, "labels": labels, "sources": sources, "metas": data.metas}
     if done:  # resuming: only the items not stored yet
-        keys, sources = [keys[i] for i in todo], sources and [sources[i] for i in todo]
+        rows = take_rows(rows, todo)
     report = progress or (lambda done, total, stage: None)
     # Encode first (nothing is written), then let Index.add commit batch by batch and update the
     # derived structures once, not after every batch. (Encoding batch i+1 in a thread while batch i
     # is stored was measured: the autoencoder's build 0.61x -> 0.63x its decode + encode on 2 cores,
     # where torch's two threads and SQLite share the same cores; not kept.)
-    codes = _encode(hasher, data, todo, done, total, report)
+    codes, read = encode_items(hasher, data, todo, done, total, report, strict)
+    if not read.all():  # files that could not be read: left out, and named in one warning
+        warn_skipped(data)
+        rows, codes = take_rows(rows, np.flatnonzero(read)), codes[read]
     report(done, total, "storing")
     index.add(
-        keys,
-        codes,
-        labels=labels,
-        sources=sources,
+        codes=codes,
+        **rows,
         batch_size=batch_size,
         progress=lambda n: report(done + n, total, "storing"),
     )
@@ -83,19 +96,55 @@ def build_index(
     return index
 
 
-def _encode(hasher, data: Dataset, todo: np.ndarray, done: int, total: int, report) -> np.ndarray:
-    """Codes (len(todo), bits/8) uint8 of the items todo (all of them when done == 0), in parts of
-    whole forward passes (the autoencoder runs 4,096 rows at a time) and at most ENCODE_BYTES of input."""
+def encode_items(hasher, data: Dataset, todo: np.ndarray, done: int, total: int, report, strict: bool):
+    """(codes (len(todo), bits/8) uint8, read (len(todo),) bool) of the items todo (all of them
+    when done == 0), in parts of whole forward passes (the autoencoder runs 4,096 rows at a time)
+    and at most ENCODE_BYTES of input (READ_BYTES for files decoded as they are read)."""
     codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
-    step = max(1, min(ENCODE_ROWS, ENCODE_BYTES // max(1, 4 * int(np.prod(data.x.shape[1:])))))
+    read = np.ones(len(todo), dtype=bool)
+    bound = ENCODE_BYTES if data.x is not None else READ_BYTES
+    step = max(1, min(ENCODE_ROWS, bound // max(1, 4 * int(np.prod(data.shape)))))
     for start in range(0, len(todo), step):
         report(done + start, total, "encoding")
         part = slice(start, start + step)
-        codes[part] = hasher.encode(data.x[todo[part]] if done else data.x[part])  # a slice copies nothing
-    return codes
+        if data.x is not None:
+            codes[part] = hasher.encode(data.x[todo[part]] if done else data.x[part])  # a slice copies nothing
+            continue
+        x, rows = data.read(todo[part])
+        read[part] = np.isin(todo[part], rows)
+        if strict and not read[part].all():
+            failed = getattr(data.reader, "failed", [])
+            raise DataError(failed[0][1] if failed else f"{data.name}: an item could not be read")
+        if len(rows):
+            codes[start : start + len(read[part])][read[part]] = hasher.encode(x)
+    return codes, read
 
 
-def _index_labels(data: Dataset, index: Index) -> np.ndarray:
+def _todo(index: Index, keys: list[str], resuming: bool, adding: bool) -> np.ndarray:
+    """Rows (m,) of the keys not stored yet: all of them for a build, those missing when resuming;
+    adding refuses keys the index holds already."""
+    have = set(index.store.ids_of(index.name, keys)) if resuming else set()
+    if adding and have:
+        raise StoreError(f"{len(have)} of these items are already in index {index.name!r}, e.g. {sorted(have)[0]!r}")
+    return np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64) if have else np.arange(len(keys))
+
+
+def take_rows(rows: dict, idx: np.ndarray) -> dict:
+    """Each per-item column (a list, an array or None) at the positions idx (m,)."""
+    return {
+        name: None if v is None else v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]
+        for name, v in rows.items()
+    }
+
+
+def warn_skipped(data: Dataset) -> None:
+    """One SkippedItems warning that counts and names the files left out."""
+    failed = getattr(data.reader, "failed", [])
+    names = ", ".join(os.path.basename(f) for f, _ in failed[:5]) + (", ..." if len(failed) > 5 else "")
+    warnings.warn(SkippedItems(f"skipped {len(failed)} unreadable file(s) of {data.name}: {names}"), stacklevel=3)
+
+
+def index_labels(data: Dataset, index: Index) -> np.ndarray:
     """The data's labels as the index numbers them: a folder's class names are mapped onto the
     classes the index recorded (StoreError for a class it does not know)."""
     labels, known = data.labels.numpy(), index.row.classes
@@ -110,7 +159,7 @@ def _index_labels(data: Dataset, index: Index) -> np.ndarray:
     return np.array([known.index(c) for c in data.classes], dtype=np.int64)[labels]
 
 
-def _sources(data: Dataset, keys: list[str], root: str | None) -> list[str] | None:
+def item_sources(data: Dataset, keys: list[str], root: str | None) -> list[str] | None:
     """Where each item came from: an image folder's files relative to the index's recorded folder
     (so a moved index finds them under a new root), a feature file's '<path>#<row>', and nothing
     for a named data set's rows: their key ('mnist/train/7') names the row wherever its files are
@@ -122,17 +171,22 @@ def _sources(data: Dataset, keys: list[str], root: str | None) -> list[str] | No
         return [f"{data.source}#{i}" for i in range(len(data))]
     if root is None:
         return [os.path.abspath(f) for f in data.files]
-    return [Path(os.path.relpath(os.path.abspath(f), root)).as_posix() for f in data.files]
+    out = []
+    for f in data.files:  # relative inside the recorded folder; a file elsewhere keeps its own path
+        relative = os.path.relpath(os.path.abspath(f), root)
+        out.append(os.path.abspath(f) if relative.startswith(os.pardir) else Path(relative).as_posix())
+    return out
 
 
 def _checked(data, data_options: dict, batch_size: int, model_path):
     """(the Dataset, the model loaded from model_path or None): everything that can be refused is
     checked before the store is touched - the data set, the batch size, the model file (read once)
     and whether it takes these items."""
-    data = as_dataset(data, **data_options)
     if batch_size < 1:
         raise ParameterError(f"the batch size must be positive, got {batch_size}")
     hasher = None if model_path is None else load_hasher(model_path)
+    # items are read as the model takes them (a folder's images decoded at its input size)
+    data = as_dataset(data, **data_options, spec=None if hasher is None else hasher.spec_)
     if hasher is not None:
         hasher.spec_.check(data.shape, data.normalization, what=data.name)
     return data, hasher

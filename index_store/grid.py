@@ -9,33 +9,32 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing.data import load_dataset, parse_item_key
+from ..hashing import inputs
+from ..hashing.errors import DataError
 from ..hashing.files import atomic_write
 
 
 def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | None:
-    """(H, W) or (H, W, 3) floats in [0, 1] of an indexed item: its image file, or its row of a
-    named data set (keys '<name>/<split>/<row>'); None when neither is at hand."""
+    """(H, W) or (H, W, 3) floats in [0, 1] of an indexed item: its file as the input kind that
+    reads it pictures it, or its row of a named data set (keys '<name>/<split>/<row>'); None when
+    neither is at hand."""
     if source and os.path.isfile(source):
-        from ..hashing.hasher import open_image
+        return next((p for p in (kind.preview(source) for kind in inputs.kinds()) if p is not None), None)
+    from ..hashing.data import parse_item_key  # imports torch (~700 MB of RSS): only for data set rows
 
-        return np.asarray(open_image(Path(source)).convert("RGB"), dtype=np.float32) / 255.0
     row_of = parse_item_key(key)
     if row_of is not None:
         name, split, row = row_of
-        x = _named(name, split, data_root)
-        return _hwc(x[row]) if row < len(x) else None
+        data = _named(name, split, data_root)
+        return inputs.get(data.kind).picture(data.x[row].numpy()) if row < len(data) else None
     return None
 
 
 @lru_cache(maxsize=4)
 def _named(name: str, split: str, data_root):
-    return load_dataset(name, split=split, root=data_root, download=False).x
+    from ..hashing.data import load_dataset
 
-
-def _hwc(x) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float32)
-    return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
+    return load_dataset(name, split=split, root=data_root, download=False)
 
 
 CELL, CAPTION, GAP = 96, 14, 4  # pixels: a tile, its caption line, the space between tiles
@@ -52,15 +51,30 @@ def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_r
     sheet = Image.new("RGB", (cols * step_x + GAP, len(queries) * step_y + GAP), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (q, pixels) in enumerate(zip(queries, query_pixels)):
-        cells = [(pixels, "query")] + [
-            (item_pixels(h["key"], h["source"], data_root), f"{_label(h)} d={h['distance']}") for h in q["hits"]
-        ]
+        cells = [(pixels, "query")] + [(_hit_pixels(h, data_root), f"{_label(h)} d={h['distance']}") for h in q["hits"]]
         for c, (img, caption) in enumerate(cells):
             x, y = GAP + c * step_x, GAP + r * step_y
-            if img is not None:
+            if img is REFUSED:
+                draw.rectangle((x, y, x + CELL - 1, y + CELL - 1), fill=(224, 224, 224))
+                draw.text((x + 4, y + CELL // 2 - 6), "no preview", fill=(160, 0, 0))
+            elif img is not None:
                 sheet.paste(_tile(img), (x, y))
             draw.text((x, y + CELL + 1), caption, fill=(31, 119, 180) if c == 0 else (0, 0, 0))
     return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
+
+
+REFUSED = object()  # a hit whose image file is refused (too large, unreadable): a grey tile says so
+
+
+def _hit_pixels(hit: dict, data_root):
+    """A hit's pixels (item_pixels), None, or REFUSED: an image file the preview refuses (a 13,000 x
+    13,000 PNG) gets a tile saying so, and the grid of the others is still drawn."""
+    try:
+        return item_pixels(hit["key"], hit["source"], data_root)
+    except DataError:
+        if not (hit["source"] and os.path.isfile(hit["source"])):
+            raise  # a named data set not under the data root: the user can fix that, and should know
+        return REFUSED
 
 
 def _label(hit: dict) -> str:

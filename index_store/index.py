@@ -5,7 +5,9 @@
     hits = idx.search(query_codes, k=10, radius=2)        # per query: items with distances
 
 The derived structures (hash tables, multi-index tables, FAISS index) are rebuilt from SQL
-whenever the on-disk cache is missing, stale or corrupt; `verify()` checks them against SQL.
+whenever the on-disk cache is missing, stale or corrupt; `verify()` checks them against SQL. They
+are known by the stamp (uid, state) of the SQL they were built from, compared with the index
+row's at each use (schema.py says why).
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from ..hashing.errors import (
     StoreError,
     StoreMissing,
     Unavailable,
+    first_line,
 )
 from ..hashing.files import cache_dir as user_cache_dir
 from ..hashing.files import file_checksum
 from ..hashing.hasher import Hasher
+from . import item_rows
 from .engine import cache
 from .engine.searcher import Results, Searcher, truncate, vector_rerank
 from .storage.records import IndexRow, database_url, safe_url, sqlite_file
+from .storage.validate import check_items
 
 if TYPE_CHECKING:
     from .storage.store import Store
@@ -50,9 +55,9 @@ class Index:
         self.source_root = str(source_root) if source_root else None
         self.row: IndexRow = store.get_index(name)
         self.cache_folder = Path(cache_folder) if cache_folder else default_cache_folder(store, name)
-        # (searcher, the SQL generation it was built from): one attribute, so that a reader on
-        # another thread never pairs one generation with another's searcher
-        self._current: tuple[Searcher | None, int] = (None, -1)
+        # (searcher, the stamp of the SQL it was built from): one attribute, so that a reader on
+        # another thread never pairs one stamp with another's searcher
+        self._current: tuple[Searcher | None, tuple[str, str] | None] = (None, None)
         self._models: dict[str, Hasher] = {}
         self.last_load = ""  # how the derived structures were obtained: "cache", "rebuilt: <why>"
 
@@ -87,7 +92,7 @@ class Index:
         index = cls(store, name, **kw)
         # empty by construction: its (empty) structures need no read of SQL and no cache file
         empty = Searcher(np.zeros(0, np.int64), np.zeros((0, bits // 8), np.uint8))
-        index._current, index.last_load = (empty, index.row.generation), "created empty"
+        index._current, index.last_load = (empty, index.row.stamp), "created empty"
         if model is not None and getattr(model, "checksum_", None) == checksum:
             index._models[str(hasher_path)] = model  # loaded from that very file: no second read
         return index
@@ -156,12 +161,12 @@ class Index:
         batch_size: int = DEFAULT_BATCH,
         progress=None,
     ) -> np.ndarray:
-        """Add items in transactions of batch_size; each committed batch stays if a later one fails."""
-        codes = np.ascontiguousarray(codes, dtype=np.uint8)
-        if codes.ndim != 2 or len(codes) != len(keys):
-            raise StoreError(f"{len(keys)} keys for codes of shape {codes.shape}")
+        """Add items in transactions of batch_size; each committed batch stays if a later one fails.
+        Items that validate.check_items refuses (DataError) are refused whole, before any batch."""
+        items = check_items(keys, codes, self.bits, labels, sources, metas, vectors)
+        keys, codes = items.keys, items.codes
         base = self._snapshot()  # the structures before writing, so that the writes can update them in memory
-        ids, ahead = [], None
+        ids, ahead, states = [], None, []
         with ThreadPoolExecutor(1) as pool:
             # an add that at least doubles the index (a build) has the new structures built beside
             # all of its SQL; a smaller one only beside its later batches, so that a refused add
@@ -170,12 +175,7 @@ class Index:
                 ahead = self._build_ahead(pool, base[0], self.row.next_item, codes)
             for start in range(0, len(keys), batch_size):
                 sl = slice(start, start + batch_size)
-                part = lambda v, sl=sl: None if v is None else v[sl]  # noqa: E731
-                ids.append(
-                    self.store.add(
-                        self.name, list(keys[sl]), codes[sl], part(labels), part(sources), part(metas), part(vectors)
-                    )
-                )
+                ids.append(self.store.add_items(self.name, items.part(sl), states=states))
                 if ahead is None and len(keys) > batch_size:
                     ahead = self._build_ahead(pool, base[0], int(ids[0][0]), codes)
                 if progress:
@@ -183,7 +183,7 @@ class Index:
             new_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
             built = ahead[1].result() if ahead and np.array_equal(ahead[0], new_ids) else None
         update = lambda s: (np.concatenate([s.ids, new_ids]), np.concatenate([s.codes, codes]))  # noqa: E731
-        self._after_write(update, len(ids), base, built)
+        self._after_write(update, states, base, built)
         return new_ids
 
     @staticmethod
@@ -197,25 +197,27 @@ class Index:
         return guess, pool.submit(Searcher, ids, all_codes)
 
     def remove(self, keys) -> np.ndarray:
-        base = self._snapshot()
-        removed = self.store.remove(self.name, list(keys))
-        self._after_write(lambda s: _without(s, removed), 1, base)
+        base, states = self._snapshot(), []
+        removed = self.store.remove(self.name, list(keys), states=states)
+        self._after_write(lambda s: _without(s, removed), states, base)
         return removed
 
-    def _after_write(self, update, transactions: int, base: tuple[Searcher, int], built=None) -> None:
-        """Derive the new structures in memory from base, the (structures, generation) taken before
-        writing (update(old) -> (ids, codes), or built: those already made from base), when nobody
-        else wrote in between: the generation moved by exactly our transactions. Else leave them to
-        a rebuild from SQL. (Base must be the pair taken before the write: structures another
-        thread installs meanwhile may already hold our items, measured as one item twice in the
-        chaos test.)"""
+    def _after_write(self, update, states: list, base: tuple[Searcher, tuple], built=None) -> None:
+        """Derive the new structures in memory from base, the (structures, stamp) taken before
+        writing (update(old) -> (ids, codes), or built: those made from base already), when each
+        of our transactions (states: Store's (stamp before, stamp after), in order) began where the
+        one before left off, the first at base's: nobody else wrote in between. Else leave them to
+        a rebuild from SQL. (Not from structures another thread installed meanwhile: they may
+        hold our items already, measured as one item twice in the chaos test.)"""
         searcher, before = base
-        self.row = self.store.get_index(self.name)
-        if self.row.generation == before + transactions:
+        self._read_row()
+        if not states:
+            return  # nothing written
+        if [b for b, _ in states] == [before] + [a for _, a in states[:-1]]:
             new = built if built is not None else Searcher(*update(searcher))
-            self._install(new, self.row.generation, "updated in memory")
-        elif self._current[1] <= before:
-            self._current = (None, -1)  # stale: the next reader rebuilds (readers hold their own reference)
+            self._install(new, states[-1][1], "updated in memory")
+        elif self._current[1] == before:
+            self._current = (None, None)  # stale: the next reader rebuilds (readers hold their own reference)
 
     # --- derived structures ---
     @property
@@ -223,45 +225,52 @@ class Index:
         """Current search structures: from memory, else the disk cache, else rebuilt from SQL."""
         return self._snapshot()[0]
 
-    def _snapshot(self) -> tuple[Searcher, int]:
-        """(the current search structures, the SQL generation they were built from), as one pair."""
-        self.row = row = self.store.get_index(self.name)
+    def _snapshot(self) -> tuple[Searcher, tuple[str, str]]:
+        """(the current search structures, the stamp of the SQL they were built from), as one pair:
+        those in memory while the index row (one read) has their stamp, else the disk cache's if
+        built from it, else rebuilt from SQL."""
+        row = self._read_row()
         current = self._current  # one read: another thread may install a newer one meanwhile
-        if current[0] is not None and current[1] == row.generation:
+        if current[0] is not None and current[1] == row.stamp:
             return current
-        loaded, why = cache.load(self.cache_folder, row.generation, row.item_count, self.bits, self._source())
+        source = self._source(row.uid)
+        loaded, why = cache.load(self.cache_folder, row.state, row.item_count, self.bits, source)
         if loaded is None:
             return self._rebuilt(why)
-        loaded.adopt_plans(cache.load_plans(self.cache_folder, row.generation, self._source()))
-        self._current, self.last_load = (loaded, row.generation), "cache"
-        return loaded, row.generation
+        loaded.adopt_plans(cache.load_plans(self.cache_folder, row.state, source))
+        self._current, self.last_load = (loaded, row.stamp), "cache"
+        return loaded, row.stamp
+
+    def _read_row(self) -> IndexRow:
+        """The index's row now; another index under this name (dropped, built again) forgets the models."""
+        row = self.store.get_index(self.name)
+        if row.uid != self.row.uid:
+            self._models.clear()
+        self.row = row
+        return row
 
     def rebuild(self, reason: str = "asked") -> Searcher:
         """Rebuild every derived structure from SQL and write the cache."""
         return self._rebuilt(reason)[0]
 
-    def _rebuilt(self, reason: str) -> tuple[Searcher, int]:
-        ids, codes, generation = self.store.load_codes(self.name)
+    def _rebuilt(self, reason: str) -> tuple[Searcher, tuple[str, str]]:
+        ids, codes, row = self.store.load_codes(self.name)
         searcher = Searcher(ids, codes)
-        self._install(searcher, generation, f"rebuilt from SQL ({reason})")
-        return searcher, generation
+        self._install(searcher, row.stamp, f"rebuilt from SQL ({reason})")
+        return searcher, row.stamp
 
-    def _install(self, searcher: Searcher, generation: int, how: str) -> None:
-        self._current, self.last_load = (searcher, generation), how
+    def _install(self, searcher: Searcher, stamp: tuple[str, str], how: str) -> None:
+        """Make searcher, built from SQL at stamp (uid, state), the current structures; cache them."""
+        self._current, self.last_load = (searcher, stamp), how
         try:
-            cache.save(self.cache_folder, searcher, generation, self._source())
+            cache.save(self.cache_folder, searcher, stamp[1], self._source(stamp[0]))
         except OSError:
             pass  # a read-only cache folder costs a rebuild next time, nothing else
 
-    def _source(self) -> dict:
-        """What the derived structures were built from: this index (its row id, name and creation
-        time) of this database. The cache refuses structures built from any other."""
-        return {
-            "database": safe_url(self.store.url),
-            "index_id": self.row.id,
-            "index": self.name,
-            "created": self.row.created.isoformat(),
-        }
+    def _source(self, uid: str) -> dict:
+        """Which index the derived structures were built from (uid; database and name for a reader
+        of the manifest): the cache refuses structures built from any other."""
+        return {"database": safe_url(self.store.url), "index": self.name, "uid": uid}
 
     # --- search ---
     def search(
@@ -274,7 +283,7 @@ class Index:
         """
         for _ in range(SEARCH_ATTEMPTS):
             res = self.search_ids(query_codes, k, radius, query_vectors)
-            meta = self.store.items(self.name, res.ids, index_id=self.row.id)
+            meta = self.items(res.ids, index_id=self.row.id)
             if len(meta) == len(np.unique(res.ids)):
                 break
             # an item went from SQL between the search and the metadata read (another writer, another
@@ -288,16 +297,27 @@ class Index:
             out.append([{**self.describe(meta[int(j)], folder), "distance": int(d)} for j, d in zip(ids, dists)])
         return out
 
+    def items(self, ids, index_id: int | None = None) -> dict[int, dict]:
+        """{id: {id, key, label, source, meta}} of the stored items with these ids (those still
+        there). index_id: the index row's id, when the caller holds it (one round trip fewer). A row
+        a reader cannot decode (metadata that is not JSON) is a StoreError naming the index."""
+        try:
+            return self.store.items(self.name, ids, index_id=index_id)
+        except (ValueError, TypeError) as exc:  # SQLAlchemy's JSON column decodes while fetching
+            raise StoreError(f"index {self.name!r} is damaged: an item does not decode ({first_line(exc)})") from None
+
     def describe(self, item: dict, folder: str | None = None) -> dict:
         """An item's stored row for a reader: its class name when the index knows it, and its source
-        resolved against the image folder (folder: sources_folder(), when the caller has it)."""
-        classes, label = self.row.classes, item.get("label")
+        resolved against the image folder (folder: sources_folder(), when the caller has it); a
+        relative source that leads out of that folder is none (item_rows.py). StoreError naming
+        the index for a row of impossible values (a hand-edited database)."""
+        label, source = item_rows.checked(item, self.name)
+        classes = self.row.classes
         if classes and label is not None and 0 <= label < len(classes):
             item = {**item, "class": classes[label]}
-        source = item.get("source")
-        if source and self.row.source_root and _relative_path(source):
-            folder = folder or self.sources_folder()
-            item = {**item, "source": os.path.normpath(os.path.join(folder, source))}
+        if source and item_rows.relative_path(source):
+            root = (folder or self.sources_folder()) if self.row.source_root else None
+            item = {**item, "source": item_rows.inside(root, source)}
         return item
 
     def sources_folder(self) -> str:
@@ -329,9 +349,9 @@ class Index:
                 raise StoreError(f"index {self.name!r} keeps no float vectors to re-rank with")
             rerank = vector_rerank(np.asarray(query_vectors, np.float32), vectors)
         res = s.radius(query_codes, radius, rerank) if radius is not None else s.knn(query_codes, k, rerank)
-        current, generation = self._current  # one read: a writer's thread may install a newer one
+        current, stamp = self._current  # one read: a writer's thread may install a newer one
         if s.new_plans and s is current:
-            cache.save_plans(self.cache_folder, generation, self._source(), s.plans())
+            cache.save_plans(self.cache_folder, stamp[1], self._source(stamp[0]), s.plans())
         return res if radius is None or k is None else truncate(res, k)
 
     # --- inspection ---
@@ -357,7 +377,7 @@ class Index:
 
     def verify(self) -> dict:
         """Check the derived structures against SQL; rebuild them if they differ."""
-        ids, codes, generation = self.store.load_codes(self.name)
+        ids, codes, row = self.store.load_codes(self.name)
         s = self.searcher
         order = np.argsort(s.ids, kind="stable")
         same = len(ids) == len(s) and (s.ids[order] == ids).all() and (s.codes[order] == codes).all()
@@ -365,7 +385,7 @@ class Index:
             self.rebuild("differed from SQL")
         return {
             "items": len(ids),
-            "generation": generation,
+            "generation": row.generation,
             "derived_matched_sql": bool(same),
             "derived": self.last_load,
         }
@@ -386,11 +406,6 @@ def open_store(target, mode: str = "write"):
     return Store(target, mode)
 
 
-def _relative_path(source: str) -> bool:
-    """A source stored relative to the index's folder (not a URI, not 'upload:...', not absolute)."""
-    return not os.path.isabs(source) and ":" not in source.split("/", 1)[0]
-
-
 def default_cache_folder(store: Store, name: str) -> Path:
     """Next to a SQLite file (<file>.cache/<name>); for a server URL, in the user cache. A name
     that is not a plain file name gets a digest of itself appended, so that no two names (x/y and
@@ -402,71 +417,6 @@ def default_cache_folder(store: Store, name: str) -> Path:
         return store.sqlite_path.with_name(store.sqlite_path.name + ".cache") / safe
     digest = hashlib.sha256(store.url.encode()).hexdigest()[:16]
     return user_cache_dir() / "indexes" / digest / safe
-
-
-def list_indexes(target) -> list[dict]:
-    """Every index in the store at target: name, bits, items, generation, updated, model.
-    StoreMissing for a path that holds no store (a mistyped name lists nothing silently)."""
-    store = open_store(target, "read")
-    rows = [store.get_index(n) for n in store.index_names()]
-    return [
-        {
-            "name": r.name,
-            "bits": r.bits,
-            "items": r.item_count,
-            "generation": r.generation,
-            "updated": r.updated.isoformat(),
-            "model": r.hasher_path,
-        }
-        for r in rows
-    ]
-
-
-def drop_index(target, name: str) -> dict:
-    """Delete index `name` (its items and codes) from the store, and its derived structures."""
-    import shutil
-
-    index = Index.open(target, name)
-    items = index.row.item_count
-    index.store.drop_index(name)
-    shutil.rmtree(index.cache_folder, ignore_errors=True)
-    return {"dropped": name, "items": items}
-
-
-def export_index(target, name: str, path) -> dict:
-    """Write the index's items to path: .npz (keys, ids, labels with -1 for none, codes (n, bits/8)
-    uint8 in FAISS bit order), .npy (the codes alone) or .csv (key, label, code in hex)."""
-    from ..hashing.errors import ParameterError
-    from ..hashing.files import atomic_write
-
-    path = Path(path)
-    if path.suffix not in (".npz", ".npy", ".csv"):
-        raise ParameterError(f"{path}: export to .npz, .npy or .csv")
-    index = Index.open(target, name, mode="read")
-    ids, codes, _ = index.store.load_codes(name)
-    meta = index.store.items(name, ids)
-    keys = [meta[int(i)]["key"] for i in ids]
-    labels = np.array([-1 if meta[int(i)]["label"] is None else meta[int(i)]["label"] for i in ids], np.int64)
-    atomic_write(path, lambda tmp: _write_export(tmp, path.suffix, keys, ids, labels, codes))
-    return {"index": name, "items": len(ids), "bits": index.bits, "path": str(path)}
-
-
-def _write_export(tmp: str, suffix: str, keys, ids, labels, codes) -> None:
-    if suffix == ".npy":
-        with open(tmp, "wb") as f:
-            np.save(f, codes)
-    elif suffix == ".npz":
-        with open(tmp, "wb") as f:
-            np.savez(f, keys=np.array(keys, dtype=str), ids=ids, labels=labels, codes=codes)
-    else:
-        import csv
-
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["key", "label", "code"])
-            writer.writerows(
-                (k, "" if lab < 0 else int(lab), c.tobytes().hex()) for k, lab, c in zip(keys, labels, codes)
-            )
 
 
 def _without(searcher: Searcher, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,22 +11,17 @@ checked once, by the searcher.
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
 
+from ..hashing import inputs
 from ..hashing.errors import DataError, ItemNotFound, NoInput, NoQuery, ParameterError
-from ..hashing.hasher import IMAGE_SUFFIXES, Hasher, open_image
+from ..hashing.hasher import Hasher
 from .index import Index
 from .storage.records import codes_array
 
 DEFAULT_K = 10  # hits per query when neither k nor a radius is given
-MAX_IMAGE_BYTES = 10 << 20  # an upload or query image file
-# Pixels an image may declare before it is decoded: 2048 x 2048, or 1,024 times the model's
-# input, whichever is larger, and never over 64M (a 13,000 x 13,000 PNG of 164 KB would
-# otherwise decode to 500 MB of pixels before anything could refuse it).
-MIN_PIXEL_LIMIT, PIXELS_PER_INPUT_PIXEL, MAX_PIXEL_LIMIT = 2048 * 2048, 1024, 64 << 20
 
 
 def results(index: Index, codes: np.ndarray, labels: list[str], k: int | None, radius: int | None) -> dict:
@@ -42,69 +37,12 @@ def results(index: Index, codes: np.ndarray, labels: list[str], k: int | None, r
     }
 
 
-def image_codes(hasher: Hasher, images, names: list[str] | None = None) -> np.ndarray:
-    """An image or a list of images (paths, bytes, or binary file objects) converted as the model's
-    training images were -> codes (n, bits/8). Sizes are checked before any pixel is decoded."""
-    if not isinstance(images, (list, tuple)):
-        images = [images]
-    names = names or [str(i) if isinstance(i, (str, Path)) else "the upload" for i in images]
-    spec, limit = hasher.spec_, pixel_limit(hasher.spec_.shape)
-    x = np.stack([spec.image_to_input(open_image(im, name, MAX_IMAGE_BYTES, limit)) for im, name in zip(images, names)])
-    return hasher.encode(x)
-
-
-def expand_images(images: list) -> list:
-    """Image queries as given: a file, a folder (every image in it, sorted), a glob pattern, or
-    bytes (an upload, standard input) -> the files and bytes to encode, in order."""
-    out = []
-    for item in images:
-        path = Path(item) if isinstance(item, (str, Path)) else None
-        if path is not None and path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path is not None and not path.exists() and any(c in str(item) for c in "*?["):
-            matches = sorted(glob.glob(str(item)))
-            if not matches:
-                raise DataError(f"{item}: no file matches")
-            out += matches
-        else:
-            out.append(item)
-    if not out:
-        raise DataError("no images among the queries given")
-    return out
-
-
-def pixel_limit(input_shape: tuple[int, ...]) -> int:
-    """Most pixels a query image may have, for a model whose items have this shape."""
-    per_item = int(np.prod(input_shape[-2:])) if len(input_shape) >= 2 else 0
-    return min(MAX_PIXEL_LIMIT, max(MIN_PIXEL_LIMIT, PIXELS_PER_INPUT_PIXEL * per_item))
-
-
-def vector_codes(hasher: Hasher, x, what: str = "vectors") -> np.ndarray:
-    """One vector (d,) or several (n, d) - an array or lists of numbers - of the model's input size
-    -> codes (n, bits/8). `what` names them in errors (a file, a request)."""
-    d = int(np.prod(hasher.spec_.shape))
-    wrong = f"{what}: vectors must have {d} values each (the model's input size)"
-    if isinstance(x, list) and len({len(v) if isinstance(v, (list, tuple)) else -1 for v in x}) > 1:
-        raise DataError(f"{wrong}, got rows of different lengths")
-    x = np.asarray(x)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise DataError(f"{wrong}, got shape {x.shape}")
-    if len(x) == 0:
-        raise DataError(f"{what}: no vectors")
-    if np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{what}: vectors must be real numbers, got {x.dtype}")
-    if not np.isfinite(x).all() or np.abs(x).max(initial=0) > np.finfo(np.float32).max:
-        raise DataError(f"{what}: vectors must be finite numbers")
-    return hasher.encode(x.astype(np.float32).reshape(len(x), *hasher.spec_.shape))
-
-
-def vector_file_codes(hasher: Hasher, path) -> np.ndarray:
-    """A .npy of one vector (d,) or several (n, d) -> codes (n, bits/8)."""
-    from ..hashing.data import read_arrays
-
-    return vector_codes(hasher, read_arrays(Path(path))["x"], str(path))
+def input_codes(hasher: Hasher, keyword: str, items, names=None) -> np.ndarray:
+    """Items of the input kind whose keyword is `keyword` ("images": files or bytes; "vectors": an
+    array or lists of numbers) -> codes (n, bits/8) through the model, each converted as its
+    training items were. names: what errors call them (one per item, or one for all)."""
+    kind = inputs.by_keyword(keyword)
+    return hasher.encode(kind.inputs(hasher.spec_, items, names))
 
 
 def item_codes(index: Index, keys: list[str]) -> np.ndarray:
@@ -135,9 +73,7 @@ def search(
     target,
     name: str = "default",
     *,
-    images: list | None = None,
     items: list[str] | None = None,
-    vectors=None,
     codes: list[str] | None = None,
     dataset: str | None = None,
     split: str = "test",
@@ -148,45 +84,57 @@ def search(
     data_root=None,
     show=None,
     source_root=None,
+    **given,
 ) -> dict:
     """Search index `name` of the store at `target` (a SQLite path or a database URL) with one kind
-    of query: images (paths or bytes), items (stored keys), vectors (a .npy path, or an array of
-    the model's inputs), codes (hex) or rows of `dataset`'s `split`; limit: the first `limit`
-    queries of that input only (a data set gives one query when limit is None). model: a
-    model file other than the index's own; show: a PNG path for the queries and their hits as a
-    grid. k: at most this many hits per query; radius: only hits within this Hamming distance (with
-    no k: every one of them); neither: the DEFAULT_K nearest. source_root: where the indexed image
-    folder is now, if it moved since the build. Returns results() of the queries."""
+    of query: items (stored keys), codes (hex), rows of `dataset`'s `split`, or inputs of a
+    registered kind by its keyword (hashing/inputs/: `images=` paths, folders, globs or bytes;
+    `vectors=` a .npy path or an array of the model's inputs). limit: the first `limit` queries
+    only (a data set gives one query when limit is None). model: a model file other than the
+    index's own; show: a PNG path for the queries and their hits as a grid. k: at most this many
+    hits per query; radius: only hits within this Hamming distance (with no k: every one of them);
+    neither: the DEFAULT_K nearest. source_root: where the indexed image folder is now, if it moved
+    since the build. Returns results() of the queries."""
+    k, radius = whole_number(k, "k"), whole_number(radius, "the radius")
     if k is None and radius is None:
         k = DEFAULT_K
-    images, items, vectors, codes, dataset = (_given(v) for v in (images, items, vectors, codes, dataset))
-    if sum(v is not None for v in (images, items, vectors, codes, dataset)) != 1:
-        raise NoQuery("give exactly one query: images, items, vectors, codes or a data set")
+    what, value = _one_query(given, items=items, codes=codes, dataset=dataset)
     _check_limit(limit)
     if source_root is not None and not Path(source_root).is_dir():
         raise DataError(f"{source_root}: no such folder (where the indexed images are now)")
-    if images is not None:
-        images = expand_images(images)[:limit]
-    items, codes = (None if v is None else list(v)[:limit] for v in (items, codes))
+    if isinstance(what, inputs.InputKind):
+        value = tuple(part[:limit] for part in what.queries(value))  # files are found before the index opens
+    elif what in ("items", "codes"):
+        value = list(value)[:limit]
     index = Index.open(target, name, mode="read", source_root=source_root)
-    query_codes, labels = _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root)
+    query_codes, labels = _encode(index, what, value, split, limit, model, data_root)
     result = results(index, query_codes, labels, k, radius)
     if show:
-        result["grid"] = str(_grid(index, result, images, items, labels, show, data_root))
+        result["grid"] = str(_grid(index, result, what, value, labels, show, data_root))
     return result
 
 
-def _grid(index: Index, result: dict, images, items, labels, show, data_root):
+def _one_query(given: dict, **fixed) -> tuple:
+    """(what, value) of the one query given: what is "items", "codes", "dataset" or an InputKind."""
+    kinds = {inputs.by_keyword(keyword): _given(value) for keyword, value in given.items()}
+    chosen = [(w, v) for w, v in [*((w, _given(v)) for w, v in fixed.items()), *kinds.items()] if v is not None]
+    if len(chosen) != 1:
+        words = ", ".join([*(k.keyword for k in inputs.kinds()), "items", "codes"])
+        raise NoQuery(f"give exactly one query: {words} or a data set")
+    return chosen[0]
+
+
+def _grid(index: Index, result: dict, what, value, labels, show, data_root):
     """The result grid: each query's own picture (its file, its stored item's source, or its data
     set row), then its hits'."""
     from .grid import item_pixels, write_grid
 
-    if images:
-        pixels = [item_pixels("", str(i) if isinstance(i, (str, Path)) else None) for i in images]
+    if isinstance(what, inputs.InputKind):
+        pixels = [what.preview(str(i)) if isinstance(i, (str, Path)) else None for i in value[0]]
     else:
         sources = {}
-        if items:
-            ids = index.store.ids_of(index.name, list(items))
+        if what == "items":
+            ids = index.store.ids_of(index.name, list(value))
             stored = index.store.items(index.name, list(ids.values()))
             sources = {m["key"]: index.describe(m)["source"] for m in stored.values()}
         pixels = [item_pixels(q, sources.get(q), data_root) for q in labels]
@@ -196,32 +144,28 @@ def _grid(index: Index, result: dict, images, items, labels, show, data_root):
 def encode(
     model,
     *,
-    images: list | None = None,
-    vectors=None,
     dataset: str | None = None,
     split: str = "test",
     limit: int | None = None,
     data_root=None,
+    **given,
 ) -> tuple[list[str], np.ndarray]:
-    """The codes a model file gives one kind of input - images (files, folders, globs, bytes),
-    vectors (a .npy path or an array) or rows of a data set - as (a label per input, codes
-    (n, bits/8) uint8 in FAISS bit order). limit: the first `limit` inputs only (a data set gives
-    one row when limit is None)."""
+    """The codes a model file gives one kind of input - rows of a data set, or inputs of a
+    registered kind by its keyword (`images=` files, folders, globs, bytes; `vectors=` a .npy path
+    or an array) - as (a label per input, codes (n, bits/8) uint8 in FAISS bit order). limit: the
+    first `limit` inputs only (a data set gives one row when limit is None)."""
     from ..hashing.methods import load_hasher
 
-    images, vectors, dataset = (_given(v) for v in (images, vectors, dataset))
-    if sum(v is not None for v in (images, vectors, dataset)) != 1:
-        raise NoInput("give exactly one input: images, vectors or a data set")
+    kinds = {inputs.by_keyword(keyword): _given(value) for keyword, value in given.items()}
+    chosen = [(k, v) for k, v in kinds.items() if v is not None] + ([("dataset", dataset)] if _given(dataset) else [])
+    if len(chosen) != 1:
+        raise NoInput(f"give exactly one input: {', '.join(k.keyword for k in inputs.kinds())} or a data set")
     _check_limit(limit)
     hasher = load_hasher(model)
-    if images is not None:
-        images = expand_images(images)[:limit]
-        return [str(i) if isinstance(i, (str, Path)) else "stdin" for i in images], image_codes(hasher, images)
-    if vectors is not None:
-        codes = (
-            vector_file_codes(hasher, vectors) if isinstance(vectors, (str, Path)) else vector_codes(hasher, vectors)
-        )[:limit]
-        return [f"vector {i}" for i in range(len(codes))], codes
+    what, value = chosen[0]
+    if isinstance(what, inputs.InputKind):
+        items, labels = (part[:limit] for part in what.queries(value))
+        return labels, hasher.encode(what.inputs(hasher.spec_, items))
     from ..hashing.data import as_dataset
 
     data = as_dataset(dataset, split, data_root, limit=limit or 1)
@@ -229,31 +173,40 @@ def encode(
 
 
 def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
+    if whole_number(limit, "the number of queries") is not None and limit < 1:
         raise ParameterError(f"the number of queries must be positive, got {limit}")
 
 
+def whole_number(value, what: str) -> int | None:
+    """A count given from Python (k, a radius, a limit) as a plain int: numpy integers are taken,
+    anything else that is not an int (a float, a string, a bool) is one ParameterError."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(f"{what} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def _given(value):
-    """None for a query that is not there: None, or an empty list or string."""
-    return None if value is None or (hasattr(value, "__len__") and not len(value)) else value
+    """None for a query that is not there: None, or an empty list, string or array. A scalar is
+    passed on, for its kind to refuse in one line."""
+    try:
+        return None if value is None or len(value) == 0 else value
+    except TypeError:
+        return value
 
 
-def _encode(index, images, items, vectors, codes, dataset, split, limit, model, data_root):
+def _encode(index, what, value, split, limit, model, data_root):
     """(codes, a label per query) for whichever kind of query was given."""
-    if items is not None:
-        return item_codes(index, list(items)), list(items)
-    if codes is not None:
-        return hex_codes(list(codes), index.bits), list(codes)
+    if what == "items":
+        return item_codes(index, value), value
+    if what == "codes":
+        return hex_codes(value, index.bits), value
     hasher = index.model(model)
-    if images is not None:
-        return image_codes(hasher, images), [str(i) if isinstance(i, (str, Path)) else "stdin" for i in images]
-    if vectors is not None:
-        if isinstance(vectors, (str, Path)):
-            found = vector_file_codes(hasher, vectors)[:limit]
-            return found, [f"{vectors}[{i}]" for i in range(len(found))]
-        found = vector_codes(hasher, vectors)[:limit]
-        return found, [f"vector {i}" for i in range(len(found))]
+    if isinstance(what, inputs.InputKind):
+        items, labels = value
+        return hasher.encode(what.inputs(hasher.spec_, items)), list(labels)
     from ..hashing.data import load_dataset
 
-    data = load_dataset(dataset, split=split, root=data_root).subset(limit or 1)
-    return hasher.encode(data), [f"{dataset}/{split}/{i}" for i in range(len(data))]
+    data = load_dataset(value, split=split, root=data_root).subset(limit or 1)
+    return hasher.encode(data), [f"{value}/{split}/{i}" for i in range(len(data))]

@@ -93,11 +93,11 @@ def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(served):
 def test_sixteen_bit_images_are_scaled_not_saturated(tmp_path):
     from PIL import Image
 
-    from semhash.hashing.hasher import image_array
+    from semhash.hashing.inputs.images import to_array
 
     grey = np.full((8, 8), 32768, dtype=np.uint16)
     Image.fromarray(grey).save(tmp_path / "g16.png")
     with Image.open(tmp_path / "g16.png") as im:
         assert im.mode.startswith("I")
-        pixels = image_array(im, (8, 8), grey=True)
+        pixels = to_array(im, (8, 8), grey=True)
     assert abs(float(pixels.mean()) - 0.5) < 0.01  # not 1.0: 16-bit values keep their range

@@ -6,13 +6,18 @@ import pytest
 import torch
 
 from semhash.hashing import artifact
-from semhash.hashing.ae import AEHasher
+from semhash.hashing.autoencoder import AEHasher
+from semhash.hashing.autoencoder.bottlenecks import Bottleneck
+from semhash.hashing.autoencoder.config import TrainConfig
+from semhash.hashing.autoencoder.model import Autoencoder, ModelConfig
+from semhash.hashing.autoencoder.numpy_encoder import NumpyAEHasher
+from semhash.hashing.autoencoder.registry import BOTTLENECKS, bottleneck_class
+from semhash.hashing.autoencoder.regularizers import Regularizers
+from semhash.hashing.autoencoder.train import train
 from semhash.hashing.baselines import LSH
 from semhash.hashing.errors import ArtifactError, DataError, ParameterError
 from semhash.hashing.methods import load_hasher
 from semhash.hashing.metrics import evaluate, label_relevance
-from semhash.hashing.models import METHODS, Autoencoder, Bottleneck, ModelConfig, Regularizers
-from semhash.hashing.train import TrainConfig, train
 
 SMALL = dict(
     hidden=(256, 128), epochs=30, batch_size=32, val_items=200, val_database=1300, patience=20, device="cpu", threads=1
@@ -50,9 +55,10 @@ def test_no_dead_bits(trained, digits):
 def test_save_load_gives_identical_codes_and_a_describing_header(trained, digits, tmp_path):
     path = trained.save(tmp_path / "ae.semhash")
     again = load_hasher(path)
-    assert isinstance(again, AEHasher)
+    assert isinstance(again, NumpyAEHasher)  # an MLP's file is read without torch (test_numpy_encoder.py)
     np.testing.assert_array_equal(again.encode(digits[1]), trained.encode(digits[1]))
-    np.testing.assert_allclose(again.activations(digits[1]), trained.activations(digits[1]), rtol=1e-6)
+    # numpy's float64 against torch's float32: equal to float32's rounding
+    np.testing.assert_allclose(again.activations(digits[1]), trained.activations(digits[1]), rtol=1e-5, atol=1e-5)
     header = artifact.read_header(path)
     assert header["method"] == "ae" and header["bits"] == 16
     assert header["architecture"]["hidden"] == [256, 128] and header["architecture"]["bottleneck"] == "noise"
@@ -78,19 +84,19 @@ def test_items_of_another_shape_are_refused(trained):
         trained.encode(np.zeros((3, 1, 28, 28), np.float32))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", BOTTLENECKS)
 def test_every_bottleneck_encodes_exactly_binary_codes(method):
     torch.manual_seed(0)
     model = Autoencoder(ModelConfig(input_shape=(1, 8, 8), bits=16, bottleneck=method, hidden=(32,)))
     x = torch.rand(50, 1, 8, 8)
     model.train()
-    _, a, h = model(x)
+    _, a, h, _ = model(x)
     if method in ("ste", "bernoulli"):
         assert set(torch.unique(h.detach()).tolist()) <= {0.0, 1.0}  # hard forward, soft backward
         h.sum().backward()
         assert model.encoder[1][0].weight.grad.abs().sum() > 0
     model.eval()
-    _, a, h = model(x)
+    _, a, h, _ = model(x)
     if method != "real":
         assert set(torch.unique(h).tolist()) <= {0.0, 1.0}
     codes = model.activations(x) > 0
@@ -111,7 +117,7 @@ def test_regularizers_and_the_neighbour_term_run(digits):
 
 
 def test_affine_views_move_pixels_but_keep_the_image(digits):
-    from semhash.hashing.models import affine_jitter
+    from semhash.hashing.autoencoder.regularizers import affine_jitter
 
     x = digits[0].x[:64]
     assert torch.equal(affine_jitter(x, 0.0), x)  # strength 0: the identity
@@ -121,7 +127,7 @@ def test_affine_views_move_pixels_but_keep_the_image(digits):
 
 
 def test_pairs_of_two_views_of_one_item_train(digits):
-    from semhash.hashing.train import _partners
+    from semhash.hashing.autoencoder.train import _partners
 
     nb = torch.arange(10).roll(1)[:, None].repeat(1, 3)  # every item's neighbours: the previous item
     assert _partners(nb, torch.arange(10), 0.0).tolist() == nb[:, 0].tolist()
@@ -134,7 +140,7 @@ def test_pairs_of_two_views_of_one_item_train(digits):
 def test_the_gpus_mixed_precision_runs_the_model_in_bf16_and_the_loss_in_float32(digits, monkeypatch):
     """On CUDA the forward pass runs under bf16 autocast; binary cross-entropy refuses autocast there
     (the first GPU run failed on it). The same split on the CPU's autocast: the loss sees no autocast."""
-    from semhash.hashing import train as train_module
+    from semhash.hashing.autoencoder import train as train_module
 
     monkeypatch.setattr(train_module, "_autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
     seen, loss_fn = [], train_module.loss_fn
@@ -150,12 +156,12 @@ def test_the_gpus_mixed_precision_runs_the_model_in_bf16_and_the_loss_in_float32
     assert np.isfinite([r["loss"] for r in h.training_["history"]]).all()
     model = Autoencoder(ModelConfig(input_shape=(1, 8, 8), bits=16, hidden=(32,)))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        x_hat, _, codes = model(digits[0].x[:4])
+        x_hat, _, codes, _ = model(digits[0].x[:4])
     assert codes.dtype == torch.bfloat16 and x_hat.dtype == torch.float32  # the output's sigmoid in float32
 
 
 def test_shared_neighbours_keep_the_candidates_sharing_most_neighbours(rng):
-    from semhash.hashing.train import shared_neighbours
+    from semhash.hashing.autoencoder.graph import shared_neighbours
 
     n, p, k = 300, 12, 5
     pools = np.array([rng.choice(np.delete(np.arange(n), i), p, replace=False) for i in range(n)])
@@ -167,7 +173,7 @@ def test_shared_neighbours_keep_the_candidates_sharing_most_neighbours(rng):
 
 
 def test_the_knn_graph_leaves_each_item_out_of_its_own_neighbours(rng):
-    from semhash.hashing.train import knn_graph
+    from semhash.hashing.autoencoder.graph import knn_graph
 
     x = torch.from_numpy(rng.random((200, 8), dtype=np.float32))
     x[1] = x[0]  # an exact duplicate: item 0 need not be its own nearest
@@ -186,7 +192,7 @@ def test_the_knn_graph_leaves_each_item_out_of_its_own_neighbours(rng):
 def test_a_few_wide_items_get_their_graph_in_the_input_space(rng):
     """50 items or fewer span at most 49 dimensions: the graph's PCA-50 is skipped, not refused
     (wide inputs take the randomized PCA, which needs 50 items)."""
-    from semhash.hashing.train import knn_graph
+    from semhash.hashing.autoencoder.graph import knn_graph
 
     x = torch.from_numpy(rng.random((30, 5000), dtype=np.float32))
     graph = knn_graph(x, Regularizers(k_neighbours=5)).numpy()
@@ -197,14 +203,14 @@ def test_a_few_wide_items_get_their_graph_in_the_input_space(rng):
 
 
 def test_an_items_views_count_once_among_its_neighbours():
-    from semhash.hashing.train import _first_distinct
+    from semhash.hashing.autoencoder.graph import _first_distinct
 
     owners = np.array([[0, 3, 3, 5, 0, 7, 5, 9], [2, 1, 2, 2, 4, 1, 6, 8]])  # rows found: views of items
     assert _first_distinct(owners, np.array([0, 1]), 3).tolist() == [[3, 5, 7], [2, 4, 6]]
 
 
 def test_a_graph_searched_among_views_is_seeded_and_well_formed(digits):
-    from semhash.hashing.train import knn_graph
+    from semhash.hashing.autoencoder.graph import knn_graph
 
     x = digits[0].x[:300]
     reg = Regularizers(k_neighbours=8, neighbour_pool=2, affine=1.0, graph_views=3)
@@ -218,7 +224,8 @@ def test_a_graph_searched_among_views_is_seeded_and_well_formed(digits):
 
 
 def test_features_use_mse_and_a_linear_output(rng):
-    from semhash.hashing.data import IDENTITY, Dataset
+    from semhash.hashing.dataset import Dataset
+    from semhash.hashing.inputs.features import IDENTITY
 
     x = torch.from_numpy(rng.standard_normal((300, 10)).astype(np.float32) * 3)
     result = train(
@@ -244,7 +251,7 @@ def test_checkpoint_and_resume_continue_where_training_stopped(digits, tmp_path)
 
 
 def test_a_checkpoint_written_before_the_graph_options_still_resumes_its_run():
-    from semhash.hashing.train import _run_defining
+    from semhash.hashing.autoencoder.checkpoints import _run_defining
 
     cfg = TrainConfig(reg=Regularizers(neighbours=40.0, k_neighbours=50, affine=1.0))
     older = cfg.to_dict()
@@ -283,7 +290,60 @@ def test_absurd_parameters_are_refused(bad, message, digits):
 
 def test_the_bottleneck_rejects_unknown_methods():
     with pytest.raises(ValueError, match="unknown bottleneck"):
-        Bottleneck("gumbel")
+        bottleneck_class("gumbel")
+
+
+@pytest.mark.parametrize("method", BOTTLENECKS)
+def test_the_registered_bottlenecks_add_no_loss_and_code_the_sign_of_the_encoder(method):
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig(input_shape=(1, 8, 8), bits=16, bottleneck=method, hidden=(32,)))
+    assert isinstance(model.bottleneck, Bottleneck) and model.bottleneck.width(16) == 16
+    x = torch.rand(20, 1, 8, 8)
+    _, a, _, extra = model(x)
+    assert extra.ndim == 0 and float(extra) == 0.0 and not extra.requires_grad
+    assert torch.equal(model.activations(x) > 0, model.bottleneck.code(a.detach()))
+
+
+class Gaussian(Bottleneck):
+    """A VDSH-style variational bottleneck, written as a new one would be: the encoder gives each bit
+    a mean and a log-variance; training decodes the sigmoid of a sample and adds the KL divergence
+    from N(0, 1); the code is the sign of the mean."""
+
+    @staticmethod
+    def width(bits):
+        return 2 * bits
+
+    def logits(self, a):
+        return a.chunk(2, dim=1)[0]
+
+    def relax(self, a):
+        mean, log_var = a.chunk(2, dim=1)
+        sample = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        kl = 0.5 * (mean**2 + log_var.exp() - 1 - log_var).sum(1).mean()
+        return torch.sigmoid(sample), kl
+
+
+def test_a_new_bottleneck_is_one_class_and_one_registration_line(digits, monkeypatch, tmp_path):
+    from semhash.hashing.autoencoder import train as train_module
+
+    monkeypatch.setitem(BOTTLENECKS, "gaussian", (__name__, "Gaussian"))  # the registration line
+    model = Autoencoder(ModelConfig(input_shape=(1, 8, 8), bits=16, bottleneck="gaussian", hidden=(32,)))
+    _, a, h, extra = model(digits[0].x[:50])
+    assert a.shape == (50, 32) and h.shape == (50, 16) and extra > 0 and extra.requires_grad
+    seen, loss_fn = [], train_module.loss_fn
+
+    def checked_loss(*args, extra=None, **kwargs):
+        seen.append(float(extra.detach()))
+        return loss_fn(*args, extra=extra, **kwargs)
+
+    monkeypatch.setattr(train_module, "loss_fn", checked_loss)
+    hasher = AEHasher(bits=16, bottleneck="gaussian", reg=Regularizers(), **{**SMALL, "epochs": 2}).fit(
+        digits[0].subset(500)
+    )
+    assert seen and min(seen) > 0  # the loss took the KL term at every step
+    assert hasher.encode(digits[1]).shape == (297, 2) and hasher.activations(digits[1]).shape == (297, 16)
+    again = load_hasher(hasher.save(tmp_path / "gaussian.semhash"))
+    np.testing.assert_array_equal(again.encode(digits[1]), hasher.encode(digits[1]))
 
 
 def test_train_flags_change_only_the_regularizers_they_name():

@@ -8,7 +8,8 @@ import faiss
 import numpy as np
 import pytest
 
-from semhash.benchmarks import bench_search, bench_serve
+from semhash.benchmarks import approx_peers, bench_serve, bulk_add
+from semhash.benchmarks.postgres import postgres_url
 from semhash.hashing.codes import one_bit_away
 
 POSTGRES = os.environ.get("SEMHASH_TEST_POSTGRES")
@@ -24,7 +25,7 @@ def test_recall_counts_an_item_tied_with_the_kth_neighbour_as_correct():
     codes = _codes(0b0, 0b1, 0b10, 0b11, 0b101, 0b110, 0b111, 0xFF)
     q = _codes(0)
     exact = np.array([[0, 1, 1, 2]])  # the exact 4 nearest: 0, 1, 2 and one of the three at distance 2
-    recall = bench_search.recall_at_k
+    recall = approx_peers.recall_at_k
     assert recall(codes, q, exact, np.array([[0, 1, 2, 3]]), k=4) == 1.0
     assert recall(codes, q, exact, np.array([[0, 2, 1, 5]]), k=4) == 1.0  # another of the ties: as good
     assert recall(codes, q, exact, np.array([[0, 3, 4, 5]]), k=4) == 1.0  # ties at the 4th distance: all good
@@ -44,17 +45,17 @@ def test_recall_averages_over_queries_and_agrees_with_faiss_on_ties():
     flat = faiss.IndexBinaryFlat(8)
     flat.add(codes)
     exact, ids = flat.search(q, 4)
-    assert bench_search.recall_at_k(codes, q, exact, ids, k=4) == 1.0
+    assert approx_peers.recall_at_k(codes, q, exact, ids, k=4) == 1.0
     # the same answers with the ties at the last distance exchanged: FAISS's own check accepts them
     other = ids.copy()
     for row in range(2):
         at_last = np.flatnonzero(np.bitwise_count(codes[:, 0] ^ q[row, 0]) == exact[row, -1])
         other[row, -1] = next(i for i in at_last if i not in ids[row])
     check_ref_knn_with_draws(exact, ids, exact, other)
-    assert bench_search.recall_at_k(codes, q, exact, other, k=4) == 1.0
+    assert approx_peers.recall_at_k(codes, q, exact, other, k=4) == 1.0
     half = ids.copy()
     half[1] = [-1, -1, -1, -1]
-    assert bench_search.recall_at_k(codes, q, exact, half, k=4) == 0.5
+    assert approx_peers.recall_at_k(codes, q, exact, half, k=4) == 0.5
 
 
 def _tiny(rng, bits=32, n=3000):
@@ -70,7 +71,7 @@ def _tiny(rng, bits=32, n=3000):
 def test_faiss_approximate_peers_sweep_and_report_recall_and_speed(rng, bits):
     codes, q, exact, qps = _tiny(rng, bits)
     recall, lines = {}, []
-    out = bench_search.approx_peers(codes, q, exact, qps, recall, threads=1, log=lines.append)
+    out = approx_peers.approx_peers(codes, q, exact, qps, recall, threads=1, log=lines.append)
     for peer, knob in (("faiss-hnsw", "ef_search"), ("faiss-ivf", "nprobe")):
         entry = out[peer]
         assert entry["knob"] == knob and entry["build_s"] > 0 and entry["points"]
@@ -78,27 +79,27 @@ def test_faiss_approximate_peers_sweep_and_report_recall_and_speed(rng, bits):
         assert entry["chosen"] in entry["points"] and entry["single_qps"] > 0
         assert qps[f"{peer} knn10"] == entry["chosen"]["qps"] and recall[f"{peer} knn10"] == entry["chosen"]["recall10"]
     assert out["faiss-ivf"]["params"]["nlist"] == 3000 // 39  # 4 sqrt(N) = 219, at most N / 39
-    assert out["faiss-hnsw"]["chosen"]["recall10"] >= bench_search.TARGET_RECALL  # easy at 3,000 codes
+    assert out["faiss-hnsw"]["chosen"]["recall10"] >= approx_peers.TARGET_RECALL  # easy at 3,000 codes
 
 
 def test_usearch_peer_finds_the_neighbours_over_packed_bits(rng):
     pytest.importorskip("usearch")
     codes, q, exact, qps = _tiny(rng)
     recall, lines = {}, []
-    out = bench_search.approx_peers(codes, q, exact, qps, recall, threads=1, log=lines.append)
+    out = approx_peers.approx_peers(codes, q, exact, qps, recall, threads=1, log=lines.append)
     entry = out["usearch-hnsw"]
     assert entry["params"]["metric"] == "hamming" and entry["params"]["dtype"] == "b1"
-    assert recall["usearch-hnsw knn10"] >= bench_search.TARGET_RECALL and qps["usearch-hnsw knn10 single"] > 0
+    assert recall["usearch-hnsw knn10"] >= approx_peers.TARGET_RECALL and qps["usearch-hnsw knn10 single"] > 0
 
 
 def test_a_peer_whose_library_is_missing_is_skipped_with_a_line(rng, monkeypatch):
     def missing(codes, threads, rng):
         raise ImportError("No module named 'usearch'")
 
-    monkeypatch.setattr(bench_search, "APPROX_PEERS", {"usearch-hnsw": missing})
+    monkeypatch.setattr(approx_peers, "APPROX_PEERS", {"usearch-hnsw": missing})
     codes, q, exact, qps = _tiny(rng)
     lines = []
-    out = bench_search.approx_peers(codes, q, exact, qps, {}, log=lines.append)
+    out = approx_peers.approx_peers(codes, q, exact, qps, {}, log=lines.append)
     assert "skipped" in out["usearch-hnsw"] and "usearch-hnsw knn10" not in qps
     assert any("usearch-hnsw: skipped" in line for line in lines)
 
@@ -106,7 +107,7 @@ def test_a_peer_whose_library_is_missing_is_skipped_with_a_line(rng, monkeypatch
 @pytest.mark.parametrize("bits", [32, 64])
 def test_bulk_add_is_measured_beside_a_raw_sqlite3_executemany_of_the_same_rows(rng, bits):
     lines = []
-    row = bench_search.bulk(2000, bits, rng, log=lines.append)  # asserts the raw peer's rows equal ours
+    row = bulk_add.bulk(2000, bits, rng, log=lines.append)  # asserts the raw peer's rows equal ours
     assert row["bulk_add_s"] > 0 and row["raw_sqlite_s"] > 0 and row["postgres"] is None
     assert row["bulk_add_vs_raw_sqlite"] == row["bulk_add_s"] / row["raw_sqlite_s"]
     assert any("raw sqlite3 executemany" in line and "ours / raw" in line for line in lines)
@@ -114,7 +115,7 @@ def test_bulk_add_is_measured_beside_a_raw_sqlite3_executemany_of_the_same_rows(
 
 @needs_postgres
 def test_bulk_add_into_postgres_is_measured_beside_a_raw_copy(rng):
-    row = bench_search.bulk(2000, 32, rng, postgres=bench_search.postgres_url(POSTGRES), log=lambda line: None)
+    row = bulk_add.bulk(2000, 32, rng, postgres=postgres_url(POSTGRES), log=lambda line: None)
     pg = row["postgres"]
     assert pg["n"] == 2000 and pg["bulk_add_s"] > 0 and pg["raw_copy_s"] > 0 and "***" in pg["store"]
 

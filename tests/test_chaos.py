@@ -32,7 +32,7 @@ import numpy as np
 import semhash
 from semhash.hashing.codes import hamming
 from semhash.index_store.http.launcher import free_port, spawn_server
-from semhash.index_store.query import vector_codes
+from semhash.index_store.query import input_codes
 
 THREADS = 16
 MAX_OPS_PER_THREAD = 100_000  # the loops also end by time; this bounds them whatever the clock does
@@ -326,10 +326,10 @@ def check_sql(world: World, index) -> list[str]:
 
 def sql_state(index, name: str) -> tuple[list[str], np.ndarray, dict[str, int], int]:
     """(keys, codes (n, 2), key -> code as an integer, generation) of everything in SQL now."""
-    ids, codes, generation = index.store.load_codes(name)
+    ids, codes, row = index.store.load_codes(name)
     meta = index.store.items(name, ids)
     keys = [meta[int(i)]["key"] for i in ids]
-    return keys, codes, {k: to_int(c) for k, c in zip(keys, codes)}, generation
+    return keys, codes, {k: to_int(c) for k, c in zip(keys, codes)}, row.generation
 
 
 def code_book(world: World, sql_codes: dict[str, int]) -> tuple[dict[str, int], list[str]]:
@@ -464,7 +464,7 @@ def test_two_replicas_survive_a_kill_minus_9_under_concurrent_writes(store_targe
     x = np.concatenate([semhash.load_dataset("digits", split).x.numpy() for split in ("train", "test")])
     vectors = x.reshape(len(x), -1).astype(np.float32)
     # each vector's code as the service computes it for a one-item request (same pipeline, one row)
-    local_codes = np.concatenate([vector_codes(hasher, [v.tolist()]) for v in vectors])
+    local_codes = np.concatenate([input_codes(hasher, "vectors", [v.tolist()]) for v in vectors])
     env = dict(os.environ)  # XDG_CACHE_HOME from the store_target fixture: the replicas share a cache
     replicas = [Replica(store_target, free_port(), env) for _ in range(2)]
     world = World(replicas, index_name, vectors, local_codes)

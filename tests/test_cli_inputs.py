@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semhash.hashing.data import image_to_tensor
+from semhash.hashing.inputs.images import to_array
 from semhash.hashing.methods import load_hasher
-from semhash.index_store.query import image_codes
+from semhash.index_store.query import input_codes
 
 
 def semhash(*args, env=None):
@@ -73,10 +73,10 @@ def test_rgba_palette_and_grey_images_of_other_sizes_convert_to_the_models_input
     folder, model, db = rgb
     hasher = load_hasher(model)
     item = Image.open(folder / "images" / "blue" / "5.png")
-    expected = hasher.encode(image_to_tensor(item, (10, 14), grey=False)[None].numpy())
+    expected = hasher.encode(to_array(item, (10, 14), grey=False)[None])
     item.convert("RGBA").save(tmp_path / "rgba.png")
     item.save(tmp_path / "same.jpg", quality=100)
-    assert (image_codes(hasher, tmp_path / "rgba.png") == expected).all()  # alpha dropped, pixels kept
+    assert (input_codes(hasher, "images", [tmp_path / "rgba.png"]) == expected).all()  # alpha dropped, pixels kept
     # other modes and sizes are converted (to RGB, to 10x14) and answered
     item.convert("P").save(tmp_path / "palette.png")
     item.convert("L").resize((70, 50)).save(tmp_path / "grey-large.png")
@@ -91,7 +91,10 @@ def test_a_grey_model_takes_colour_images(tmp_path):
     grey = Image.fromarray(np.random.default_rng(1).integers(0, 256, (8, 8), dtype=np.uint8), "L")
     grey.convert("RGB").resize((32, 32), Image.NEAREST).save(tmp_path / "colour.png")
     grey.resize((32, 32), Image.NEAREST).save(tmp_path / "grey.png")
-    assert (image_codes(hasher, tmp_path / "colour.png") == image_codes(hasher, tmp_path / "grey.png")).all()
+    assert (
+        input_codes(hasher, "images", [tmp_path / "colour.png"])
+        == input_codes(hasher, "images", [tmp_path / "grey.png"])
+    ).all()
 
 
 @pytest.fixture(scope="module")

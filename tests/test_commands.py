@@ -32,7 +32,7 @@ def built(tmp_path_factory, digits):
     images = folder / "queries"
     for i in range(3):
         semhash.load_dataset  # noqa: B018  (the data set's own PNG export below)
-        from semhash.hashing.data import save_image
+        from semhash.hashing.inputs.images import save_image
 
         save_image(digits[1], i, images / f"q{i}.png")
     return folder, folder / "items.db", images
@@ -123,7 +123,7 @@ def test_index_list_export_and_drop(built, tmp_path):
 
 
 def test_encode_prints_and_saves_the_codes_the_model_gives(built, tmp_path):
-    from semhash.index_store.query import image_codes
+    from semhash.index_store.query import input_codes
 
     folder, db, images = built
     model = semhash.load_hasher(folder / "d16.semhash")
@@ -132,7 +132,7 @@ def test_encode_prints_and_saves_the_codes_the_model_gives(built, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout.decode())))
-    expected = image_codes(model, sorted(images.glob("*.png")))
+    expected = input_codes(model, "images", sorted(images.glob("*.png")))
     assert [r["code"] for r in rows] == [c.tobytes().hex() for c in expected]
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected)
     none = semhash_cli("encode", "--model", folder / "d16.semhash")

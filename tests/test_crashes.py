@@ -34,8 +34,8 @@ def semhash(*args, env=None, **kw):
 # stored in ~0.1 s, too fast to interrupt half-way; the pause is outside the transaction, so what
 # is tested (whole batches survive) is the store's own behaviour.
 SLOWED = (
-    "import time; from semhash.index_store.storage.store import Store; add = Store.add; "
-    "Store.add = lambda *a, **k: (add(*a, **k), time.sleep(0.02))[0]; "
+    "import time; from semhash.index_store.storage.store import Store; add = Store.add_items; "
+    "Store.add_items = lambda *a, **k: (add(*a, **k), time.sleep(0.02))[0]; "
     "from semhash.cli.main import main; main()"
 )
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semhash.hashing.data import describe, load_dataset
+from semhash.hashing.data import load_dataset
+from semhash.hashing.dataset import describe
 from semhash.hashing.errors import DataError
 
 

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from semhash.hashing import distributed
-from semhash.hashing import train as train_module
+from semhash.hashing.autoencoder import distributed
+from semhash.hashing.autoencoder import train as train_module
+from semhash.hashing.autoencoder.config import TrainConfig
+from semhash.hashing.autoencoder.model import Autoencoder, ModelConfig
+from semhash.hashing.autoencoder.regularizers import Regularizers
+from semhash.hashing.autoencoder.train import train
 from semhash.hashing.baselines import LSH
 from semhash.hashing.codes import pack
 from semhash.hashing.errors import CheckpointMismatch, ParameterError
 from semhash.hashing.metrics import evaluate, label_relevance
-from semhash.hashing.models import Autoencoder, ModelConfig, Regularizers
-from semhash.hashing.train import TrainConfig, train
 
 CPU = torch.device("cpu")
 # 1,000 steps of 64 on digits: ~0.55 test mAP at 16 bits, against LSH's ~0.33
@@ -59,7 +61,7 @@ def _step_gradients(items: torch.Tensor, pairs: torch.Tensor, reg: Regularizers)
     share = torch.arange(len(items)).chunk(distributed.world_size())[distributed.rank()]
     xb = torch.cat([items[share], pairs[share]])
     step_model = train_module._step_model(model, CPU, False)  # kept: DDP's hooks live as long as it does
-    x_hat, _, h = step_model(xb)
+    x_hat, _, h, _ = step_model(xb)
     cfg = TrainConfig(bits=16, reg=reg)
     loss, _ = train_module.loss_fn(x_hat, xb, train_module._whole_batch(h, True), cfg, True, paired=True)
     loss.backward()

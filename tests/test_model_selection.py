@@ -13,13 +13,16 @@ import torch
 from typer.testing import CliRunner
 
 from semhash.hashing import artifact
+from semhash.hashing.autoencoder.config import TrainConfig, schedule
+from semhash.hashing.autoencoder.regularizers import Regularizers
+from semhash.hashing.autoencoder.train import train
+from semhash.hashing.autoencoder.validation import choose_criterion, make_validation
 from semhash.hashing.baselines import LSH
-from semhash.hashing.data import IDENTITY, Dataset
+from semhash.hashing.dataset import Dataset
 from semhash.hashing.errors import CodesCollapsed
+from semhash.hashing.inputs.features import IDENTITY
 from semhash.hashing.methods import collapse_warnings, load_hasher, train_model
 from semhash.hashing.metrics import code_statistics, evaluate, label_relevance
-from semhash.hashing.models import Regularizers
-from semhash.hashing.train import TrainConfig, choose_criterion, make_validation, schedule, train
 
 FAST = dict(hidden=(256, 128), batch_size=64, device="cpu", threads=1)  # small enough for seconds on a CPU
 
@@ -42,11 +45,18 @@ def sorted_digits(digits):
 
 @pytest.fixture(scope="module")
 def trained_ae(sorted_digits, tmp_path_factory):
-    """The autoencoder trained for 1,200 steps on class-sorted digits (a few seconds), and its summary."""
+    """The autoencoder trained for 1,200 steps on class-sorted digits (a few seconds), and its summary.
+
+    With the former recipe's regularizers (k = 5, no affine views) at a higher rate, as
+    test_distributed.py trains: with the views, 1,200 steps end while the figure still climbs, at a
+    point a machine's arithmetic moves (test mAP over 12 seeds: 0.23-0.43 in batches of 64, about
+    LSH's 0.33; 0.42-0.69 in batches of 256, still 0.77 at 2,400 steps). These land at 0.53-0.66
+    (10 seeds: mean 0.60, standard deviation 0.04), measured."""
     path = tmp_path_factory.mktemp("ae") / "ae.semhash"
+    short = dict(FAST, lr=3e-3, reg=Regularizers(neighbours=40.0, k_neighbours=5))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CodesCollapsed)  # a healthy model: no collapse warning
-        summary = train_model("ae", sorted_digits, path, bits=16, steps=1200, **FAST)
+        summary = train_model("ae", sorted_digits, path, bits=16, steps=1200, **short)
     return load_hasher(path), summary
 
 
@@ -91,7 +101,9 @@ def test_a_class_sorted_set_trains_to_codes_that_beat_lsh(trained_ae, sorted_dig
     ae, summary = trained_ae
     assert summary["criterion"] == "labels" and summary["training"]["steps"] <= 1200
     lsh = np.mean([map_all(LSH(16, seed=s).fit(sorted_digits), sorted_digits, digits[1]) for s in range(3)])
-    assert map_all(ae, sorted_digits, digits[1]) > lsh + 0.05
+    # 0.1: four standard deviations of the seeds' spread below their mean (see trained_ae); codes
+    # that learned little (the views' short runs in batches of 64, about LSH's figure) fail it
+    assert map_all(ae, sorted_digits, digits[1]) > lsh + 0.1
 
 
 def test_the_verdict_sets_both_figures_side_by_side_in_the_summary_and_the_file(trained_ae):

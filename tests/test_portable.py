@@ -14,8 +14,8 @@ from PIL import Image
 
 import semhash
 from semhash.cli import options
+from semhash.hashing.autoencoder.registry import BOTTLENECKS
 from semhash.hashing.methods import METHODS
-from semhash.hashing.models import METHODS as BOTTLENECKS
 from semhash.index_store.index import Index
 from semhash.index_store.storage.sqlite_reader import COLUMNS, META_COLUMNS, SqliteReader
 from semhash.index_store.storage.store import Store
@@ -98,9 +98,9 @@ def test_the_standard_library_reader_reads_what_the_store_wrote(photos):
     store, reader = Store(db, "read"), SqliteReader(f"sqlite:///{db}", db)
     assert reader.get_index("default") == store.get_index("default")
     assert reader.index_names() == store.index_names()
-    ids, codes, generation = reader.load_codes("default")
-    ids2, codes2, generation2 = store.load_codes("default")
-    assert (ids == ids2).all() and (codes == codes2).all() and generation == generation2
+    ids, codes, row = reader.load_codes("default")
+    ids2, codes2, row2 = store.load_codes("default")
+    assert (ids == ids2).all() and (codes == codes2).all() and row == row2
     assert reader.items("default", ids[:40]) == store.items("default", ids[:40])
     keys = [m["key"] for m in reader.items("default", ids[:5]).values()] + ["no-such-key"]
     assert reader.ids_of("default", keys) == store.ids_of("default", keys)
@@ -147,7 +147,7 @@ def test_read_only_commands_import_neither_torch_nor_sqlalchemy(photos, args):
 
 def test_the_cli_choices_are_the_librarys():
     assert {m.value for m in options.Method} == set(METHODS) | {"auto"}
-    assert {b.value for b in options.Bottleneck} == set(BOTTLENECKS)
+    assert {b.value for b in options.BottleneckName} == set(BOTTLENECKS)
 
 
 def test_shell_completion_script_is_offered(monkeypatch):

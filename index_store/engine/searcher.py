@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from . import knn_tables
 from .hashtable import HashTable
 from .knn_tables import KnnTables
 from .multi_index import MultiIndexHash, choose_m
-from .planner import SCAN_MARGIN, KnnPlan, Planner
+from .planner import SCAN_MARGIN, KnnPlan, Planner, Plans
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Searcher:
     """Search structures over codes; ids[i] is the item id of codes[i]. Immutable: rebuild to change.
 
     Public state: ids, codes, bits, mih ({m: MultiIndexHash}; m = 1 is the bit-flip table), within
-    (the neighbour profile) and planner (the Planner that picks each call's plan)."""
+    (the neighbour profile); knn_plan(k) and plan(radius) say how a call is answered."""
 
     def __init__(self, ids: np.ndarray, codes: np.ndarray, m: int | None = None):
         ids = np.asarray(ids, dtype=np.int64)
@@ -70,7 +71,9 @@ class Searcher:
         self._faiss = None  # FAISS's flat index over the codes, made on first use
         self._knn_tables = None  # the compiled k-NN's tables, made on first use
         self._build_lock = threading.Lock()
-        self.planner = Planner(self)
+        # the cost model over these structures: it holds their arrays, not this searcher (a replaced
+        # searcher, hundreds of MB at 10^7 codes, is freed at once, not by the garbage collector)
+        self._planner = Planner(codes, mih, within)
         # what the planner decided, as plain data, consulted on every call: radius -> clock
         # {plan: (fixed s, per-query s)}; k -> KnnPlan; (plan, radius) -> work per query
         self._radius_clocks: dict[int, dict] = {}
@@ -79,28 +82,21 @@ class Searcher:
         self._work: dict[tuple, float] = {}
         self.new_plans = False  # measured since the last plans() export: worth keeping
 
-    def plans(self) -> dict:
-        """What the planner measured (radius clocks, k-NN plans), as JSON data: the disk cache keeps
-        it beside the structures, so that the next process (a CLI call) skips the timing."""
+    def plans(self) -> Plans:
+        """What the planner measured (radius clocks, k-NN plans): the disk cache keeps it beside the
+        structures (cache.save_plans), so that the next process (a CLI call) skips the timing."""
         self.new_plans = False
         radius, knn = list(self._radius_clocks.items()), list(self._knn_plans.items())  # other threads add
-        return {
-            "radius": {str(r): {f"{h}:{m}": list(v) for (h, m), v in c.items()} for r, c in radius},
-            "knn": {str(k): {**vars(p), "clock": p.clock and {n: list(v) for n, v in p.clock.items()}} for k, p in knn},
-        }
+        return Plans(dict(radius), dict(knn))
 
-    def adopt_plans(self, plans: dict) -> None:
-        """Take plans() of a searcher over the same structures; a malformed record is left out whole
-        (a plan only decides speed: each is measured again when missing)."""
-        try:
-            radius = {
-                int(r): _clock(c, [("scan", 0), *(("mih", m) for m in self.mih)]) for r, c in plans["radius"].items()
-            }
-            knn = {int(k): _knn_plan(p) for k, p in plans["knn"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError):
+    def adopt_plans(self, plans: Plans) -> None:
+        """Take plans() of a searcher over the same structures; none of them if a clock names a plan
+        these structures lack (a plan only decides speed: each is measured again when missing)."""
+        allowed = {("scan", 0), *(("mih", m) for m in self.mih)}
+        if any(not clock or not set(clock) <= allowed for clock in plans.radius.values()):
             return
-        self._radius_clocks.update(radius)
-        self._knn_plans.update(knn)
+        self._radius_clocks.update(plans.radius)
+        self._knn_plans.update(plans.knn)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything the searcher holds but its FAISS index, as named arrays (for the on-disk cache)."""
@@ -176,7 +172,7 @@ class Searcher:
         whichever the planner's clock (taken once per radius) says answers nq queries soonest."""
         clock = self._radius_clocks.get(radius)
         if clock is None:
-            clock = self._radius_clocks[radius] = self.planner.radius_clock(radius)
+            clock = self._radius_clocks[radius] = self._planner.radius_clock(radius, self.run_radius_plan)
             self.new_plans = True
         return min(clock, key=lambda p: clock[p][0] + nq * clock[p][1])
 
@@ -192,7 +188,7 @@ class Searcher:
         """(query index, position, distance) of every item within radius, by one plan, in chunks."""
         work = self._work.get((how, m, radius))
         if work is None:
-            work = self._work[how, m, radius] = self.planner.work(how, m, radius)
+            work = self._work[how, m, radius] = self._planner.work(how, m, radius)
         return _concat([self._radius_part(q[a:b], radius, how, m, a) for a, b in _chunks(len(q), work)])
 
     def _radius_part(self, q, radius, how, m, offset):
@@ -220,15 +216,35 @@ class Searcher:
         if k == 0:
             return Results(np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
         if rerank is not None and self.compiled_knn(k):  # numpy's rounds, planned for themselves
-            plan = self._rerank_plans.get(k) or self._rerank_plans.setdefault(k, self.planner.knn_plan(k, False))
+            plan = self._rerank_plans.get(k) or self._rerank_plans.setdefault(k, self.knn_plan(k, False))
             return self.mih_knn(q, k, plan, rerank)
         plan = self._knn_plans.get(k)
         if plan is None:
-            plan = self._knn_plans[k] = self.planner.knn_plan(k)
+            plan = self._knn_plans[k] = self.knn_plan(k)
             self.new_plans = True
         if rerank is None and (plan.start is None or _scan_first(plan.clock, len(q))):
             return self.scan_knn(q, k)
         return self.mih_knn(q, k, plan, rerank)
+
+    def knn_plan(self, k: int, compiled: bool = True) -> KnnPlan:
+        """How knn() answers for this k: where compiled_knn(k) allows, the compiled rounds from
+        substring radius 0 to their last; else numpy's rounds the planner picks. Rounds are timed
+        against FAISS's scan (so that small batches, a server's one query, scan when that is faster),
+        except numpy's rounds where k-NN runs compiled (compiled False: for re-ranking, which always
+        runs them)."""
+        if compiled and self.compiled_knn(k):
+            plan = self._planner.compiled_rounds(self.knn_tables.max_radius)
+        else:
+            plan = self._planner.knn_rounds(k)
+            if plan.start is None or self.compiled_knn(k):
+                return plan  # the scan alone, or re-ranking's rounds: nothing to time
+        return self._planner.timed(plan, lambda q: self.mih_knn(q, k, plan), lambda q: self.scan_knn(q, k))
+
+    @property
+    def planner(self) -> SimpleNamespace:
+        """planner.knn_plan(k, compiled): the searcher's own planning, as older callers ask for it.
+        Made per use, so that nothing the searcher keeps refers back to it."""
+        return SimpleNamespace(knn_plan=self.knn_plan)
 
     def mih_knn(self, q, k, plan: KnnPlan, rerank=None) -> Results:
         """k-NN by MIH rounds over the plan's substring radii (none: FAISS's scan for every query):
@@ -309,29 +325,6 @@ class Searcher:
             order = _order(qi, dist, ids, nq, self.bits)
         offsets = np.concatenate([[0], np.cumsum(np.bincount(qi, minlength=nq))]).astype(np.int64)
         return Results(offsets, ids[order], dist[order])
-
-
-def _clock(record: dict, allowed: list) -> dict:
-    """A radius clock from its JSON: {"how:m": [fixed s, per-query s]} over plans this searcher has."""
-    clock = {}
-    for name, (fixed, per_query) in record.items():
-        how, m = name.split(":")
-        clock[how, int(m)] = (float(fixed), float(per_query))
-    if not clock or any(plan not in allowed for plan in clock):
-        raise ValueError("not a clock of these structures")
-    return clock
-
-
-def _knn_plan(record: dict) -> KnnPlan:
-    """A KnnPlan from its JSON; ValueError unless it is one."""
-    start, stop, clock = record["start"], record["stop"], record["clock"]
-    if start is not None and not (isinstance(start, int) and isinstance(stop, int) and 0 <= start <= stop):
-        raise ValueError("bad substring radii")
-    if clock is not None:
-        clock = {name: (float(a), float(b)) for name, (a, b) in clock.items()}
-        if set(clock) != {"mih", "scan"}:
-            raise ValueError("bad clock")
-    return KnnPlan(start, stop, clock, float(record["work"]))
 
 
 def _scan_first(clock: dict, nq: int) -> bool:

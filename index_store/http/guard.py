@@ -21,7 +21,7 @@ from fastapi import Request
 
 from ...hashing.errors import SemhashError
 
-# An uploaded image may be 10 MiB (query.MAX_IMAGE_BYTES); multipart framing and a JSON batch of
+# An uploaded image may be 10 MiB (hashing/inputs/images.py MAX_BYTES); multipart framing and a JSON batch of
 # vectors fit in the rest. Measured before this bound: a 40 MB JSON body was parsed (+950 MB,
 # the event loop blocked 3.2 s) before it was refused.
 MAX_BODY_BYTES = 12 << 20

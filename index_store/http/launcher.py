@@ -3,6 +3,11 @@ processes) and, for benchmarks and tests, a free local port and a server subproc
 
     serve("items.db", port=8000, workers=2)          # until interrupted
     server = spawn_server("items.db", free_port())   # a subprocess, once /health answers
+
+Every argument travels to the processes in the environment ($SEMHASH_LAUNCH to the subprocess,
+$SEMHASH_SERVE to uvicorn's workers), never on a command line: a database URL may carry a password,
+and any user of the machine can read every process's command line (ps). The subprocess runs this
+module (`python -m semhash.index_store.http.launcher`): starting a server never goes through the CLI.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import subprocess
 import sys
 import time
 
+LAUNCH_ENV = "SEMHASH_LAUNCH"  # spawn_server -> main(): serve()'s keyword arguments as JSON
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
@@ -23,29 +30,24 @@ def free_port() -> int:
 
 
 def spawn_server(
-    target: str, port: int, env: dict | None = None, workers: int = 1, timeout: float = 120
+    target: str,
+    port: int,
+    env: dict | None = None,
+    workers: int = 1,
+    timeout: float = 120,
+    names: list[str] | None = None,
 ) -> subprocess.Popen:
-    """`semhash serve target` in a subprocess, returned once /health answers (benchmarks, tests)."""
+    """serve(target) in a subprocess, returned once /health answers (benchmarks, tests). env: the
+    subprocess's environment (default: this one's); names: the indexes to serve (default: all)."""
     import httpx
 
+    launch = {"target": target, "names": names, "port": port, "workers": workers, "log_level": "warning"}
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from semhash.cli.main import main; main()",
-            "serve",
-            target,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", __name__],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env={**(os.environ if env is None else env), LAUNCH_ENV: json.dumps(launch)},
     )
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -60,9 +62,62 @@ def spawn_server(
     raise RuntimeError(f"the server did not answer within {timeout:.0f} s")
 
 
+def main() -> None:
+    """`python -m semhash.index_store.http.launcher`: serve() with spawn_server's arguments from
+    $SEMHASH_LAUNCH; an error a user can act on is one line on stderr and exit 1."""
+    from ...hashing.errors import translate
+
+    launch = json.loads(os.environ.pop(LAUNCH_ENV))  # the workers get theirs in $SEMHASH_SERVE
+    try:
+        serve(**launch)
+    except Exception as exc:
+        err = translate(exc)  # passwords in database URLs hidden
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
 CONFIG_ENV = "SEMHASH_SERVE"
 TOKEN_ENV = "SEMHASH_TOKEN"
 MAX_CONNECTIONS = 512  # per worker; `semhash bench serve` runs 32 clients
+# A token is one word; a file longer than this holds something else (and /dev/zero never ends:
+# reading it whole ran into a MemoryError).
+MAX_TOKEN_BYTES = 4096
+
+
+def read_token(path) -> str:
+    """The write token a file holds: at most MAX_TOKEN_BYTES of UTF-8, surrounding whitespace (the
+    final newline) dropped. ParameterError, one line naming the file and never its content, for a
+    file that is larger, unreadable, not UTF-8 or holds no usable token (check_token)."""
+    from ...hashing.errors import ParameterError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise ParameterError(f"{path}: the token file cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_TOKEN_BYTES:
+        raise ParameterError(f"{path}: a token file holds at most {MAX_TOKEN_BYTES:,} bytes, and this one holds more")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParameterError(f"{path}: the token file is not UTF-8 text") from None
+    return check_token(text, f"{path}: the token file")
+
+
+def check_token(text: str, where: str) -> str:
+    """text without surrounding whitespace, refused (ParameterError, `where` and why, never the
+    token) when that leaves nothing, or anything but printable ASCII without spaces: a client's
+    `Authorization: Bearer <token>` header could never carry it, and every write would be refused."""
+    from ...hashing.errors import ParameterError
+
+    token = text.strip()
+    if not token:
+        raise ParameterError(f"{where} holds only whitespace" if text else f"{where} is empty")
+    if not all("!" <= c <= "~" for c in token):
+        raise ParameterError(f"{where} holds spaces, control or non-ASCII characters: a token is one word of ASCII")
+    return token
 
 
 def app_from_env():
@@ -103,8 +158,9 @@ def serve(
 
     if workers < 1 or not 0 <= port < 65536:
         raise ParameterError(f"workers must be positive and the port within 0-65535, got {workers} and {port}")
+    raw = token or os.environ.get(TOKEN_ENV)  # semhash serve's --token-file went through read_token
+    token = check_token(raw, "the token" if token else f"${TOKEN_ENV}") if raw else None
     Service(target, names)  # a bad target or name fails here, as one line, not in every worker
-    token = token or os.environ.get(TOKEN_ENV) or None
     if token is None and not is_loopback(host):
         print(f"warning: listening on {host} without a token: writes are refused (set {TOKEN_ENV})", file=sys.stderr)
     config = {"target": target, "names": names, "data_root": data_root, "token": token, "host": host}
@@ -121,3 +177,7 @@ def serve(
         timeout_keep_alive=5,
         limit_concurrency=MAX_CONNECTIONS,
     )
+
+
+if __name__ == "__main__":
+    main()

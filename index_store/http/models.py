@@ -6,9 +6,11 @@ return them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
+
+from ..storage.validate import MAX_KEY  # the one limit on keys (what an add accepts, what a search asks)
 
 MAX_K = 1000
 MAX_QUERIES = 1000
@@ -34,7 +36,7 @@ class VectorQuery(BaseModel):
 
 
 class ItemQuery(BaseModel):
-    keys: list[Annotated[str, Field(max_length=500)]] = Field(min_length=1, max_length=MAX_QUERIES)
+    keys: list[Annotated[str, Field(max_length=MAX_KEY)]] = Field(min_length=1, max_length=MAX_QUERIES)
     k: K = 10
     radius: Radius = None
 
@@ -45,7 +47,7 @@ class Item(BaseModel):
     label: int | None = None
     class_: str | None = Field(None, alias="class", description="The label's class name, when the index knows it.")
     source: str | None = None
-    meta: dict | None = None
+    meta: Any = Field(None, description="The item's metadata: any JSON stored with it (an object from this API).")
 
 
 class Hit(Item):
@@ -66,7 +68,7 @@ class SearchResult(BaseModel):
 
 
 class NewItem(BaseModel):
-    key: str = Field(min_length=1, max_length=500)
+    key: str = Field(min_length=1, max_length=MAX_KEY)
     vector: list[float] = Field(min_length=1)
     label: int | None = Field(None, ge=-(2**31), lt=2**31)
     meta: dict | None = None

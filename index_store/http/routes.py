@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import numpy as np
@@ -23,8 +27,10 @@ except ImportError:
     import multipart  # noqa: F401  (its name before 0.0.13)
 
 from ...hashing import __version__
-from ...hashing.errors import NotFound
+from ...hashing.errors import DataError, NotFound, Unavailable
+from ...hashing.inputs import images
 from .. import query
+from ..storage.validate import MAX_KEY
 from .guard import require_writer
 from .models import (
     ERRORS,
@@ -54,17 +60,20 @@ async def get_service(request: Request):
 Svc = Annotated[Any, Depends(get_service)]
 Writer = [Depends(require_writer)]  # routes that change an index
 WRITE_ERRORS = {**ERRORS, 401: {"model": Problem}, 403: {"model": Problem}}
-Key = Annotated[str, Query(max_length=500)]
+Key = Annotated[str, Query(max_length=MAX_KEY)]
 
 
+# (plain defs: each reads the store's index names from SQL, in the thread pool)
 @router.get("/health", response_model=Health, tags=["service"])
-async def health(service: Svc):
-    return {"status": "ok", "version": __version__, "indexes": service.names}
+def health(service: Svc):
+    """The indexes served now: a dropped one is gone, and one built since the start is there when
+    the server serves every index of its store."""
+    return {"status": "ok", "version": __version__, "indexes": service.names()}
 
 
 @router.get("/indexes", response_model=list[IndexInfo], tags=["indexes"])
 def indexes(service: Svc):
-    return [service.info(n) for n in service.names]
+    return service.listing()
 
 
 @router.get("/indexes/{name}", response_model=IndexInfo, responses=ERRORS, tags=["indexes"])
@@ -87,7 +96,7 @@ async def search_codes(name: str, body: CodeQuery, service: Svc):
 async def search_vectors(name: str, body: VectorQuery, service: Svc):
     """Search with input vectors, encoded by the index's model."""
     index = service.index(name)
-    codes = query.vector_codes(index.model(), body.vectors, "the request")
+    codes = query.input_codes(index.model(), "vectors", body.vectors, "the request")
     labels = [f"vector {i}" for i in range(len(codes))]
     return _json(query.results(index, codes, labels, body.k, body.radius))
 
@@ -110,9 +119,11 @@ async def search_image(
     """Search with an uploaded image, converted as the model's training images were."""
     # (form fields cannot carry null, hence -1 and "" for "none" in multipart requests)
     index = service.index(name)
-    data = await image.read(query.MAX_IMAGE_BYTES + 1)
+    data = await image.read(images.MAX_BYTES + 1)
     # decoding and converting an image takes milliseconds to a second: off the event loop
-    codes = await run_in_threadpool(query.image_codes, index.model(), [data], [image.filename or "the upload"])
+    codes = await run_in_threadpool(
+        query.input_codes, index.model(), "images", [data], [image.filename or "the upload"]
+    )
     return _json(query.results(index, codes, [image.filename or "upload"], k, None if radius < 0 else radius))
 
 
@@ -132,7 +143,7 @@ def sample(name: str, service: Svc, n: int = Query(12, ge=1, le=100), seed: int 
 def add_items(name: str, body: NewItems, service: Svc):
     """Add items given by their input vectors (encoded by the index's model)."""
     items = body.items
-    codes = query.vector_codes(service.index(name).model(), [it.vector for it in items], "the request")
+    codes = query.input_codes(service.index(name).model(), "vectors", [it.vector for it in items], "the request")
     labels, metas = [it.label for it in items], [it.meta for it in items]
     return service.add(name, [it.key for it in items], codes, labels, ["api"] * len(items), metas)
 
@@ -144,12 +155,12 @@ def add_image(
     name: str,
     service: Svc,
     image: UploadFile = File(...),
-    key: str = Form(..., min_length=1, max_length=500),
+    key: str = Form(..., min_length=1, max_length=MAX_KEY),
     label: str = Form("", pattern=r"^(-?[0-9]{1,9})?$", description="An integer label, or empty."),
 ):
     """Add one item given by an image."""
-    data = image.file.read(query.MAX_IMAGE_BYTES + 1)
-    codes = query.image_codes(service.index(name).model(), [data], [image.filename or "the upload"])
+    data = image.file.read(images.MAX_BYTES + 1)
+    codes = query.input_codes(service.index(name).model(), "images", [data], [image.filename or "the upload"])
     labels, sources = [int(label) if label else None], [f"upload:{image.filename or ''}"]
     return service.add(name, [key], codes, labels, sources)
 
@@ -161,16 +172,82 @@ def remove_items(name: str, service: Svc, key: list[str] = Query(..., min_length
     return service.remove(name, key)
 
 
+# A plain def: FastAPI runs it in its thread pool, so a decode never holds the event loop (where
+# the searches run).
 @router.get("/indexes/{name}/thumbnail", responses={200: {"content": {"image/png": {}}}, **ERRORS}, tags=["items"])
 def thumbnail(name: str, key: Key, service: Svc):
-    """The item's image as a PNG, when it came from an image file or a named data set."""
-    from ..grid import item_pixels
-
+    """The item's image as a PNG of at most PREVIEW_SIZE pixels a side, when it came from an image
+    file or a named data set; 400 when its file is too large or unreadable to decode."""
     item = service.item(name, key)
-    pixels = item_pixels(item["key"], item["source"], service.data_root)
-    if pixels is None:
+    png = THUMBNAILS.png(item["key"], item["source"], service.data_root)
+    if png is None:
         raise NotFound(f"item {key!r} has no image at hand")
-    return Response(_png(pixels), media_type="image/png")
+    return Response(png, media_type="image/png")
+
+
+class Thumbnails:
+    """Items' PNGs, kept per server process: an LRU of at most `entries` and `nbytes`, keyed by the
+    source file's path, size and modification time (a file replaced in place is decoded afresh).
+    A refusal (an image too large or unreadable) is kept as well: asking again costs no decode.
+    At most DECODES_AT_ONCE decodes run at a time, each holding up to images.MAX_PIXEL_LIMIT pixels
+    for a moment; a request that waits DECODE_WAIT_S for its turn gets a 503. Thread-safe."""
+
+    def __init__(self, entries: int = 512, nbytes: int = 32 << 20):
+        self.entries, self.nbytes, self.used = entries, nbytes, 0
+        self._kept: OrderedDict = OrderedDict()  # (path, size, mtime_ns) -> (PNG bytes | None | DataError, bytes)
+        self._lock = threading.Lock()
+        self._decodes = threading.BoundedSemaphore(DECODES_AT_ONCE)
+
+    def png(self, key: str, source: str | None, data_root) -> bytes | None:
+        """The PNG of item `key` (None: no image at hand); DataError naming the item if refused."""
+        version = _file_version(source)
+        with self._lock:
+            entry = self._kept.get(version) if version else None
+            if entry is not None:
+                self._kept.move_to_end(version)
+        value = entry[0] if entry is not None else self._made(key, source, data_root)
+        if entry is None and version:
+            self._keep(version, value)
+        if isinstance(value, DataError):
+            raise DataError(f"item {key!r} has no thumbnail: {value}")
+        return value
+
+    def _made(self, key: str, source: str | None, data_root):
+        from ..grid import item_pixels
+
+        if not self._decodes.acquire(timeout=DECODE_WAIT_S):
+            raise Unavailable("the server is busy making other thumbnails; try again")
+        try:
+            pixels = item_pixels(key, source, data_root)
+            return None if pixels is None else _png(pixels)
+        except DataError as exc:
+            return exc
+        finally:
+            self._decodes.release()
+
+    def _keep(self, version: tuple, value) -> None:
+        size = len(value) if isinstance(value, bytes) else 256  # a refusal: its message and the key
+        with self._lock:
+            if version in self._kept:
+                return  # another request made it meanwhile
+            self._kept[version], self.used = (value, size), self.used + size
+            while len(self._kept) > self.entries or self.used > self.nbytes:
+                self.used -= self._kept.popitem(last=False)[1][1]
+
+
+DECODES_AT_ONCE, DECODE_WAIT_S = 2, 10.0
+
+
+def _file_version(source: str | None) -> tuple | None:
+    """(path, size, mtime_ns) of a source file, or None when it is no file here."""
+    try:
+        st = os.stat(source) if source else None
+    except (OSError, ValueError):  # ValueError: a NUL byte in a stored source
+        return None
+    return (source, st.st_size, st.st_mtime_ns) if st is not None and stat.S_ISREG(st.st_mode) else None
+
+
+THUMBNAILS = Thumbnails()
 
 
 def _json(content) -> Response:

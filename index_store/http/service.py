@@ -3,10 +3,13 @@
     app = create_app("items.db")                   # every index in the store, or names=["mnist"]
     uvicorn.run(app)                               # launcher.serve: what `semhash serve items.db` does
 
-Each request reads the index's generation from SQL and reloads the derived structures when it
-moved, so several replicas serving one PostgreSQL store see each other's additions. Bad requests
-are 4xx with a one-line `detail` (the status from the error's type, `SemhashError.http_status`).
-The bodies are in http_models.py, the routes in http_routes.py, starting servers in launcher.py.
+Each request reads the index's row from SQL (one small SELECT) and reloads the derived structures
+when its (uid, state) is not theirs (index.py), so several replicas serving one PostgreSQL store see
+each other's additions, and an index dropped and built again under its name is served as the new
+one. A server of every index of its store (no names given) lists and serves the store as it is
+now: an index built after the start is there, a dropped one is gone (404). Bad requests are 4xx
+with a one-line `detail` (the status from the error's type, `SemhashError.http_status`). The
+bodies are in models.py, the routes in routes.py, starting servers in launcher.py.
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ HANDLED = (SemhashError, OSError, MemoryError, SQLAlchemyError)
 
 
 class Service:
-    """The indexes one server answers for (each loads its model on first use); writes from this
-    process are serialized by a lock, and SQL serializes writers across processes."""
+    """The indexes one server answers for (each loads its model on first use): those named at
+    start, or every index of the store as it is now (one built after the start is served, one
+    dropped is gone). Writes from this process are serialized by a lock, and SQL serializes
+    writers across processes."""
 
     def __init__(self, target: str, names: list[str] | None = None, data_root: str | None = None):
         self.store = Store(target, "write")  # a mistyped path is an error, never a new database
-        self.names = names or self.store.index_names()
-        if not self.names:
+        self.chosen = list(names) if names else None  # None: every index of the store, now
+        found = self.chosen or self.store.index_names()
+        if not found:
             raise StoreError(f"{target} holds no index; build one with `semhash index build`")
-        self.indexes = {n: Index(self.store, n) for n in self.names}  # StoreError for unknown names
+        self.indexes = {n: Index(self.store, n) for n in found}  # StoreError for unknown names
         self.data_root = data_root  # where named data sets' images are (thumbnails)
         self._write = threading.Lock()
 
@@ -49,15 +55,40 @@ class Service:
         """Load every index's search structures and time its k-NN plans before serving: done in the
         first request instead, it stalls that worker for up to a second (1M codes), and meanwhile
         the other workers accept every new connection (measured: 2 workers no faster than 1)."""
-        for index in self.indexes.values():
+        for index in list(self.indexes.values()):
             s = index.searcher
             if len(s):
                 s.knn(s.codes[:1], min(k, len(s)))
 
+    def names(self) -> list[str]:
+        """The indexes served now: those of the store (one SELECT), of the chosen ones if any. The
+        structures of an index no longer there are let go."""
+        there = self.store.index_names()
+        for gone in set(self.indexes) - set(there):
+            self.indexes.pop(gone, None)
+        return there if self.chosen is None else [n for n in self.chosen if n in there]
+
     def index(self, name: str) -> Index:
-        if name not in self.indexes:
-            raise IndexNotFound(f"no index named {name!r} here (serving: {', '.join(self.names)})")
-        return self.indexes[name]
+        """The index `name`, opened on first use when the server serves every index of the store;
+        IndexNotFound (404) for one it does not serve. One dropped since it was opened answers
+        IndexNotFound at its next read of SQL."""
+        index = self.indexes.get(name)
+        if index is not None:
+            return index
+        if self.chosen is not None and name not in self.chosen:
+            raise IndexNotFound(f"no index named {name!r} here (serving: {', '.join(self.chosen)})")
+        # another request may open it meanwhile: the first one kept is everyone's
+        return self.indexes.setdefault(name, Index(self.store, name))
+
+    def listing(self) -> list[dict]:
+        """info() of each index served now; one dropped while the list is made is left out."""
+        listed = []
+        for name in self.names():
+            try:
+                listed.append(self.info(name))
+            except IndexNotFound:
+                continue
+        return listed
 
     def add(self, name: str, keys, codes, labels=None, sources=None, metas=None) -> dict:
         index = self.index(name)
@@ -73,18 +104,23 @@ class Service:
         return {"index": name, "changed": len(removed), "items": index.row.item_count}
 
     def item(self, name: str, key: str) -> dict:
+        """The stored item `key`, described (Index.describe); ItemNotFound when it is not there,
+        or was removed between the two reads."""
         index = self.index(name)
         ids = index.store.ids_of(name, [key])
-        if key not in ids:
+        found = index.items([ids[key]]) if key in ids else {}
+        if not found:
             raise ItemNotFound(f"no item {key!r} in index {name!r}")
-        return index.describe(index.store.items(name, [ids[key]])[ids[key]])
+        return index.describe(found[ids[key]])
 
     def sample(self, name: str, n: int, seed: int) -> list[dict]:
-        """n items picked at random (the browse page offers them as queries)."""
-        s = self.index(name).searcher
+        """n items picked at random (the browse page offers them as queries); fewer when some are
+        removed while they are read."""
+        index = self.index(name)
+        s = index.searcher
         pick = np.random.default_rng(seed).choice(len(s), min(n, len(s)), replace=False) if len(s) else []
-        meta = self.index(name).store.items(name, s.ids[pick])
-        return [self.index(name).describe(meta[int(i)]) for i in s.ids[pick]]
+        meta = index.items(s.ids[pick])
+        return [index.describe(meta[int(i)]) for i in s.ids[pick] if int(i) in meta]
 
     def info(self, name: str) -> dict:
         index = self.index(name)

@@ -5,6 +5,8 @@ describe an index the same way."""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,9 +30,16 @@ class IndexRow:
     hasher_header: dict | None
     created: datetime
     updated: datetime
+    uid: str  # new_token(), set when the index is made: never the same for two indexes
+    state: str  # new_token(), written by every committed change: what derived structures are checked against
     next_item: int = 1  # the id the next item added gets
     source_root: str | None = None  # image folders: the folder relative sources are under
     classes: list[str] | None = None  # names of the integer labels, classes[label]
+
+    @property
+    def stamp(self) -> tuple[str, str]:
+        """(uid, state): what structures derived from this SQL state are known by (schema.py)."""
+        return self.uid, self.state
 
 
 def database_url(target: str | os.PathLike) -> str:
@@ -38,8 +47,25 @@ def database_url(target: str | os.PathLike) -> str:
     %-escaped, so that a '?' or '%' in it stays part of the file's name (SQLAlchemy decodes it)."""
     target = str(target)
     if "://" in target:
+        _check_authority(target)
         return target
     return f"sqlite:///{quote(str(Path(target).expanduser().resolve()), safe='/')}"
+
+
+# A URL's parts as SQLAlchemy's make_url reads them (sqlalchemy/engine/url.py), up to the port.
+_AUTHORITY = re.compile(r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:\[[^/?]+\]|(?P<host>[^/:?]+))?(?::(?P<port>[^/?]*))?")
+
+
+def _check_authority(url: str) -> None:
+    """StoreError (one line, the password hidden) for what SQLAlchemy would misread: a port that
+    is no number up to 65535 (a bare ValueError, or 70000 handed to the driver), or an unescaped @
+    in the password (the rest of it taken for the host name, which the driver's error then shows)."""
+    found = _AUTHORITY.match(url)
+    host, port = (found.group("host"), found.group("port")) if found else (None, None)
+    if host and "@" in host:
+        raise StoreError(f"bad database URL {safe_url(url)}: write an @ in the user name or password as %40")
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise StoreError(f"bad database URL {safe_url(url)}: the port {port!r:.20} is not a number up to 65535")
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -65,11 +91,17 @@ def checked_row(make, where: str, name: str) -> IndexRow:
         sane = sane and all(isinstance(v, int) and v >= 0 for v in (row.generation, row.item_count))
         sane = sane and isinstance(row.next_item, int) and row.next_item >= 1
         sane = sane and isinstance(row.created, datetime) and isinstance(row.updated, datetime)
+        sane = sane and all(isinstance(v, str) and len(v) == 32 for v in (row.uid, row.state))
         if not sane:
             raise ValueError("impossible values")
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"{where}: index {name!r} is damaged ({type(exc).__name__}: {exc})") from None
     return row
+
+
+def new_token() -> str:
+    """128 random bits as 32 hex digits: an index's uid, or a state of it (schema.py)."""
+    return secrets.token_hex(16)
 
 
 def codes_array(rows: list, bits: int, where: str) -> tuple[np.ndarray, np.ndarray]:

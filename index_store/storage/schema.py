@@ -1,23 +1,25 @@
-"""The SQL schema (SQLAlchemy 2.0 Core). SQL is the source of truth; everything else is derived.
+"""The SQL tables as queries name them (SQLAlchemy 2.0 Core). SQL is the source of truth; everything
+else is derived. migrations.py makes and changes the tables in a database (its version recorded
+there); these Table objects follow its latest version (tests/test_migrations.py checks they agree).
 
-indexes  one row per index: code length, the hasher that made its codes, a generation counter that
-         every committed change bumps (derived structures remember the generation they were built at),
-         and the next item id (ids are per index, handed out under the index row's lock).
+indexes  one row per index: code length, the hasher that made its codes, uid (random, set when the
+         index is made, never reused: an index dropped and built again under its name has another),
+         state (random, written anew by every committed change: derived structures - the cache on
+         disk, an open Index's, a server's - remember the (uid, state) they were built from, and two
+         copies of a store changed apart never share one), a generation counter every change bumps
+         (it orders one index's changes, for reports), and the next item id (ids are per index,
+         handed out under the index row's lock).
 items    (index_id, id): external key (unique per index), label, source URI, metadata JSON, and
-         the packed code. (Stores made before 2026-11-26 keep codes in a table of their own,
-         semhash_codes (index_id, item_id, code), and some of those also have columns s0..s7 of
-         substring keys there that no search used. Read-only opens read them there; the next
-         create- or write-mode open moves them into items.code and drops that table: one B-tree
-         fewer per item, measured below.)
+         the packed code (in the item's own row: one B-tree fewer than a table of codes, measured
+         below).
 vectors  (index_id, item_id): optional float32 vectors for re-ranking ties.
 index_meta  (index_id): what makes an index portable: the folder its image sources are relative to,
-         and the class names its integer labels stand for. Added after the first release: stores
-         without it still open (read: no such facts), and create-mode opens add it.
+         and the class names its integer labels stand for.
 
 No foreign keys: the store is the one writer, and every write (add, remove, drop) changes all the
 tables of an index in one transaction under the index row's lock. PostgreSQL checks a foreign key
 row by row: in a COPY of 1M items and codes they took 11.4 of 14.8 s (3.4 s without them, measured
-raw with psycopg). SQLite never enforced them (foreign_keys is off). Stores made with them keep them.
+raw with psycopg). SQLite never enforced them (foreign_keys is off).
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    column,
-    table,
 )
 
 # SQLite: tables clustered by their primary key (WITHOUT ROWID), so the (index_id, id) key needs no
@@ -58,6 +58,9 @@ indexes = Table(
     Column("generation", BigInteger, nullable=False, default=0),
     Column("next_item", BigInteger, nullable=False, default=1),
     Column("item_count", BigInteger, nullable=False, default=0),
+    Column("uid", String(32), unique=True),  # records.new_token(); see the module's docstring
+    Column("state", String(32)),
+    sqlite_autoincrement=True,
 )
 
 items = Table(
@@ -66,7 +69,7 @@ items = Table(
     Column("index_id", Integer, primary_key=True, autoincrement=False),
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("key", String(500), nullable=False),
-    Column("label", Integer),
+    Column("label", BigInteger),
     Column("source", Text),
     Column("meta", JSON),
     # the code in the item's own row, not a table of its own (one B-tree fewer): MNIST's 60,000 items
@@ -100,6 +103,3 @@ index_meta = Table(
     Column("source_root", Text),  # absolute folder the items' relative sources were under at build time
     Column("classes", JSON),  # class names, classes[label]
 )
-LATER_TABLES = {index_meta.name}  # created by the next create-mode open of an older store
-# where stores made before 2026-11-26 keep their codes (see above): described, never created
-old_codes = table("semhash_codes", column("index_id"), column("item_id"), column("code"))

@@ -4,8 +4,9 @@ importing SQLAlchemy (measured: 0.25 s of a 0.8 s `semhash search --item`; READM
 
 It reads what store.Store writes, with the same checks: opened read-only (a mistyped path creates
 nothing, a read-only mount is read as immutable), a file without semhash's tables is StoreMissing,
-a table of ours by name with other columns is another application's (StoreError), and every
-driver error is one StoreError line. tests/test_store.py checks it against Store on the same files.
+a store of another schema version than this code's is refused (migrations.py: never upgraded
+here), and every driver error is one StoreError line. tests/test_portable.py checks it against
+Store on the same files.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from ...hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
+from . import migrations
 from .records import IndexRow, checked_row, codes_array, open_read_only, safe_url
 
-# The columns of every table (schema.py's; tests/test_store.py checks they agree).
+# The columns of every table (schema.py's; tests/test_portable.py checks they agree).
 COLUMNS = {
     "semhash_indexes": (
         "id name bits hasher_path hasher_checksum hasher_header created updated generation next_item item_count"
+        " uid state"
     ).split(),
     "semhash_items": "index_id id key label source meta code".split(),
     "semhash_vectors": "index_id item_id vector".split(),
 }
-# stores made before 2026-11-26 keep their codes in a table of their own (schema.py)
-OLD_CODES, OLD_CODES_COLUMNS = "semhash_codes", ["index_id", "item_id", "code"]
 # (ids, codes) of an index in id order; (key, code) of some keys ({marks}: their placeholders)
 CODES = "SELECT id, code FROM semhash_items WHERE index_id = ? ORDER BY id"
-OLD_CODES_SQL = f"SELECT item_id, code FROM {OLD_CODES} WHERE index_id = ? ORDER BY item_id"
 CODES_OF = "SELECT key, code FROM semhash_items WHERE index_id = ? AND key IN ({marks})"
-OLD_CODES_OF = (
-    f"SELECT i.key, c.code FROM semhash_items i JOIN {OLD_CODES} c"
-    " ON c.index_id = i.index_id AND c.item_id = i.id WHERE i.index_id = ? AND i.key IN ({marks})"
-)
 META_TABLE, META_COLUMNS = "semhash_index_meta", ["index_id", "source_root", "classes"]
 IN_CHUNK = 30_000  # values per IN (...): below SQLite's 32,766 bind parameters
 
@@ -55,38 +51,13 @@ class SqliteReader:
         if not path.is_file():
             raise StoreMissing(f"{path}: no such database file")
         self.conn = self._guard(lambda: open_read_only(path))
-        with self._snapshot():  # one state of the schema: another process may be moving codes
-            self.has_meta, self.codes_apart = self._guard(self._check_schema)
-
-    def _check_schema(self) -> tuple[bool, bool]:
-        """(whether the index_meta table is there, whether the codes are in a table of their own)."""
-        present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        tables = {**COLUMNS, META_TABLE: META_COLUMNS}
-        # the columns of our tables only: another application's table names may need quoting
-        have = {name: self._columns(name) for name in present & {*tables, OLD_CODES}}
-        codes_apart = OLD_CODES in present and "code" not in have.get("semhash_items", {"code"})
-        if codes_apart:
-            tables.update({"semhash_items": COLUMNS["semhash_items"][:-1], OLD_CODES: OLD_CODES_COLUMNS})
-        for name, columns in tables.items():
-            if name in present:
-                missing = set(columns) - have[name]
-                if missing:
-                    raise StoreError(
-                        f"{safe_url(self.url)}: table {name} is not semhash's (it lacks {', '.join(sorted(missing))})"
-                    )
-        if not set(COLUMNS) <= present:
-            raise StoreMissing(f"{safe_url(self.url)} holds no semhash tables")
-        return META_TABLE in present, codes_apart
-
-    def _columns(self, table: str) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT name FROM pragma_table_info(?)", (table,))}
-
-    def _still_apart(self) -> bool:
-        """Whether the codes are still in the older store's own table, read in the current snapshot:
-        another process's write-mode open may have moved them into the items table since ours."""
-        if self.codes_apart:
-            self.codes_apart = OLD_CODES in {r[0] for r in self._rows("SELECT name FROM sqlite_master")}
-        return self.codes_apart
+        try:
+            with self._snapshot():  # the tables and the version recorded, as of one state
+                version = migrations.stored_version(self._rows, "sqlite", safe_url(url))
+            migrations.must_upgrade(version, "read", safe_url(url))  # or refused: this reader never writes
+        except StoreError:
+            self.conn.close()
+            raise
 
     def _guard(self, read):
         try:
@@ -110,13 +81,13 @@ class SqliteReader:
     def index_names(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT name FROM semhash_indexes ORDER BY name")]
 
-    def load_codes(self, name: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """(ids (n,) int64, codes (n, bits/8) uint8, generation), ordered by id, from one snapshot."""
+    def load_codes(self, name: str) -> tuple[np.ndarray, np.ndarray, IndexRow]:
+        """(ids (n,) int64, codes (n, bits/8) uint8, the index's row), ordered by id, from one snapshot."""
         with self._snapshot():
             idx = self._index_row(name)
-            rows = self._rows(OLD_CODES_SQL if self._still_apart() else CODES, (idx.id,))
+            rows = self._rows(CODES, (idx.id,))
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
-        return ids, codes, idx.generation
+        return ids, codes, idx
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
         with self._snapshot():
@@ -143,8 +114,7 @@ class SqliteReader:
         return self._by_key(name, keys, "SELECT key, id FROM semhash_items WHERE index_id = ? AND key IN ({marks})")
 
     def codes_of(self, name: str, keys: list[str]) -> dict[str, bytes]:
-        with self._snapshot():  # where the codes are, read in the snapshot of _by_key's reads (it nests)
-            return self._by_key(name, keys, OLD_CODES_OF if self._still_apart() else CODES_OF)
+        return self._by_key(name, keys, CODES_OF)
 
     def _by_key(self, name: str, keys: list[str], sql: str) -> dict:
         """{key: value} from sql's two columns, with the index's id and each chunk of keys bound
@@ -173,12 +143,9 @@ class SqliteReader:
 
     def _index_row(self, name: str) -> IndexRow:
         fields = [f for f in IndexRow.__dataclass_fields__ if f in COLUMNS["semhash_indexes"]]
-        sql = f"SELECT {', '.join('i.' + f for f in fields)}"
-        if self.has_meta:
-            fields += ["source_root", "classes"]
-            sql += f", m.source_root, m.classes FROM semhash_indexes i LEFT JOIN {META_TABLE} m ON m.index_id = i.id"
-        else:
-            sql += " FROM semhash_indexes i"
+        sql = f"SELECT {', '.join('i.' + f for f in fields)}, m.source_root, m.classes"
+        sql += f" FROM semhash_indexes i LEFT JOIN {META_TABLE} m ON m.index_id = i.id"
+        fields += ["source_root", "classes"]
         rows = self._rows(sql + " WHERE i.name = ?", (name,))
         if not rows:
             known = ", ".join(self.index_names()) or "none"

@@ -7,18 +7,21 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from .codes import pack
-from .errors import ParameterError
-from .hasher import Hasher, as_float
-from .models import Autoencoder, ModelConfig, Regularizers
-from .train import TrainConfig, TrainResult, Validation, train
+from ..codes import pack
+from ..errors import ParameterError
+from ..hasher import Hasher, as_float
+from .config import TrainConfig
+from .model import Autoencoder, ModelConfig
+from .regularizers import Regularizers
+from .train import TrainResult, train
+from .validation import Validation
 
 
 class AEHasher(Hasher):
     """Learned state: model_ (an Autoencoder), model_config_, validation_ (metrics of the kept
     weights), selection_ (the model-selection criterion and why; saved in the header) and
     training_ (device, seconds, speed, steps, history). After fit() in this process,
-    validation_set_ is the hashing.train.Validation the weights were selected by (not saved).
+    validation_set_ is the validation.Validation the weights were selected by (not saved).
 
     Options are TrainConfig's fields (bottleneck, hidden, steps, epochs, reg, device, ...); they are
     stored as given and checked by fit().
@@ -63,7 +66,7 @@ class AEHasher(Hasher):
         }
 
     def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        from .data import Dataset
+        from ..dataset import Dataset
 
         labels = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
         spec = self.spec_

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .errors import ParameterError, SemhashError
+from ..errors import ParameterError, SemhashError
 
 MAX_PROCESSES = 64  # more processes than this is a mistake on any one machine
 RANK0_WAIT = timedelta(hours=24)  # how long the other ranks wait for rank 0's work (from_rank0)
