@@ -27,7 +27,7 @@ import numpy as np
 from ..hashing.codes import one_bit_away
 from ..index_store.http.launcher import free_port, spawn_server
 from ..index_store.index import Index
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 
 def declared_png(width: int, height: int) -> bytes:
@@ -51,7 +51,7 @@ def run(items: int = 100_000, clients: int = 4, out=DEFAULT_OUT, log=print) -> d
         db = folder / "h.db"
         Index.create(db, "default", 32).add([f"item-{i}" for i in range(items)], codes)
         photos = photo_index(folder, db)
-        log(f"served: {items:,} random codes and {len(photos)} photos ({folder / 'photos'})")
+        log(f"served: {items:,} random codes, and {len(photos)} pictures in a folder (index photos)")
         port = free_port()
         server = spawn_server(str(db), port)
         try:
@@ -63,7 +63,7 @@ def run(items: int = 100_000, clients: int = 4, out=DEFAULT_OUT, log=print) -> d
         result["show"] = _show(db, photos, folder / "grid.png", log)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    write_result(out, "hostile", result, lambda path: _plot(result, path))
+    log(written(write_result(out, "hostile", result, lambda path: _plot(result, path))))
     return result
 
 
@@ -78,7 +78,7 @@ def photo_index(folder: Path, db: Path) -> list[Path]:
     replaced by a PNG declaring 13,000 x 13,000 pixels, as a served folder's files change.
     Returns the folder's files."""
     from ..index_store.build import build_index
-    from .bench_photos import model_for, picture
+    from .pictures import model_for, picture
 
     photos, rng = folder / "photos", np.random.default_rng(1)
     photos.mkdir()
@@ -199,7 +199,7 @@ def _what(response) -> str:
 def _show(db: Path, photos: list[Path], grid: Path, log) -> dict:
     """`semhash search --show grid.png` of a small picture, every photo item a hit: seconds and peak
     memory, against the same search without --show."""
-    from .bench_photos import peak_rss
+    from .processes import peak_rss
 
     command = [sys.executable, "-c", "from semhash.cli.main import main; main()", "search", str(db)]
     command += ["--name", "photos", "--image", str(photos[-1]), "-k", str(len(photos)), "--format", "json"]
@@ -238,9 +238,10 @@ def _plot(result: dict, path: Path) -> None:
         color=colours,
     )
     show = result["show"]
-    ax.set(
-        xlabel="seconds to the answer (red: refused, blue: answered)",
-        title=f"server RSS {result['rss_before_mb']:.0f} -> {result['rss_after_mb']:.0f} MB; others' p99 "
-        f"{result['client_p99_ms']:.0f} ms; search --show peak {show['peak_rss_mb']:.0f} MB",
+    ax.set_xlabel("seconds to the answer (red: refused, blue: answered)")
+    ax.set_title(
+        f"server RSS {result['rss_before_mb']:.0f} -> {result['rss_after_mb']:.0f} MB; others' k-NN p99 "
+        f"{result['client_p99_ms']:.0f} ms\nsearch --show over these images: peak RSS {show['peak_rss_mb']:.0f} MB",
+        fontsize=10,
     )
     save_figure(fig, path)

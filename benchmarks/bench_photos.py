@@ -13,28 +13,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .pictures import model_for, picture
+from .processes import peak_rss
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 MODELS = {"28x28 grey": (1, 28, 28), "64x64 RGB": (3, 64, 64)}
-
-
-def picture(rng, width: int, height: int):
-    """A smooth colour picture with some texture (compresses like a photo)."""
-    from PIL import Image
-
-    small = rng.integers(0, 256, (height // 50 + 2, width // 50 + 2, 3), dtype=np.uint8)
-    base = Image.fromarray(small, "RGB").resize((width, height), Image.Resampling.BICUBIC)
-    noise = rng.integers(-12, 12, (height, width, 3))
-    return Image.fromarray(np.clip(np.asarray(base, dtype=np.int16) + noise, 0, 255).astype(np.uint8), "RGB")
 
 
 def make_roll(folder: Path, n: int, pool: int = 40, seed: int = 0) -> list[str]:
@@ -67,57 +57,6 @@ def make_roll(folder: Path, n: int, pool: int = 40, seed: int = 0) -> list[str]:
     for i in range(3):
         (roll / f"broken_{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + rng.bytes(2000))
     return sorted(p.name for p in roll.iterdir())
-
-
-def model_for(folder: Path, shape: tuple[int, int, int]) -> Path:
-    """A 32-bit ITQ model of images of this shape (trained on a few generated ones)."""
-    from ..hashing.baselines import ITQ
-    from ..hashing.data import load_dataset
-
-    c, h, w = shape
-    train = folder / f"train-{c}x{h}x{w}"
-    train.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(200):
-        picture(rng, w * 2, h * 2).resize((w, h)).convert("L" if c == 1 else "RGB").save(train / f"{i}.png")
-    path = folder / f"model-{c}x{h}x{w}.semhash"
-    ITQ(bits=32).fit(load_dataset(str(train))).save(path)
-    return path
-
-
-def peak_rss(command: list[str]) -> tuple[float, int, str]:
-    """(seconds, peak bytes of the process and its children together, stderr) of a command."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak, start = [0], time.perf_counter()
-
-    def watch():
-        while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    thread.join()
-    if proc.returncode:
-        raise RuntimeError(f"{command[3:6]} failed: {err.strip()}")
-    return seconds, peak[0], err
-
-
-def _tree_rss(pid: int) -> int:
-    """Bytes of memory of a process and its descendants: the sum of their proportional set sizes
-    (PSS: pages shared by forked workers are counted once, not once a worker as RSS counts them)."""
-    total = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                total += sum(_tree_rss(int(c)) for c in f.read().split())
-    except (OSError, StopIteration):
-        pass
-    return total
 
 
 def pil_loop(files: list[str], size: tuple[int, int], grey: bool) -> int:
@@ -177,8 +116,7 @@ def run(n: int = 20_000, out=DEFAULT_OUT, log=print) -> dict:
             for w in row["skipped_named"]:
                 log(f"  {w}")
         result = {"photos": n, "workers": workers, "runs": rows}
-        write_result(out, "photos", result, lambda path: _plot(rows, path))
-        log(f"wrote {Path(out) / 'photos.json'} and {Path(out) / 'photos.png'}")
+        log(written(write_result(out, "photos", result, lambda path: _plot(rows, path))))
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)

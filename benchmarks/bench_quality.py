@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..hashing.protocol import QualityConfig, run_quality
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 HEADER = (
     f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@r2':>6} {'empty':>6} "
@@ -50,7 +50,7 @@ def run(
     log("\n" + "\n".join(ratios(rows)))
     result = {"config": asdict(cfg), "rows": [asdict(r) for r in rows]}
     paths = write_result(out, "quality", result, lambda path: plot(rows, path))
-    log(f"\nwrote {paths[0]} and {paths[1]}")
+    log("\n" + written(paths))
     return result
 
 

@@ -22,7 +22,7 @@ from ..hashing.autoencoder.regularizers import Regularizers
 from ..hashing.autoencoder.train import train
 from ..hashing.data import load_dataset
 from ..hashing.pca import principal_directions
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 REFERENCE = {"pca_error": 13.87, "ae_error": 3.00, "ratio": 0.22}  # Hinton & Salakhutdinov 2006
 
@@ -64,7 +64,7 @@ def run(
         "reference": REFERENCE,
     }
     paths = write_result(out, "reconstruction", result, lambda path: plot(x_test[:10], pca_rec[:10], ae_rec[:10], path))
-    log(f"wrote {paths[0]} and {paths[1]}")
+    log(written(paths))
     return result
 
 

@@ -40,7 +40,7 @@ from ..index_store.engine.searcher import Searcher
 from .approx_peers import APPROX_PEERS, SINGLE, TARGET_RECALL, approx_peers, best_qps, recall_at_k, results_matrix
 from .bulk_add import bulk
 from .postgres import postgres_url
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 BATCH = 2000
 K = 10  # k of every k-NN figure
@@ -280,7 +280,7 @@ def run(
         "bulk": b,
     }
     paths = write_result(out, "search", result, lambda path: plot(scale, speeds, path))
-    log(f"wrote {paths[0]} and {paths[1]}")
+    log(written(paths))
     return result
 
 

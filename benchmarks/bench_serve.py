@@ -35,7 +35,7 @@ from ..index_store.http.launcher import free_port, spawn_server
 from ..index_store.index import Index
 from ..index_store.storage.store import safe_url
 from .postgres import in_schema, pg_schemas, postgres_url
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 NAME = "bench"
 
@@ -72,7 +72,7 @@ def run(
     result = {"items": items, "clients": clients, "seconds": seconds, "in_process": inproc, "http": rows}
     result["postgres"] = pg
     paths = write_result(out, "serve", result, lambda path: plot(result, path))
-    log(f"wrote {paths[0]} and {paths[1]}")
+    log(written(paths))
     errors = sum(r["errors"] for r in rows + (pg["replicas"] if pg else []))
     if errors:
         raise SemhashError(f"{errors} request(s) failed under load (see {paths[0]}): every run must have none")

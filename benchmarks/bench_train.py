@@ -21,7 +21,7 @@ import numpy as np
 from ..hashing.data import load_dataset
 from ..hashing.errors import ParameterError
 from ..hashing.methods import make_hasher
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 METHODS = ("lsh", "pcah", "itq", "ae")
 BUILD_REPEATS = 5  # timings of the build and of encoding each; medians compared
@@ -74,7 +74,7 @@ def run(
         "processes": processes,
     }
     paths = write_result(out, "train", result, lambda path: plot(rows, result, path))
-    log(f"wrote {paths[0]} and {paths[1]}")
+    log(written(paths))
     return result
 
 

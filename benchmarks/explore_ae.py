@@ -21,7 +21,7 @@ from ..hashing.autoencoder.train import train
 from ..hashing.codes import pack, unpack
 from ..hashing.data import load_dataset
 from ..hashing.metrics import evaluate, label_relevance
-from .results import DEFAULT_OUT, pyplot, save_figure, write_result
+from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 
 def run(
@@ -44,7 +44,7 @@ def run(
     train(cfg, db, progress=False, on_epoch=_measure(db, q, lines, log))
     result = {"config": cfg.to_dict(), "epochs": lines}
     paths = write_result(out, "explore", result, lambda path: plot(lines, path))
-    log(f"wrote {paths[0]} and {paths[1]}")
+    log(written(paths))
     return result
 
 

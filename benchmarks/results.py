@@ -21,7 +21,8 @@ def write_result(
 
     `result` gains, in place, "benchmark" (name), "semhash" (the version) and "machine" (cpu_count,
     platform, plus any "machine" entries it already had), so the caller returns what was written.
-    Returns the two paths (the PNG's is None without a plot)."""
+    Returns the two paths (the PNG's is None without a plot, or without matplotlib: the figures
+    are in the JSON all the same)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     machine = {"cpu_count": os.cpu_count(), "platform": platform.platform(), **result.get("machine", {})}
@@ -31,7 +32,7 @@ def write_result(
     result.clear()
     result.update(ordered)
     json_path = atomic_write_text(out / f"{name}.json", json.dumps(result, indent=1))
-    if plot is None:
+    if plot is None or not can_plot():
         return json_path, None
     return json_path, atomic_write(out / f"{name}.png", lambda tmp: plot(Path(tmp)))
 
@@ -51,3 +52,17 @@ def save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     pyplot().close(fig)
+
+
+def can_plot() -> bool:
+    """Whether matplotlib is installed (the [bench] extra)."""
+    from importlib.util import find_spec
+
+    return find_spec("matplotlib") is not None
+
+
+def written(paths: tuple[Path, Path | None]) -> str:
+    """The line a benchmark ends with: what it wrote, and why there is no plot when there is none."""
+    if paths[1] is None:
+        return f"wrote {paths[0]} (no plot: matplotlib is not installed; pip install 'semhash[bench]')"
+    return f"wrote {paths[0]} and {paths[1]}"

@@ -195,8 +195,9 @@ def bench_hostile(
     out: Path = _out("hostile"),
     as_json: bool = AsJson,
 ) -> None:
-    """Hostile uploads and bodies against `semhash serve`: time to the answer, server memory, and the
-    other clients' p99 meanwhile."""
+    """Hostile uploads and bodies, and thumbnails of huge images, against `semhash serve`: time to
+    the answer, server memory, and the other clients' p99 meanwhile; then `search --show`'s peak
+    memory over the same images."""
     from ..benchmarks.bench_hostile import run
 
     if items < 1000 or clients < 1:
@@ -217,6 +218,22 @@ def bench_photos(
     if n < 1:
         raise SemhashError(f"need at least 1 photo, got {n}")
     _run(as_json, lambda log: run(n, out, log=log))
+
+
+@bench_app.command("embeddings")
+def bench_embeddings(
+    n: int = typer.Option(1_000_000, "--n", help="Vectors, in 10 .npy shards with keys.txt and meta.jsonl."),
+    dims: int = typer.Option(768, help="Dimensions of each vector."),
+    out: Path = _out("embeddings"),
+    as_json: bool = AsJson,
+) -> None:
+    """Your own embeddings into an index (PCA-ITQ, 64 bits): end-to-end time and peak memory, beside
+    reading the same shards with numpy alone."""
+    from ..benchmarks.bench_embeddings import run
+
+    if n < 1000 or dims < 64:
+        raise SemhashError(f"need at least 1,000 vectors of at least 64 dimensions, got {n} x {dims}")
+    _run(as_json, lambda log: run(n, dims, out=out, log=log))
 
 
 @bench_app.command("reconstruction")

@@ -19,7 +19,6 @@ import stat
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import inputs
 from .dataset import Dataset
@@ -151,6 +150,7 @@ def _atomic_copy(src: Path, dst: Path, gunzip: bool) -> None:
 
 
 def _load_cifar10(split: str, root, download: bool) -> Dataset:
+    import torch
     from torchvision.datasets import CIFAR10
 
     base = data_root(root)
@@ -186,6 +186,7 @@ DIGITS_TRAIN = 1500  # of scikit-learn's 1797 digits; the remaining 297 are the 
 
 
 def _load_digits(split: str) -> Dataset:
+    import torch
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -20,7 +20,7 @@ def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | No
     neither is at hand."""
     if source and os.path.isfile(source):
         return next((p for p in (kind.preview(source) for kind in inputs.kinds()) if p is not None), None)
-    from ..hashing.data import parse_item_key  # imports torch (~700 MB of RSS): only for data set rows
+    from ..hashing.data import parse_item_key
 
     row_of = parse_item_key(key)
     if row_of is not None:
@@ -51,7 +51,9 @@ def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_r
     sheet = Image.new("RGB", (cols * step_x + GAP, len(queries) * step_y + GAP), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (q, pixels) in enumerate(zip(queries, query_pixels)):
-        cells = [(pixels, "query")] + [(_hit_pixels(h, data_root), f"{_label(h)} d={h['distance']}") for h in q["hits"]]
+        cells = [(pixels, "query")] + [
+            (safe_pixels(h["key"], h["source"], data_root), f"{_label(h)} d={h['distance']}") for h in q["hits"]
+        ]
         for c, (img, caption) in enumerate(cells):
             x, y = GAP + c * step_x, GAP + r * step_y
             if img is REFUSED:
@@ -66,13 +68,13 @@ def write_grid(result: dict, query_pixels: list[np.ndarray | None], path, data_r
 REFUSED = object()  # a hit whose image file is refused (too large, unreadable): a grey tile says so
 
 
-def _hit_pixels(hit: dict, data_root):
-    """A hit's pixels (item_pixels), None, or REFUSED: an image file the preview refuses (a 13,000 x
-    13,000 PNG) gets a tile saying so, and the grid of the others is still drawn."""
+def safe_pixels(key: str, source: str | None, data_root=None):
+    """An item's pixels (item_pixels), None, or REFUSED: an image file the preview refuses (a
+    13,000 x 13,000 PNG) gets a tile saying so, and the grid of the others is still drawn."""
     try:
-        return item_pixels(hit["key"], hit["source"], data_root)
+        return item_pixels(key, source, data_root)
     except DataError:
-        if not (hit["source"] and os.path.isfile(hit["source"])):
+        if not (source and os.path.isfile(source)):
             raise  # a named data set not under the data root: the user can fix that, and should know
         return REFUSED
 

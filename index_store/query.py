@@ -127,17 +127,17 @@ def _one_query(given: dict, **fixed) -> tuple:
 def _grid(index: Index, result: dict, what, value, labels, show, data_root):
     """The result grid: each query's own picture (its file, its stored item's source, or its data
     set row), then its hits'."""
-    from .grid import item_pixels, write_grid
+    from .grid import safe_pixels, write_grid
 
     if isinstance(what, inputs.InputKind):
-        pixels = [what.preview(str(i)) if isinstance(i, (str, Path)) else None for i in value[0]]
+        pixels = [safe_pixels("", str(i)) if isinstance(i, (str, Path)) else None for i in value[0]]
     else:
         sources = {}
         if what == "items":
             ids = index.store.ids_of(index.name, list(value))
             stored = index.store.items(index.name, list(ids.values()))
             sources = {m["key"]: index.describe(m)["source"] for m in stored.values()}
-        pixels = [item_pixels(q, sources.get(q), data_root) for q in labels]
+        pixels = [safe_pixels(q, sources.get(q), data_root) for q in labels]
     return write_grid(result, pixels, show, data_root)
 
 

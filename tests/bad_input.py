@@ -40,7 +40,6 @@ import numpy as np
 from PIL import Image
 
 import semhash
-from semhash.hashing.errors import SemhashError
 
 ITEMS = 1503  # the digits training split plus the three odd keys the world adds
 ODD_KEYS = ["digits/train/²", "digits/train/1500", "odd key"]  # (no NUL: an add refuses control characters)
@@ -211,10 +210,14 @@ def make_hand_edited(base: Path) -> None:
     for name, statements in edits.items():
         shutil.copy(base / "items.db", base / name)
         semhash.search(base / name, items=["digits/train/0"])  # the cache and plans a search makes
+        gc.collect()  # the search's connection closed: the edit below is the file's only one
         with sqlite3.connect(base / name) as conn:
             for sql in statements:
                 conn.execute(sql)
+        conn.execute("PRAGMA journal_mode=DELETE")  # the edit in the file itself, no log beside it
         conn.close()
+    for leftover in base.glob("*-shm"):
+        leftover.unlink()
 
 
 def restore(world) -> None:
@@ -282,29 +285,3 @@ def semhash_cli(x, *args, timeout=120):
         )
     except subprocess.TimeoutExpired as exc:
         return SimpleNamespace(returncode="timeout", stdout=str(exc.stdout), stderr=str(exc.stderr))
-
-
-def error_problems(call) -> list[str]:
-    """What is wrong with how call() failed: no error, an exception that is no SemhashError, or a
-    message of more than one line. (The first item says what it returned or raised.)"""
-    try:
-        outcome = call()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001  (the contract is about which types escape)
-        message = str(exc)
-        if not isinstance(exc, SemhashError):
-            return [f"raised {type(exc).__module__}.{type(exc).__qualname__}, not a SemhashError: {message[:500]!r}"]
-        if not one_line(message):
-            return [f"{type(exc).__name__} with a message that is not one line: {message[:500]!r}"]
-        return []
-    return [f"no error; returned {str(outcome)[:200]!r}"]
-
-
-def raised(call) -> str:
-    """The message of the SemhashError call() raises ('' when it raises none)."""
-    try:
-        call()
-    except SemhashError as exc:
-        return str(exc)
-    return ""

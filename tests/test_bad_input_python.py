@@ -16,6 +16,7 @@ from bad_input import ITEMS, one_line, storage_problems, valid_query_problems
 import semhash
 from semhash.hashing.errors import SemhashError, StoreError
 from semhash.index_store import item_rows
+from semhash.index_store.storage.records import safe_url
 
 PG_PORT = "postgresql+psycopg://user:secret@127.0.0.1:70000/db"
 PG_DRIVER = "postgresql+nodriver://user:secret@host/db"
@@ -370,7 +371,7 @@ def test_a_stored_source_never_leads_out_of_the_image_folder(sandbox):
     # hostile.db records base/ as its image folder, and 'odd key' as ../../../../etc/hostname in it
     hits = semhash.search(sandbox.d / "hostile.db", items=["odd key"], k=None, radius=0)["queries"][0]["hits"]
     assert {h["key"]: h["source"] for h in hits}["odd key"] is None
-    assert storage_problems(sandbox) == []
+    assert valid_query_problems(sandbox) == []
 
 
 @pytest.mark.parametrize(
@@ -388,3 +389,16 @@ def test_a_stored_source_never_leads_out_of_the_image_folder(sandbox):
 def test_a_relative_source_is_resolved_inside_its_folder_or_not_at_all(folder, source, seen):
     assert item_rows.relative_path(source)
     assert item_rows.inside(folder, source) == seen
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql+psycopg://u:secret@host:5432/db", "postgresql+psycopg://u:***@host:5432/db"),
+        ("postgresql+psycopg://u:se@cr@et@host/db", "postgresql+psycopg://u:***@host/db"),  # @ unescaped
+        ("postgresql+psycopg://u:se%40cret@host/db", "postgresql+psycopg://u:***@host/db"),
+        ("sqlite:////data/a@b:c.db", "sqlite:////data/a@b:c.db"),  # no password in a path
+    ],
+)
+def test_a_database_url_is_shown_with_its_whole_password_hidden(url, shown):
+    assert safe_url(url) == shown

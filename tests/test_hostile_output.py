@@ -107,7 +107,8 @@ def test_index_export_csv_neutralises_formulas_and_keeps_rows_whole(hostile):
     folder, db, _ = hostile
     semhash_cli("index", "export", db, "--name", "hostile", "-o", folder / "e.csv")
     text = (folder / "e.csv").read_bytes().decode()
-    assert text.startswith("key,label,code\r\n") and "\r\n'=1+1,2," in text and '\r\n"a\rb",4,' in text
+    assert text.startswith("key,label,code,class,source,meta\r\n")
+    assert "\r\n'=1+1,2," in text and '\r\n"a\rb",4,' in text
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert [r["key"] for r in rows] == IN_CSV
 

@@ -1,4 +1,7 @@
-"""The autoencoder as a Hasher: same interface as the baselines (fit, encode, save, load_hasher)."""
+"""The autoencoder as a Hasher: same interface as the baselines (fit, encode, save, load_hasher).
+
+Training makes one; load_hasher reads an MLP's model file back as numpy_encoder.NumpyAEHasher
+(no torch), a convolutional one as an AEHasher."""
 
 from __future__ import annotations
 

@@ -90,7 +90,10 @@ class Features(InputKind):
 def as_vectors(x, what: str, d: int | None = None) -> np.ndarray:
     """One vector (d,) or several (n, d) - an array or lists of numbers - checked -> (n, d).
     `what` names them in errors (a file, a request); d: the values each must have."""
-    wrong = f"{what}: vectors must have {d} values each (the model's input size)" if d else f"{what}: vectors"
+    if d:
+        wrong = f"{what}: vectors must have {d} values each (the model's input size)"
+    else:
+        wrong = f"{what}: expected one vector (d,) or several (n, d)"
     if isinstance(x, list) and len({len(v) if isinstance(v, (list, tuple)) else -1 for v in x}) > 1:
         raise DataError(f"{wrong}, got rows of different lengths")
     x = np.asarray(x)
@@ -131,10 +134,10 @@ def load_features(path: str | Path, labels: str | Path | None = None) -> Dataset
 
 def _labels(y, n: int) -> tuple[torch.Tensor | None, list[str] | None]:
     """(labels (n,) int64, class names) from integers, or from class names (numbered in sorted order)."""
-    import torch
-
     if y is None:
         return None, None
+    import torch
+
     y = np.asarray(y)
     if y.shape != (n,):
         raise DataError(f"labels must be integers or class names of shape ({n},), got {y.dtype} {y.shape}")
@@ -236,8 +239,6 @@ def load_shards(folder: Path, labels: Path | None = None, in_parts: bool = False
     """A folder of .npy shards (n_i, d) with optional keys.txt / keys.npy, labels.npy and
     meta.jsonl beside them. in_parts: the shards are read when their rows are (Dataset.read), a part
     at a time, so memory stays flat in their size; else all now."""
-    import torch
-
     shards = _shards(folder)
     sizes = [_shard_shape(s) for s in shards]
     if len({d for _, d in sizes}) != 1:
@@ -250,6 +251,8 @@ def load_shards(folder: Path, labels: Path | None = None, in_parts: bool = False
     data = Dataset(folder.name, None, yt, IDENTITY, str(folder), classes, kind=Features.name, keys=keys)
     data.item_shape, data.reader, data.metas = (d,), reader, _metas(folder / "meta.jsonl", n)
     if not in_parts:
+        import torch
+
         x, _ = reader(np.arange(n))
         data.x, data.reader = torch.from_numpy(x), None
     return data

@@ -338,7 +338,7 @@ def _decode(files: list[str], size: tuple[int, int], grey: bool) -> tuple[np.nda
     pixels, ok, failed = [], np.zeros(len(files), bool), []
     for i, f in enumerate(files):
         try:
-            image = open_image(f, size=size)
+            image = open_image(f, max_pixels=MAX_PIXEL_LIMIT, size=size)
         except DataError as exc:
             failed.append((f, str(exc)))
             continue

@@ -174,7 +174,11 @@ def remove_items(name: str, service: Svc, key: list[str] = Query(..., min_length
 
 # A plain def: FastAPI runs it in its thread pool, so a decode never holds the event loop (where
 # the searches run).
-@router.get("/indexes/{name}/thumbnail", responses={200: {"content": {"image/png": {}}}, **ERRORS}, tags=["items"])
+@router.get(
+    "/indexes/{name}/thumbnail",
+    responses={200: {"content": {"image/png": {}}}, **ERRORS, 503: {"model": Problem}},
+    tags=["items"],
+)
 def thumbnail(name: str, key: Key, service: Svc):
     """The item's image as a PNG of at most PREVIEW_SIZE pixels a side, when it came from an image
     file or a named data set; 400 when its file is too large or unreadable to decode."""

@@ -149,7 +149,9 @@ def create_app(
         version=__version__,
         lifespan=_lifespan,
         description="Semantic hashing retrieval: Hamming-ball and k-NN search over binary codes.",
+        docs_url=None,  # served below from the installed swagger-ui-bundle: no CDN, so it works offline
     )
+    _offline_docs(app)
     app.state.service = Service(target, names, data_root)
     app.state.guard = Guard(token, loopback=host is None or is_loopback(host))
     app.add_middleware(Gate, hosts=None if host is None else allowed_hosts(host))
@@ -159,6 +161,27 @@ def create_app(
     app.include_router(router)
     app.add_api_route("/", _browse, response_class=HTMLResponse, include_in_schema=False)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the swagger-ui-bundle package's own files (FastAPI's default page loads
+    them from a CDN, and shows nothing on a machine without internet)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="semhash API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    app.add_api_route("/docs", docs, response_class=HTMLResponse, include_in_schema=False)
 
 
 @asynccontextmanager
