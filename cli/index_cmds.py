@@ -41,7 +41,7 @@ def index_build(
     name: str = IndexName,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    sources: dict | None = None,
+    **sources,
 ) -> None:
     """Encode a data set with a model and store items and codes in an index."""
     source, data = _data(dataset, sources, labels, split, limit, data_root)
@@ -73,7 +73,7 @@ def index_add(
     name: str = IndexName,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json"),
-    sources: dict | None = None,
+    **sources,
 ) -> None:
     """Add items to an existing index (keys already there are an error)."""
     source, data = _data(dataset, sources, labels, split, limit, data_root)
@@ -114,7 +114,7 @@ def index_sync(
     strict: bool = Strict,
     name: str = IndexName,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    sources: dict | None = None,
+    **sources,
 ) -> None:
     """Make an index hold exactly a folder's or a file's items: add the new, remove the gone,
     re-encode the changed (with the index's model)."""

@@ -2,7 +2,6 @@
 lists them and shell completion offers them; tests/test_commands.py checks they match the library's
 tables)."""
 
-import functools
 import inspect
 import typing
 from enum import Enum
@@ -62,38 +61,31 @@ def split_option(default: Split) -> Split:
 
 def with_sources(command):
     """Give a command one option per registered input kind naming a path of its items
-    (`--images FOLDER`, `--features FILE`, ...), passed to it as `sources`: {kind name: path}."""
+    (`--images FOLDER`, `--features FILE`, ...), which it takes as **sources: {kind name: path}."""
     options = {k.name: (k.source_flag, k.source_help, Path | None) for k in inputs.kinds()}
     return _with_kind_options(command, "sources", options)
 
 
 def with_queries(command):
     """Give a command one query option per registered input kind (`--image`, repeatable; `--vector`;
-    ...), passed to it as `queries`: {the kind's Python keyword: what was given}."""
+    ...), which it takes as **queries: {the kind's Python keyword: what was given}."""
     options = {k.keyword: (k.flag, k.help, list[str] | None if k.repeat else Path | None) for k in inputs.kinds()}
     return _with_kind_options(command, "queries", options)
 
 
 def _with_kind_options(command, gathered: str, options: dict):
     """typer reads a command's options from its signature: add one keyword-only parameter per
-    entry of options ({key: (flag, help, type)}) and hand their values to `command` as one dict."""
-    names = {key: f"_{gathered}_{key}" for key in options}
-
-    @functools.wraps(command)
-    def wrapper(**kwargs):
-        values = {key: kwargs.pop(names[key]) for key in options}
-        return command(**kwargs, **{gathered: values})
-
+    entry of options ({key: (flag, help, type)}) to it. The command takes them as **gathered, so
+    typer's call passes their values straight in (no wrapper stands between the two)."""
     hints = typing.get_type_hints(command)  # resolved where the command is written
-    params = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()]
-    params = [p for p in params if p.name != gathered]
+    params = inspect.signature(command).parameters.values()
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params if p.kind is not p.VAR_KEYWORD]
     for key, (flag, help_, kind) in options.items():
         option = typer.Option(None, flag, help=help_)
-        params.append(inspect.Parameter(names[key], inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
-    wrapper.__signature__ = inspect.Signature(params)
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    del wrapper.__wrapped__  # typer must read the signature above, not the command's own
-    return wrapper
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
 
 
 def one_source(dataset: str | None, sources: dict) -> str:

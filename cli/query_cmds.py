@@ -33,7 +33,7 @@ def encode(
     output: Path | None = typer.Option(None, "-o", "--output", help="Also write the codes as .npy (n, bits/8) uint8."),
     data_root: str | None = DataRoot,
     fmt: Format | None = FormatOption,
-    queries: dict | None = None,
+    **queries,
 ) -> None:
     """The binary codes a model gives inputs of any kind (images, vectors, ...) or a data set's rows:
     hex (FAISS bit order)."""
@@ -102,7 +102,7 @@ def search(
     data_root: str | None = DataRoot,
     fmt: Format | None = FormatOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON (as --format json)."),
-    queries: dict | None = None,
+    **queries,
 ) -> None:
     """Nearest items by Hamming distance (Hamming-ball lookup, exact k-NN behind it)."""
     from ..index_store.query import search as run_search

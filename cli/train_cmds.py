@@ -91,7 +91,7 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    sources: dict | None = None,
+    **sources,
 ) -> None:
     """Train a hasher on a data set (its train split) and save it as a self-describing .semhash model."""
     from ..hashing.methods import train_model

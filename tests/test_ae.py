@@ -347,7 +347,7 @@ def test_a_new_bottleneck_is_one_class_and_one_registration_line(digits, monkeyp
 
 
 def test_train_flags_change_only_the_regularizers_they_name():
-    from semhash.cli.main import _ae_options
+    from semhash.cli.train_cmds import _ae_options
 
     options = _ae_options("noise", None, None, "cpu", {"neighbours": None, "affine": 0.0}, False, None, False, 1, True)
     assert options["reg"] == {**TrainConfig().reg.to_dict(), "affine": 0.0}  # `semhash train --views 0`
