@@ -22,7 +22,7 @@ def watch(frame, event, arg):
     if event != "call" or code.co_name not in anchors or not code.co_filename.startswith(root):
         return
     while frame is not None:
-        if frame.f_code.co_filename.startswith(root) and "/.venv/" not in frame.f_code.co_filename:
+        if frame.f_code.co_filename.startswith(root) and "site-packages" not in frame.f_code.co_filename:
             stacks.add(frame.f_code.co_filename[len(root):])
         frame = frame.f_back
 sys.setprofile(watch)
