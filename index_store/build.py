@@ -71,9 +71,7 @@ def build_index(
     keys = item_keys(data)
     total, todo = len(keys), _todo(index, keys, resume or adding, adding)
     done = len(keys) - len(todo)
-    labels = None if data.labels is None else index_labels(data, index)
-    sources = item_sources(data, keys, index.sources_folder() if index.row.source_root else None)
-    rows = {"keys": keys, "labels": labels, "sources": sources, "metas": data.metas}
+    rows = item_rows(data, keys, index)
     if done:  # resuming: only the items not stored yet
         rows = take_rows(rows, todo)
     report = progress or (lambda done, total, stage: None)
@@ -127,6 +125,14 @@ def _todo(index: Index, keys: list[str], resuming: bool, adding: bool) -> np.nda
     if adding and have:
         raise StoreError(f"{len(have)} of these items are already in index {index.name!r}, e.g. {sorted(have)[0]!r}")
     return np.array([i for i, k in enumerate(keys) if k not in have], dtype=np.int64) if have else np.arange(len(keys))
+
+
+def item_rows(data: Dataset, keys: list[str], index: Index) -> dict:
+    """Index.add's per-item columns of every item of data: keys, labels (as the index numbers
+    them), sources and metas."""
+    labels = None if data.labels is None else index_labels(data, index)
+    sources = item_sources(data, keys, index.sources_folder() if index.row.source_root else None)
+    return {"keys": keys, "labels": labels, "sources": sources, "metas": data.metas}
 
 
 def take_rows(rows: dict, idx: np.ndarray) -> dict:

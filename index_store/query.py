@@ -114,13 +114,14 @@ def search(
     return result
 
 
-def _one_query(given: dict, **fixed) -> tuple:
-    """(what, value) of the one query given: what is "items", "codes", "dataset" or an InputKind."""
+def _one_query(given: dict, error=NoQuery, noun: str = "query", **fixed) -> tuple:
+    """(what, value) of the one input given: what is a name of `fixed` ("items", "codes",
+    "dataset") or an InputKind (given: {kind keyword: value}); `error` when there is not exactly one."""
     kinds = {inputs.by_keyword(keyword): _given(value) for keyword, value in given.items()}
     chosen = [(w, v) for w, v in [*((w, _given(v)) for w, v in fixed.items()), *kinds.items()] if v is not None]
     if len(chosen) != 1:
-        words = ", ".join([*(k.keyword for k in inputs.kinds()), "items", "codes"])
-        raise NoQuery(f"give exactly one query: {words} or a data set")
+        words = ", ".join([*(k.keyword for k in inputs.kinds()), *(w for w in fixed if w != "dataset")])
+        raise error(f"give exactly one {noun}: {words} or a data set")
     return chosen[0]
 
 
@@ -156,13 +157,9 @@ def encode(
     first `limit` inputs only (a data set gives one row when limit is None)."""
     from ..hashing.methods import load_hasher
 
-    kinds = {inputs.by_keyword(keyword): _given(value) for keyword, value in given.items()}
-    chosen = [(k, v) for k, v in kinds.items() if v is not None] + ([("dataset", dataset)] if _given(dataset) else [])
-    if len(chosen) != 1:
-        raise NoInput(f"give exactly one input: {', '.join(k.keyword for k in inputs.kinds())} or a data set")
+    what, value = _one_query(given, NoInput, "input", dataset=dataset)
     _check_limit(limit)
     hasher = load_hasher(model)
-    what, value = chosen[0]
     if isinstance(what, inputs.InputKind):
         items, labels = (part[:limit] for part in what.queries(value))
         return labels, hasher.encode(what.inputs(hasher.spec_, items))

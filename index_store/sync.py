@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..hashing.data import as_dataset, item_keys
-from .build import encode_items, index_labels, item_sources, take_rows, warn_skipped
+from .build import encode_items, item_rows, take_rows, warn_skipped
 from .index import Index
 
 
@@ -41,9 +41,7 @@ def sync_index(target, data, name: str = "default", progress=None, strict: bool 
     if gone or changed:
         index.remove(gone + changed)
     if fresh:
-        labels = None if data.labels is None else index_labels(data, index)
-        sources = item_sources(data, keys, index.sources_folder() if index.row.source_root else None)
-        rows = take_rows({"keys": keys, "labels": labels, "sources": sources, "metas": data.metas}, np.array(fresh))
+        rows = take_rows(item_rows(data, keys, index), np.array(fresh))
         index.add(codes=codes[fresh], **rows, progress=lambda n: report(n, len(fresh), "storing"))
     index.store.checkpoint()
     return {
