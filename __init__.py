@@ -10,7 +10,7 @@ command, imported on first use (so `import semhash` costs nothing):
     semhash.search("digits.db", items=["digits/train/0"], k=5)     # semhash search
     semhash.encode("digits32.semhash", dataset="digits", limit=3)   # semhash encode
     semhash.sync_index("photos.db", "photos/")                      # semhash index sync
-    semhash.dedup("digits.db", radius=0)                            # semhash dedup
+    semhash.find_duplicates("digits.db", threshold=0.9)            # semhash dedup (also semhash.dedup)
     semhash.list_indexes("digits.db")                               # semhash index list (export_index, drop_index)
     semhash.Index.open("digits.db").info()                          # semhash index info (verify, remove)
 """
@@ -27,7 +27,8 @@ _API = {
     "sync_index": ("semhash.index_store.sync", "sync_index"),
     "search": ("semhash.index_store.query", "search"),
     "encode": ("semhash.index_store.query", "encode"),
-    "dedup": ("semhash.index_store.dedup", "dedup"),
+    "dedup": ("semhash.index_store.duplicates", "find_duplicates"),
+    "find_duplicates": ("semhash.index_store.duplicates", "find_duplicates"),
     "list_indexes": ("semhash.index_store.catalog", "list_indexes"),
     "drop_index": ("semhash.index_store.catalog", "drop_index"),
     "export_index": ("semhash.index_store.export", "export_index"),

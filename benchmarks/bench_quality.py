@@ -17,7 +17,7 @@ from ..hashing.protocol import QualityConfig, run_quality
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 HEADER = (
-    f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@r2':>6} {'empty':>6} "
+    f"{'method':<6} {'bits':>4} {'mAP@all':>8} {'mAP@1000':>9} {'P@100':>6} {'P@r2':>6} {'empty':>6} "
     f"{'bits on':>10} {'fit s':>7} {'eval s':>6}"
 )
 
@@ -58,20 +58,25 @@ def row_line(r) -> str:
     """One row of the table: a method at one code length."""
     rep = r.report
     return (
-        f"{r.method:<6} {r.bits:>4} {rep['map_all']:>8.3f} {rep['map_at_k']:>9.3f} "
+        f"{r.method:<6} {r.bits:>4} {rep['map_all']:>8.3f} {rep['map_at_k']:>9.3f} {rep['precision_at_100']:>6.3f} "
         f"{rep['precision_at_radius']:>6.3f} {rep['empty_ball_fraction']:>6.2f} "
         f"{r.bits_on[0]:>4.2f}-{r.bits_on[1]:.2f} {r.fit_s:>7.1f} {r.eval_s:>6.2f}"
     )
 
 
 def ratios(rows) -> list[str]:
-    """Each method's mAP@all relative to PCA-ITQ at the same code length."""
-    itq = {r.bits: r.report["map_all"] for r in rows if r.method == "itq"}
+    """Each method's mAP@all and P@100 relative to PCA-ITQ's at the same code length."""
+    itq = {r.bits: r.report for r in rows if r.method == "itq"}
     return [
-        f"{r.method:<6} {r.bits:>3} bits: {r.report['map_all'] / itq[r.bits]:.2f}x PCA-ITQ"
+        f"{r.method:<6} {r.bits:>3} bits: mAP {_ratio(r.report, itq[r.bits], 'map_all')} PCA-ITQ's, "
+        f"P@100 {_ratio(r.report, itq[r.bits], 'precision_at_100')}"
         for r in rows
         if r.bits in itq
     ]
+
+
+def _ratio(ours: dict, theirs: dict, key: str) -> str:
+    return f"{ours[key] / theirs[key]:.2f}x" if theirs[key] > 0 else "n/a"
 
 
 def plot(rows, path: Path) -> None:

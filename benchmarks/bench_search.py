@@ -218,7 +218,7 @@ def augmented_mnist(hasher, train, test, n: int, seed: int = 0) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    images = torch.cat([train.x, test.x])
+    images = torch.from_numpy(np.concatenate([train.x, test.x]))
     out = [hasher.encode(dataclasses.replace(train, x=images, _fingerprint=None))]
     gen = torch.Generator().manual_seed(seed)
     done = len(images)

@@ -79,7 +79,7 @@ def raw_rows(keys: list[str], codes: np.ndarray, labels: np.ndarray):
     n, width = len(keys), codes.shape[1]
     flat, none = codes.tobytes(), itertools.repeat(None)
     code_list = (flat[i * width : (i + 1) * width] for i in range(n))
-    return zip(itertools.repeat(1), range(1, n + 1), keys, labels.tolist(), none, none, code_list)
+    return zip(itertools.repeat(1), range(1, n + 1), keys, labels.tolist(), none, none, code_list, none)
 
 
 def _insert_sql(table) -> str:

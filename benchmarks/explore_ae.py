@@ -50,13 +50,13 @@ def run(
 
 def _measure(db, q, lines: list[dict], log):
     """The callback after each epoch: the protocol's figures of the model, appended to lines and logged."""
-    rel = label_relevance(q.labels.numpy(), db.labels.numpy())
+    rel = label_relevance(q.labels, db.labels)
     t0 = time.perf_counter()
 
     def measure(model, metrics):
         with torch.no_grad():
-            codes_db = pack((model.activations(db.x) > 0).numpy())
-            codes_q = pack((model.activations(q.x) > 0).numpy())
+            codes_db = pack((model.activations(torch.from_numpy(db.x)) > 0).numpy())
+            codes_q = pack((model.activations(torch.from_numpy(q.x)) > 0).numpy())
         rep = evaluate(codes_q, codes_db, rel)
         on = unpack(codes_db).mean(0)
         lines.append(

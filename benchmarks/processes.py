@@ -8,14 +8,18 @@ import threading
 import time
 
 
-def peak_rss(command: list[str]) -> tuple[float, int, str]:
-    """(seconds, peak bytes of the process and its children together, stderr) of a command."""
+def peak_rss(command: list[str], cap: int | None = None) -> tuple[float, int, str]:
+    """(seconds, peak bytes of the process and its children together, stderr) of a command; with
+    cap (bytes), the command is killed once it holds more (a shared machine must not run out),
+    and RuntimeError says so."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak, start = [0], time.perf_counter()
 
     def watch():
         while proc.poll() is None:
             peak[0] = max(peak[0], _tree_rss(proc.pid))
+            if cap is not None and peak[0] > cap:
+                proc.kill()
             time.sleep(0.05)
 
     thread = threading.Thread(target=watch, daemon=True)
@@ -23,6 +27,8 @@ def peak_rss(command: list[str]) -> tuple[float, int, str]:
     _, err = proc.communicate()
     seconds = time.perf_counter() - start
     thread.join()
+    if cap is not None and peak[0] > cap:
+        raise RuntimeError(f"{command[3:6]} stopped: it held over {cap >> 20:,} MB")
     if proc.returncode:
         raise RuntimeError(f"{command[3:6]} failed: {err.strip()}")
     return seconds, peak[0], err

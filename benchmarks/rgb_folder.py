@@ -22,7 +22,7 @@ from ..hashing.data import load_dataset
 def make(n: int, out: str | Path, size: int = 24, data_root: str | None = None, seed: int = 0) -> Path:
     """Write the folder; returns its path."""
     data = load_dataset("mnist", "train", root=data_root).subset(n)
-    digits = (data.x[:, 0].numpy() * 255).round().astype(np.uint8)
+    digits = (data.x[:, 0] * 255).round().astype(np.uint8)
     rng, out = np.random.default_rng(seed), Path(out)
     for row, (digit, label) in enumerate(zip(digits, data.labels.tolist())):
         ink = rng.uniform(0.4, 1.0, 3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -289,3 +290,28 @@ def bench_explore(
     )
     options = dict(bottleneck=bottleneck, noise_std=noise_std, threads=threads, lr_decay=lr_decay)
     _run(as_json, lambda log: run(bits, epochs, reg, data_root, out, log=log, **options))
+
+
+class DedupPart(str, Enum):
+    texts = "texts"
+    mnist = "mnist"
+    photos = "photos"
+
+
+@bench_app.command("dedup")
+def bench_dedup(
+    tiny: bool = typer.Option(False, "--tiny", help="A few hundred items a corpus (a check, not figures)."),
+    part: list[DedupPart] = typer.Option(
+        list(DedupPart), "--part", help="Corpora: texts (20 Newsgroups), mnist, photos (repeat the option)."
+    ),
+    out: Path = _out("dedup"),
+    data_root: str | None = DataRoot,
+    as_json: bool = AsJson,
+) -> None:
+    """Planted near-duplicates (edited texts, transformed images) found by `semhash dedup` and by
+    MinHashLSH and imagehash, in one run: pair precision, recall and F1 per transformation, time,
+    peak memory."""
+    from ..benchmarks.bench_dedup import run
+
+    parts = tuple(p.value for p in part)
+    _run(as_json, lambda log: run("tiny" if tiny else "full", parts, data_root, out, log=log))

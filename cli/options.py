@@ -48,7 +48,9 @@ Device = typer.Option(
 )
 # The data a command reads its items from: a named data set, or a path of one registered input
 # kind (`--images FOLDER`, `--features FILE`, ...: see with_sources).
-DatasetOpt = typer.Option(None, "--dataset", help="A named data set (mnist, fashion-mnist, cifar10, digits).")
+DatasetOpt = typer.Option(
+    None, "--dataset", help="A named data set (mnist, fashion-mnist, cifar10, digits, 20newsgroups)."
+)
 LabelsOpt = typer.Option(None, "--labels", help="Labels (.npy) for --features.")
 # --limit means the same everywhere: use the first N items of the input (items to train on or to
 # index; queries to search or encode).
@@ -68,9 +70,27 @@ def with_sources(command):
 
 def with_queries(command):
     """Give a command one query option per registered input kind (`--image`, repeatable; `--vector`;
-    ...), which it takes as **queries: {the kind's Python keyword: what was given}."""
+    ...), and a second one for kinds that read queries from a file too (`--texts FILE`), which it
+    takes as **queries: {the kind's Python keyword: what was given} (hand them to kind_queries)."""
     options = {k.keyword: (k.flag, k.help, list[str] | None if k.repeat else Path | None) for k in inputs.kinds()}
+    for k in inputs.kinds():
+        if k.file_flag:
+            options[f"{k.keyword}{FILE_SUFFIX}"] = (k.file_flag, k.file_help, list[Path] | None)
     return _with_kind_options(command, "queries", options)
+
+
+FILE_SUFFIX = "_file"  # the parameter of a kind's query-file option: '<keyword>_file'
+
+
+def kind_queries(queries: dict) -> dict:
+    """with_queries' options as the library takes them: each kind's query files (Paths) joined to
+    its queries, under its keyword ({"texts": ["some words", Path("q.jsonl")]})."""
+    out = {k: v for k, v in queries.items() if not k.endswith(FILE_SUFFIX)}
+    for key, files in queries.items():
+        if key.endswith(FILE_SUFFIX) and files:
+            keyword = key.removesuffix(FILE_SUFFIX)
+            out[keyword] = [*(out.get(keyword) or []), *files]
+    return out
 
 
 def _with_kind_options(command, gathered: str, options: dict):
@@ -99,6 +119,8 @@ def one_source(dataset: str | None, sources: dict) -> str:
     if dataset is not None:
         return dataset
     ((name, path),) = given.items()
+    if str(path) != "-" and not Path(path).exists():
+        raise SemhashError(f"{path}: no such file or folder")
     if inputs.for_path(Path(path)) is not inputs.get(name):
         raise SemhashError(f"{path}: not {inputs.get(name).source_help[0].lower()}{inputs.get(name).source_help[1:]}")
     return str(path)

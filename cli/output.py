@@ -23,7 +23,8 @@ class Format(str, Enum):
 
 
 FormatOption = typer.Option(None, "--format", help="table (default), json, jsonl (one hit a line) or csv.")
-HIT_COLUMNS = ("query", "rank", "key", "label", "class", "distance", "source")
+HIT_COLUMNS = ("query", "rank", "key", "label", "class", "distance", "source", "snippet")
+OPTIONAL = ("class", "snippet")  # columns shown only when some hit has a value: named labels, texts
 
 
 def chosen(fmt: Format | None, as_json: bool) -> Format:
@@ -41,8 +42,8 @@ def print_hits(result: dict, fmt: Format) -> None:
         for q in result["queries"]
         for r, h in enumerate(q["hits"], 1)
     ]
-    # a class column only for indexes whose labels have names
-    columns = tuple(c for c in HIT_COLUMNS if c != "class" or any(row.get("class") for row in rows))
+    # a class column only for indexes whose labels have names, a snippet column for texts
+    columns = tuple(c for c in HIT_COLUMNS if c not in OPTIONAL or any(row.get(c) for row in rows))
     if fmt is Format.table:
         for q in result["queries"]:
             _table(f"query {q['query']}: {len(q['hits'])} neighbour(s)", columns[2:], q["hits"])

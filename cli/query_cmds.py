@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -16,6 +17,7 @@ from .options import (
     Limit,
     LogLevel,
     Split,
+    kind_queries,
     split_option,
     with_queries,
 )
@@ -39,6 +41,7 @@ def encode(
     hex (FAISS bit order)."""
     from ..index_store.query import encode as make_codes
 
+    queries = kind_queries(queries)
     labels, codes = make_codes(model, dataset=dataset, split=split.value, limit=limit, data_root=data_root, **queries)
     if output is not None:
         _save_npy(output, codes)
@@ -58,24 +61,72 @@ def _save_npy(path: Path, array) -> None:
     atomic_write(path, write)
 
 
+class Keep(str, Enum):  # the keep rules of index_store/duplicates/groups.py
+    first = "first"
+    oldest = "oldest"
+    largest = "largest"
+
+
 @app.command()
 def dedup(
-    index: str = typer.Argument(..., help="SQLite file or database URL, or a folder of images (with --model)."),
-    radius: int = typer.Option(0, help="Items within this Hamming distance of each other are near-duplicates."),
-    model: Path | None = typer.Option(None, help="With a folder: the model that encodes its images."),
+    index: str = typer.Argument(..., help="SQLite file or database URL, or a folder or file of items (with --model)."),
+    threshold: float | None = typer.Option(
+        None,
+        help="Duplicates score at least this, in the items' own units: images' correlation, vectors' cosine, "
+        "texts' Jaccard (default: the kind's own, printed).",
+    ),
+    radius: int | None = typer.Option(
+        None, help="Hamming radius of the candidates (default: derived from the threshold on the index's own data)."
+    ),
+    keep: Keep = typer.Option(
+        "first", help="Which item of a group is kept: first (key), oldest (added first), largest (file)."
+    ),
+    against: str | None = typer.Option(
+        None, help="Set B: an index, a folder or a file; only pairs of an item of B and one of INDEX."
+    ),
+    against_name: str | None = typer.Option(None, help="The index name in --against's store (default: --name)."),
+    pairs: bool = typer.Option(False, "--pairs", help="List the verified pairs with their scores instead of groups."),
+    model: Path | None = typer.Option(None, help="With a folder or file: the model that encodes its items."),
     name: str = IndexName,
     fmt: Format | None = FormatOption,
 ) -> None:
-    """Groups of near-duplicate items of an index or a folder: linked by codes within the radius, largest first."""
-    from ..index_store.dedup import dedup as find_groups
+    """Near-duplicates: candidates from codes, verified on the items' own signatures; groups whose
+    every member is within the threshold of the item kept."""
+    from ..index_store.duplicates import find_duplicates
 
-    result = find_groups(index, name, radius, model=model)
-    fmt = chosen(fmt, False)
+    def announce(line: str) -> None:
+        typer.echo(line, err=True)
+
+    result = find_duplicates(
+        index, name, threshold, radius, keep.value, against, against_name, model, pairs=pairs, announce=announce
+    )
+    print_duplicates(result, chosen(fmt, False), pairs)
+
+
+def print_duplicates(result: dict, fmt: Format, pairs: bool) -> None:
+    """find_duplicates' result: json whole; else its pairs, or its groups (jsonl: one a line; table
+    and csv: a row an item, kept or removed)."""
     if fmt is Format.json:
         typer.echo(json.dumps(result, indent=1))
         return
-    rows = [{"group": g, "size": len(keys), "key": k} for g, keys in enumerate(result["groups"], 1) for k in keys]
-    print_rows(rows, fmt, ("group", "size", "key"), f"{len(result['groups'])} group(s) within radius {radius}")
+    how = f"{result['units']} >= {result['threshold']:g}, " if result["threshold"] is not None else ""
+    title = f"within radius {result['radius']} ({how}{result['candidates']:,} candidate pairs)"
+    if pairs:
+        rows = result["pairs"]
+        print_rows(rows, fmt, ("a", "b", "score", "distance"), f"{len(rows)} pair(s) {title}")
+    elif fmt is Format.jsonl:
+        for g, group in enumerate(result["groups"], 1):
+            typer.echo(json.dumps({"group": g, **group}))
+    else:
+        rows = [
+            {"group": g, "action": act, "key": k, "score": sc}
+            for g, grp in enumerate(result["groups"], 1)
+            for act, k, sc in [
+                ("keep", grp["keep"], None),
+                *(("remove", k, s) for k, s in zip(grp["remove"], grp["scores"])),
+            ]
+        ]
+        print_rows(rows, fmt, ("group", "action", "key", "score"), f"{len(result['groups'])} group(s) {title}")
 
 
 @app.command()
@@ -121,7 +172,7 @@ def search(
         data_root=data_root,
         show=show,
         source_root=source_root,
-        **queries,
+        **kind_queries(queries),
     )
     fmt = chosen(fmt, as_json)
     print_hits(result, fmt)

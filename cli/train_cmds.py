@@ -67,6 +67,10 @@ def data_export(
     typer.echo(f"wrote {inputs.get(ds.kind).save_item(ds, item, output)}{label}")
 
 
+MethodOpt = typer.Option(Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better).")
+BottleneckOpt = typer.Option(None, help="ae: the binary bottleneck (default: the input kind's recipe).")
+
+
 @app.command()
 @with_sources
 def train(
@@ -74,10 +78,8 @@ def train(
     dataset: str | None = DatasetOpt,
     labels: Path | None = LabelsOpt,
     bits: int = typer.Option(32, help="Code length: 8 to 256, a multiple of 8."),
-    method: Method = typer.Option(
-        Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better)."
-    ),
-    bottleneck: BottleneckName = typer.Option(BottleneckName.noise, help="ae: how the bottleneck is made binary."),
+    method: Method = MethodOpt,
+    bottleneck: BottleneckName | None = BottleneckOpt,
     steps: int | None = typer.Option(None, help="ae: optimizer steps (default: the recipe's 11,000)."),
     epochs: int | None = typer.Option(None, help="ae: passes over the data instead of --steps."),
     device: str = Device,
@@ -100,7 +102,9 @@ def train(
     options = {}
     if method in (Method.ae, Method.auto):
         reg = {"neighbours": neighbours, "affine": views}
-        options = _ae_options(bottleneck.value, steps, epochs, device, reg, conv, checkpoint, resume, nproc, as_json)
+        options = _ae_options(
+            bottleneck and bottleneck.value, steps, epochs, device, reg, conv, checkpoint, resume, nproc, as_json
+        )
     # the autoencoder draws its own progress bar; the other fits get a spinner (terminals only)
     busy = spinner(f"fitting {method.value}", not as_json and method not in (Method.ae, Method.auto))
     with warnings.catch_warnings(), busy:  # a collapse is reported once, below, not also as a Python warning
@@ -145,7 +149,6 @@ def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, 
     """The autoencoder's options (hashing.autoencoder.config.TrainConfig's fields) from train's flags (reg: the
     regularizers' fields given, None where not)."""
     options = {
-        "bottleneck": bottleneck,
         "device": device,
         "conv": conv,
         "progress": not quiet,
@@ -153,10 +156,9 @@ def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, 
         "resume": resume,
         "nproc": nproc,
     }
-    options.update({k: v for k, v in (("steps", steps), ("epochs", epochs)) if v is not None})
+    given = (("bottleneck", bottleneck), ("steps", steps), ("epochs", epochs))
+    options.update({k: v for k, v in given if v is not None})
     reg = {k: v for k, v in reg.items() if v is not None}
     if reg:
-        from ..hashing.autoencoder.config import TrainConfig
-
-        options["reg"] = {**TrainConfig().reg.to_dict(), **reg}
+        options["reg"] = reg  # the fields given; the others come from the input kind's recipe
     return options

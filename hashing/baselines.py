@@ -6,6 +6,10 @@ All three centre the data and threshold a linear projection at zero: bit j of x 
   PCAH  the top `bits` principal directions;
   ITQ   the principal directions rotated by R, learned by Iterative Quantization
         (Gong & Lazebnik, CVPR 2011) to minimise the quantization loss ||B - V R||_F.
+
+Sparse inputs (scipy.sparse (n, d): TF-IDF rows of texts) stay sparse: (x - mean) @ W is computed
+as x @ W - mean @ W, and PCA centres them implicitly (pca.py). LSH over TF-IDF is SimHash (Charikar's
+sign of random projections), of the centred rows.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .codes import pack
-from .hasher import Hasher
+from .hasher import Hasher, is_sparse
 from .pca import principal_directions
 
 
@@ -21,14 +25,14 @@ class LinearHasher(Hasher):
     """Learned state: mean_ (d,) and projection_ (d, bits), float32."""
 
     def _fit(self, X: np.ndarray, y=None) -> None:
-        self._fit_flat(X.reshape(len(X), -1))  # linear hashers see each item as one vector
+        self._fit_flat(X if is_sparse(X) else X.reshape(len(X), -1))  # each item as one vector
 
     def _fit_flat(self, X: np.ndarray) -> None:
         """X: (n, d) float32 -> sets mean_ and projection_."""
         raise NotImplementedError
 
     def _encode(self, X: np.ndarray) -> np.ndarray:
-        return pack((X.reshape(len(X), -1) - self.mean_) @ self.projection_ > 0)
+        return pack(project(X, self.mean_, self.projection_) > 0)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_, "projection": self.projection_}
@@ -48,7 +52,7 @@ class LSH(LinearHasher):
 
     def _fit_flat(self, X: np.ndarray) -> None:
         rng = np.random.default_rng(self.seed)
-        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.mean_ = np.asarray(X.mean(axis=0, dtype=np.float64)).reshape(-1).astype(np.float32)
         self.projection_ = rng.standard_normal((X.shape[1], self.bits)).astype(np.float32)
 
 
@@ -75,7 +79,7 @@ class ITQ(LinearHasher):
 
     def _fit_flat(self, X: np.ndarray) -> None:
         mean, pcs = principal_directions(X, self.bits, self.seed)
-        V = ((X - mean) @ pcs).astype(np.float64)
+        V = project(X, mean, pcs).astype(np.float64)
         rng = np.random.default_rng(self.seed)
         R, _ = np.linalg.qr(rng.standard_normal((self.bits, self.bits)))
         for _ in range(self.iterations):
@@ -85,6 +89,14 @@ class ITQ(LinearHasher):
             R = U @ Wt
         self.mean_ = mean
         self.projection_ = (pcs.astype(np.float64) @ R).astype(np.float32)
+
+
+def project(X, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """(X - mean) @ W -> (n, k) float32: X (n, *shape) dense, or (n, d) scipy.sparse (never
+    densified: the mean's projection is subtracted after the product)."""
+    if is_sparse(X):
+        return np.asarray(X @ W, dtype=np.float32) - mean @ W
+    return (X.reshape(len(X), -1) - mean) @ W
 
 
 BASELINES = {cls.method: cls for cls in (LSH, PCAH, ITQ)}

@@ -1,20 +1,20 @@
-"""Data sets as float tensors plus labels, with the shape and normalization a model checks later.
+"""Data sets as float32 arrays plus labels, with the shape and normalization a model checks later.
 
-Named sets: mnist, fashion-mnist, cifar10 (torchvision, under a data root) and digits (scikit-learn's
-bundled 8x8 digits). A path is read by the input kind that claims it (hashing/inputs/: a folder of
-images, a feature matrix, ...).
+Named sets: mnist, fashion-mnist, cifar10 (their standard files under a data root, read with numpy)
+and digits (scikit-learn's bundled 8x8 digits). A path is read by the input kind that claims it
+(hashing/inputs/: a folder of images, a feature matrix, ...).
 
-Data root: the `root` argument, else $SEMHASH_DATA, else a user cache directory. torchvision
-downloads there when the files are missing and the network is up. Offline, the standard raw files
-are used where they are; MNIST-style `raw/*.gz` alone is extracted first (into the cache when the
-root is read-only, as the shared copy is).
+Data root: the `root` argument, else $SEMHASH_DATA, else a user cache directory, in torchvision's
+layout (MNIST/raw/*-ubyte, cifar-10-batches-py/). torchvision, where it is installed, downloads
+there when the files are missing and the network is up. MNIST-style `raw/*.gz` alone is extracted
+first (into the cache when the root is read-only, as the shared copy is).
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-import shutil
+import pickle
 import stat
 from pathlib import Path
 
@@ -22,11 +22,11 @@ import numpy as np
 
 from . import inputs
 from .dataset import Dataset
-from .errors import DataError, DataMissing
+from .errors import DataError, DataMissing, missing_extra
 from .files import atomic_write, cache_dir
 from .inputs.images import SCALE01
 
-NAMED = ("mnist", "fashion-mnist", "cifar10", "digits")
+NAMED = ("mnist", "fashion-mnist", "cifar10", "digits", "20newsgroups")
 NAMED_ALIASES = (*NAMED, "fashion_mnist", "fashionmnist")
 
 
@@ -58,8 +58,12 @@ def load_dataset(
         return _load_cifar10(split, root, download)
     if key == "digits":
         return _load_digits(split)
+    if key == "20newsgroups":
+        from .inputs.texts import load_20newsgroups
+
+        return load_20newsgroups(split, data_root(root), download, spec)
     path = Path(name).expanduser()
-    kind = inputs.for_path(path) if path.exists() else None
+    kind = inputs.for_path(path) if path.exists() or name == "-" else None  # -: standard input
     if kind is not None:
         return kind.load(path, labels=labels, spec=spec)
     readable = "; ".join(k.source_help.rstrip(".").lower() for k in inputs.kinds())
@@ -80,50 +84,75 @@ def as_dataset(data, split: str = "train", root=None, labels=None, limit: int | 
     return data
 
 
-# --- torchvision sets -------------------------------------------------------------------------
+# --- MNIST, Fashion-MNIST, CIFAR-10: their standard files, read with numpy ------------------------
+
+_NUMBERS = [f"{i} - {w}" for i, w in enumerate("zero one two three four five six seven eight nine".split())]
+# torchvision's layout and names (so a data root it filled, and models trained on it, stay valid)
+MNIST_LIKE = {
+    "mnist": ("MNIST", _NUMBERS),
+    "fashion-mnist": (
+        "FashionMNIST",
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    ),
+}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+RAW_BYTES = 256 << 20  # the largest raw file read or extracted (MNIST's training images: 47 MB)
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
 def _load_mnist_like(name: str, split: str, root, download: bool) -> Dataset:
-    from torchvision.datasets import MNIST, FashionMNIST
-
-    cls = MNIST if name == "mnist" else FashionMNIST
+    folder, classes = MNIST_LIKE[name]
     base = data_root(root)
-    load_root = _extract_gz_raw(base, cls)
-    have_files = load_root is not None
+    load_root = _extract_gz_raw(base, folder)
     if load_root is None:
-        load_root = base
+        load_root = _download(name, base, split, download, base / folder / "raw")
+    raw = load_root / folder / "raw"
+    images, labels = (raw / f for f in IDX_FILES[split])
     try:
-        ds = cls(str(load_root), train=split == "train", download=download and not have_files)
-    except (RuntimeError, OSError, ValueError, EOFError, AssertionError) as exc:
-        if have_files:
-            raise DataError(
-                f"{name}: the raw files in {Path(load_root) / cls.__name__ / 'raw'} are corrupt "
-                f"({type(exc).__name__}: {exc}); delete them and load again"
-            ) from None
-        raise _missing(name, base / cls.__name__ / "raw", exc, download) from None
-    x = ds.data.unsqueeze(1).float().div_(255.0)  # (n, 1, 28, 28) in [0, 1]
-    data = Dataset(
-        name, x, ds.targets.long(), SCALE01, str(Path(ds.raw_folder)), list(ds.classes), split, kind="images"
-    )
-    if Path(load_root) != base:
-        data.extracted_from = str(base / cls.__name__ / "raw")
+        pixels, y = _read_idx(images, ndim=3), _read_idx(labels, ndim=1)
+        if len(pixels) != len(y):
+            raise ValueError(f"{len(pixels)} images but {len(y)} labels")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{name}: the raw files in {raw} are corrupt ({exc}); delete them and load again") from None
+    x = pixels[:, None].astype(np.float32) / np.float32(255.0)  # (n, 1, 28, 28) in [0, 1], as torchvision's
+    data = Dataset(name, x, y.astype(np.int64), SCALE01, str(raw), list(classes), split, kind="images")
+    if load_root != base:
+        data.extracted_from = str(base / folder / "raw")
     return data
 
 
-def _extract_gz_raw(base: Path, cls) -> Path | None:
-    """Make torchvision's raw layout usable offline: extract raw/*.gz when only they are there.
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format: a big-endian header, then the values) of
+    `ndim` dimensions, checked against its header's size before its values are read."""
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * ndim)
+        if len(head) < 4 + 4 * ndim or head[:4] != bytes([0, 0, 8, ndim]):
+            raise ValueError(f"{path.name} is not an IDX file of {ndim}-d unsigned bytes")
+        shape = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        size = int(np.prod(shape))
+        if size > RAW_BYTES or os.fstat(f.fileno()).st_size != len(head) + size:
+            raise ValueError(f"{path.name} does not hold the {shape} values its header announces")
+        return np.frombuffer(f.read(size), dtype=np.uint8).reshape(shape)
+
+
+def _extract_gz_raw(base: Path, folder: str) -> Path | None:
+    """Make the raw layout readable: extract raw/*.gz when only they are there.
 
     Returns the root to load from (base, or a cache mirror when base is read-only), or None when the
-    raw files are not there at all (then torchvision may download them).
+    raw files are not there at all (then they may be downloaded).
     """
-    raw = base / cls.__name__ / "raw"
-    names = [os.path.splitext(fname)[0] for fname, _ in cls.resources]
+    raw = base / folder / "raw"
+    names = [n for pair in IDX_FILES.values() for n in pair]
     if all((raw / n).is_file() for n in names):
         return base
     if not all((raw / n).is_file() or (raw / (n + ".gz")).is_file() for n in names):
         return None
     target_root = base if _writable(raw) else cache_dir() / "data"
-    target = target_root / cls.__name__ / "raw"
+    target = target_root / folder / "raw"
     target.mkdir(parents=True, exist_ok=True)
     for n in names:
         if (target / n).is_file():
@@ -141,7 +170,10 @@ def _writable(folder: Path) -> bool:
 def _atomic_copy(src: Path, dst: Path, gunzip: bool) -> None:
     def copy(tmp: str) -> None:
         with open(tmp, "wb") as out, gzip.open(src, "rb") if gunzip else open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
+            while chunk := inp.read(1 << 20):
+                if out.tell() + len(chunk) > RAW_BYTES:  # a gzip bomb stops here, not at a full disk
+                    raise OSError(f"more than {RAW_BYTES >> 20} MiB")
+                out.write(chunk)
 
     try:
         atomic_write(dst, copy)
@@ -149,29 +181,68 @@ def _atomic_copy(src: Path, dst: Path, gunzip: bool) -> None:
         raise DataError(f"cannot extract {src}: {exc}") from None
 
 
-def _load_cifar10(split: str, root, download: bool) -> Dataset:
-    import torch
-    from torchvision.datasets import CIFAR10
-
-    base = data_root(root)
+def _download(name: str, base: Path, split: str, download: bool, where: Path) -> Path:
+    """Fetch a named set's files into the data root with torchvision (the one thing it is used
+    for); the root they are under. DataMissing when offline or off; NeedsExtra without torchvision."""
+    if not download:
+        raise _missing(name, where, None, download)
     try:
-        ds = CIFAR10(str(base), train=split == "train", download=download)
-    except (RuntimeError, OSError, ValueError, EOFError) as exc:
-        raise _missing("cifar10", base / CIFAR10.base_folder, exc, download) from None
-    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, 32, 32)
-    return Dataset(
-        "cifar10",
-        x,
-        torch.tensor(ds.targets, dtype=torch.long),
-        SCALE01,
-        str(base / CIFAR10.base_folder),
-        list(ds.classes),
-        split,
-        kind="images",
-    )
+        from torchvision import datasets
+    except ImportError as exc:
+        raise missing_extra(exc) or exc from None
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+    try:
+        cls(str(base), train=split == "train", download=True)
+    except (RuntimeError, OSError, ValueError, EOFError, AssertionError) as exc:
+        raise _missing(name, where, exc, download) from None
+    return base
 
 
-def _missing(name: str, where: Path, exc: Exception, download: bool) -> DataError:
+def _load_cifar10(split: str, root, download: bool) -> Dataset:
+    base = data_root(root)
+    folder = base / CIFAR_FOLDER
+    if not all((folder / f).is_file() for f in (*CIFAR_BATCHES[split], "batches.meta")):
+        _download("cifar10", base, split, download, folder)
+    try:
+        batches = [_read_pickle(folder / f) for f in CIFAR_BATCHES[split]]
+        classes = [str(c) for c in _read_pickle(folder / "batches.meta")["label_names"]]
+        pixels = np.concatenate([np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for b in batches])
+        y = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        raise DataError(f"cifar10: the files in {folder} are corrupt ({exc}); delete them and load again") from None
+    x = pixels.astype(np.float32) / np.float32(255.0)  # (n, 3, 32, 32) in [0, 1]
+    return Dataset("cifar10", x, y, SCALE01, str(folder), classes, split, kind="images")
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR-10's python batches hold dicts of lists, strings and numpy arrays: nothing else is
+    rebuilt, so a planted file cannot run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _read_pickle(path: Path) -> dict:
+    """One CIFAR-10 python batch (or its meta file), its size checked before it is read."""
+    if path.stat().st_size > RAW_BYTES:
+        raise ValueError(f"{path.name} is larger than {RAW_BYTES >> 20} MiB")
+    with open(path, "rb") as f:
+        out = _ArraysOnly(f, encoding="latin1").load()
+    if not isinstance(out, dict):
+        raise ValueError(f"{path.name} is not a CIFAR-10 batch")
+    return out
+
+
+def _missing(name: str, where: Path, exc: Exception | None, download: bool) -> DataError:
     if download:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         why = f"not found in {where} and the download failed ({first.rstrip(':')})"
@@ -186,16 +257,15 @@ DIGITS_TRAIN = 1500  # of scikit-learn's 1797 digits; the remaining 297 are the 
 
 
 def _load_digits(split: str) -> Dataset:
-    import torch
     from sklearn.datasets import load_digits
 
     d = load_digits()
     sl = slice(0, DIGITS_TRAIN) if split == "train" else slice(DIGITS_TRAIN, None)
-    x = torch.from_numpy(d.images[sl].astype(np.float32) / 16.0).unsqueeze(1)  # (n, 1, 8, 8) in [0, 1]
+    x = (d.images[sl].astype(np.float32) / 16.0)[:, None]  # (n, 1, 8, 8) in [0, 1]
     return Dataset(
         "digits",
         x,
-        torch.from_numpy(d.target[sl].astype(np.int64)),
+        d.target[sl].astype(np.int64),
         "pixels/16 -> [0, 1]",
         "sklearn.datasets.load_digits",
         [str(i) for i in range(10)],

@@ -1,4 +1,4 @@
-"""A data set in memory: items as one float tensor, labels, and what a model checks later.
+"""A data set in memory: items as one float32 array, labels, and what a model checks later.
 
 Every input kind (hashing/inputs/) reads its files into this one shape, so training, building
 and benchmarks never ask what kind of item they hold.
@@ -9,12 +9,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # torch is imported where tensors are made: reading paths start without it
-    import torch
 
 
 @dataclass
@@ -26,8 +22,8 @@ class Dataset:
     files: the file each item came from, where items are files (image folders)."""
 
     name: str
-    x: torch.Tensor | None  # None: read in parts by `reader` (files too many to hold decoded at once)
-    labels: torch.Tensor | None
+    x: np.ndarray | None  # None: read in parts by `reader` (files too many to hold decoded at once)
+    labels: np.ndarray | None
     normalization: str
     source: str
     classes: list[str] | None = None
@@ -43,6 +39,18 @@ class Dataset:
     item_shape: tuple[int, ...] | None = None
     keys: list[str] | None = field(default=None, repr=False)  # the items' own keys, where the input names them
     metas: list[dict | None] | None = field(default=None, repr=False)  # each item's metadata, kept with it
+    # documents (hashing/inputs/texts.py): their text, and the featurizer that made x of them (x is
+    # then a scipy.sparse csr_matrix (n, vocabulary) float32; None: not featurized yet)
+    texts: list[str] | None = field(default=None, repr=False)
+    featurizer: object | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # arrays as promised whatever was given (lists, another library's tensors): no copy when
+        # they already are; nothing here imports torch
+        if self.x is not None and not hasattr(self.x, "tocsr"):  # a sparse matrix stays sparse
+            self.x = np.asarray(self.x, dtype=np.float32)
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.int64)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -51,19 +59,19 @@ class Dataset:
 
     def __len__(self) -> int:
         if self.x is not None:
-            return len(self.x)
+            return self.x.shape[0]
+        if self.texts is not None:
+            return len(self.texts)
         return len(self.files) if self.files is not None else len(self.keys)
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The items at these rows (m,) int: (x (m_ok, *shape) float32, the m_ok rows read). Items
         held in memory are all read; a data set read in parts leaves out what it could not read."""
-        import torch
-
         rows = np.asarray(rows, dtype=np.int64)
         if self.x is None:
             x, ok = self.reader([self.files[i] for i in rows] if self.files is not None else rows)
             return x, rows[ok]
-        return self.x[torch.from_numpy(rows)].numpy(), rows
+        return self.x[rows], rows
 
     @property
     def fingerprint(self) -> str:
@@ -73,15 +81,17 @@ class Dataset:
         if self._fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
             h.update(str(tuple(self.x.shape)).encode())
-            h.update(self.x.contiguous().numpy())  # the buffer itself: no copy
+            parts = (self.x.data, self.x.indices, self.x.indptr) if hasattr(self.x, "tocsr") else (self.x,)
+            for part in parts:  # a csr matrix's three arrays
+                h.update(np.ascontiguousarray(part))  # the buffer itself: no copy when contiguous
             if self.labels is not None:
-                h.update(self.labels.contiguous().numpy())
+                h.update(np.ascontiguousarray(self.labels))
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
     def flat(self) -> np.ndarray:
         """(n, prod(shape)) float32 numpy view: each item as one vector."""
-        return self.x.reshape(len(self.x), -1).numpy()
+        return self.x.reshape(len(self.x), -1)
 
     def subset(self, stop: int | None = None, start: int = 0) -> Dataset:
         if self.x is None and self.files is None and start:
@@ -94,16 +104,15 @@ class Dataset:
             files=cut(self.files),
             keys=cut(self.keys),
             metas=cut(self.metas),
+            texts=cut(self.texts),
             _fingerprint=None,
         )
 
     def take(self, rows: np.ndarray) -> Dataset:
         """The items at these row numbers (m,) int, in this order (a copy)."""
-        import torch
-
-        if self.x is None and self.files is None:
+        if self.x is None and self.files is None and self.texts is None:
             raise ValueError(f"{self.name} is read in parts by row: its items cannot be taken out of order")
-        rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
         pick = lambda v: None if v is None else [v[i] for i in rows.tolist()]  # noqa: E731
         labels = None if self.labels is None else self.labels[rows]
         x = None if self.x is None else self.x[rows]
@@ -114,17 +123,16 @@ class Dataset:
             files=pick(self.files),
             keys=pick(self.keys),
             metas=pick(self.metas),
+            texts=pick(self.texts),
             _fingerprint=None,
         )
 
 
 def describe(ds: Dataset) -> dict:
     """A summary for people and scripts: size, shape, classes, normalization, source."""
-    import torch
-
     counts = None
     if ds.labels is not None:
-        values, n = torch.unique(ds.labels, return_counts=True)
+        values, n = np.unique(ds.labels, return_counts=True)
         counts = {int(v): int(c) for v, c in zip(values, n)}
     return {
         "name": ds.name,

@@ -110,6 +110,13 @@ EXTRAS = {
     "aiohttp": "bench",
     "usearch": "bench",
     "pyarrow": "parquet",
+    "torch": "train",
+    "torchvision": "train",
+}
+# how to install an extra where `pip install 'semhash[extra]'` alone is not the best way
+INSTALL = {
+    # PyPI's Linux torch brings CUDA (~6 GB): the CPU build comes from PyTorch's own index
+    "train": "pip install torch --index-url https://download.pytorch.org/whl/cpu, then pip install 'semhash[train]'",
 }
 
 
@@ -119,7 +126,8 @@ def missing_extra(exc: BaseException) -> NeedsExtra | None:
     extra = EXTRAS.get(name.split(".")[0]) if isinstance(exc, ImportError) else None
     if extra is None:
         return None
-    return NeedsExtra(f"this needs {name}, which semhash's {extra!r} extra installs: pip install 'semhash[{extra}]'")
+    how = INSTALL.get(extra, f"pip install 'semhash[{extra}]'")
+    return NeedsExtra(f"this needs {name}, which semhash's {extra!r} extra installs: {how}")
 
 
 class SkippedItems(UserWarning):

@@ -13,7 +13,7 @@ it refuses other data. How a user's raw item becomes such an input is its kind's
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,28 +27,52 @@ from .errors import DataError, ParameterError
 @dataclass(frozen=True)
 class InputSpec:
     """What a hasher was fitted on. shape: one item, e.g. (1, 28, 28) or (d,); kind: the registered
-    input kind (hashing/inputs/) its items were; normalization: how they became numbers, in words."""
+    input kind (hashing/inputs/) its items were; normalization: how they became numbers, in words.
+    featurizer: what turned raw items of the kind into these inputs (texts: a TF-IDF vocabulary,
+    hashing/inputs/vectorizer.py), saved in the model file's header with the rest; None where the
+    items are the inputs. Its normalization names it, so check() refuses another one's features."""
 
     shape: tuple[int, ...]
     normalization: str = "unknown"
     fingerprint: str = ""
     dataset: str = ""
     kind: str = "features"
+    featurizer: object | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, dataset) -> InputSpec:
         """The spec of a hashing.data.Dataset."""
-        return cls(dataset.shape, dataset.normalization, dataset.fingerprint, dataset.name, dataset.kind)
+        return cls(
+            dataset.shape, dataset.normalization, dataset.fingerprint, dataset.name, dataset.kind, dataset.featurizer
+        )
 
     @classmethod
-    def from_header(cls, inp: dict) -> InputSpec:
+    def from_header(cls, inp: dict, load_featurizer=None) -> InputSpec:
+        """The spec a model file's header records; load_featurizer(kind name, its featurizer's
+        header) makes the featurizer back (hashing.inputs.load_featurizer: the kinds are above this
+        module), where the header has one."""
+        featurizer = None
+        if inp.get("featurizer") is not None and load_featurizer is not None:
+            featurizer = load_featurizer(inp.get("kind", "features"), inp["featurizer"])
         return cls(
             tuple(inp["shape"]),
             inp["normalization"],
             inp["fingerprint"],
             inp.get("dataset", ""),
             inp.get("kind", "features"),
+            featurizer,
         )
+
+    def header(self) -> dict:
+        """The spec as the model file's header records it ("input")."""
+        return {
+            "shape": list(self.shape),
+            "normalization": self.normalization,
+            "fingerprint": self.fingerprint,
+            "dataset": self.dataset,
+            "kind": self.kind,
+            **({"featurizer": self.featurizer.header()} if self.featurizer is not None else {}),
+        }
 
     def check(self, shape: tuple[int, ...], normalization: str | None = None, what: str = "input") -> None:
         """Refuse data whose item shape or normalization differs from what the hasher was fitted on."""
@@ -70,17 +94,19 @@ class Hasher:
 
     # --- public API ---
     def fit(self, X, spec: InputSpec | None = None) -> Hasher:
-        """X: (n, *shape) float array or a hashing.data.Dataset (its labels, if any, guide model
-        selection). Returns self."""
+        """X: (n, *shape) float array, a scipy.sparse matrix (n, d) (never densified whole), or a
+        hashing.data.Dataset (its labels, if any, guide model selection). Returns self."""
         check_bits(self.bits)
         y = None
-        if hasattr(X, "fingerprint"):  # a Dataset
+        if hasattr(type(X), "fingerprint"):  # a Dataset
+            if X.x is None:
+                raise DataError(f"{X.name}: its items are not the model's inputs yet (hashing.inputs.featurized(data))")
             spec, y = InputSpec.of(X), (None if X.labels is None else np.asarray(X.labels))
             X = X.x
         X = as_float(X)
-        if len(X) < 2:
-            raise DataError(f"need at least 2 items to fit, got {len(X)}")
-        if not np.isfinite(X).all():
+        if X.shape[0] < 2:
+            raise DataError(f"need at least 2 items to fit, got {X.shape[0]}")
+        if not np.isfinite(X.data if is_sparse(X) else X).all():
             raise DataError("training data contains NaN or infinite values")
         self.spec_ = spec or InputSpec(tuple(X.shape[1:]))
         try:
@@ -95,6 +121,8 @@ class Hasher:
         self._check_fitted()
         normalization = getattr(X, "normalization", None)
         if hasattr(type(X), "fingerprint"):  # a Dataset (its type: the property would hash the data, 0.3 s for MNIST)
+            if X.x is None:
+                raise DataError(f"{X.name}: its items are not the model's inputs yet (read it with the model's spec)")
             X = X.x
         X = as_float(X)
         self.spec_.check(X.shape[1:], normalization)
@@ -106,7 +134,7 @@ class Hasher:
             "method": self.method,
             "bits": self.bits,
             "config": self.config(),
-            "input": {**asdict(self.spec_), "shape": list(self.spec_.shape)},
+            "input": self.spec_.header(),
             **self.header_extra(),
         }
         return artifact.save(path, self._state(), header)
@@ -145,8 +173,29 @@ class Hasher:
         return f"{type(self).__name__}(bits={self.bits}, seed={self.seed})"
 
 
+def summary_header(header: dict) -> dict:
+    """A model file's header without its featurizer's vocabulary and weights (300 KB of JSON for
+    10,000 words): what an index keeps in SQL to describe its model; the normalization still names
+    the vocabulary, and the model file holds it whole."""
+    featurizer = (header.get("input") or {}).get("featurizer")
+    if not isinstance(featurizer, dict):
+        return header
+    kept = {k: v for k, v in featurizer.items() if k in ("kind", "options")}
+    return {**header, "input": {**header["input"], "featurizer": {**kept, "words": len(featurizer.get("words") or [])}}}
+
+
+def is_sparse(X) -> bool:
+    """Whether X is a scipy.sparse matrix (tested without importing scipy)."""
+    return hasattr(X, "tocsr")
+
+
 def as_float(X) -> np.ndarray:
-    """A batch of items as a float32 numpy array (n, ...); torch tensors are accepted."""
+    """A batch of items as a float32 numpy array (n, ...); torch tensors are accepted, and a
+    scipy.sparse matrix (n, d) comes back as a float32 csr_matrix."""
+    if is_sparse(X):
+        if X.dtype.kind not in "biuf":
+            raise DataError(f"expected real numbers, got a sparse matrix of {X.dtype}")
+        return X.tocsr().astype(np.float32, copy=False)
     if hasattr(X, "detach"):
         X = X.detach().cpu().numpy()
     X = np.asarray(X)

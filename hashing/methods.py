@@ -13,8 +13,8 @@ from importlib import import_module
 
 import numpy as np
 
-from . import artifact
-from .errors import ArtifactError, CodesCollapsed, ParameterError
+from . import artifact, inputs
+from .errors import INSTALL, ArtifactError, CodesCollapsed, NeedsExtra, ParameterError
 from .hasher import Hasher, InputSpec
 
 # method name -> (module, class). "ae" options are hashing.autoencoder.config.TrainConfig's fields.
@@ -57,7 +57,7 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
     cls = _reader_class(method, header)
     try:
         hasher = cls(**header["config"])
-        hasher.spec_ = InputSpec.from_header(header["input"])
+        hasher.spec_ = InputSpec.from_header(header["input"], inputs.load_featurizer)
         hasher._set_state(tensors, header)
     except (KeyError, TypeError, ValueError, RuntimeError, ParameterError) as exc:
         raise ArtifactError(f"{path}: corrupt {method} model ({type(exc).__name__}: {exc})") from None
@@ -65,6 +65,15 @@ def load_hasher(path: str | os.PathLike) -> Hasher:
         raise ArtifactError(f"{path}: header says {header.get('bits')} bits, config says {hasher.bits}")
     hasher.checksum_ = checksum  # SHA-256 of the file, which an index records to refuse another model
     return hasher
+
+
+def _needs_torch() -> None:
+    """NeedsExtra in one line, before any data is read, when PyTorch is not installed: training an
+    autoencoder is the one thing the core install cannot do."""
+    from importlib.util import find_spec
+
+    if find_spec("torch") is None:  # found, not imported: the training imports it
+        raise NeedsExtra(f"training an autoencoder needs PyTorch: {INSTALL['train']}")
 
 
 def _reader_class(method: str, header: dict) -> type[Hasher]:
@@ -91,10 +100,13 @@ def train_model(
     limit: int | None = None,
     data_root: str | os.PathLike | None = None,
     labels: str | os.PathLike | None = None,
+    featurizer: dict | None = None,
     **options,
 ) -> dict:
     """Fit a hasher on a Dataset, or on the train split of the data set a name or path names (its
     first `limit` items; labels: a .npy of labels for a feature file), and save it atomically;
+    featurizer: options of the input kind's featurizer (texts: hashing/inputs/vectorizer.py's
+    DEFAULTS), fitted on the same items and saved in the model;
     returns a summary for people and scripts: model path, method (of the saved model), bits, data
     set, items, input shape, seconds, what fitting found, "codes" (how the codes use their bits)
     and "warnings" (each also issued as a CodesCollapsed warning).
@@ -105,9 +117,12 @@ def train_model(
     the better ("kept", "kept_because"). The model file's header holds all of it ("report")."""
     from .data import as_dataset
 
+    if method in ("ae", AUTO):
+        _needs_torch()
     if method != AUTO:
         method_class(method)  # an unknown method fails before any data is read
     data = as_dataset(data, "train", data_root, labels=labels, limit=limit)
+    data = inputs.featurized(data, **(featurizer or {}))  # texts: the vocabulary, in the model
     start = time.perf_counter()
     if method in ("ae", AUTO):
         hasher, report = _fit_judged(method, data, bits, seed, options)
@@ -194,11 +209,9 @@ def collapse_warnings(stats: dict, bits: int) -> list[str]:
     return [f"codes collapsed: {', '.join(problems)}; items that differ share codes (train longer, or use itq)"]
 
 
-def _rows(data, rows: np.ndarray):
-    """The items of a Dataset at these rows, as a tensor."""
-    import torch
-
-    return data.x[torch.from_numpy(np.asarray(rows, dtype=np.int64))]
+def _rows(data, rows: np.ndarray) -> np.ndarray:
+    """The items of a Dataset at these rows (m,) int: (m, *shape) float32."""
+    return data.x[np.asarray(rows, dtype=np.int64)]
 
 
 def _encode(hasher: Hasher, data, rows: np.ndarray, chunk: int = 2048) -> np.ndarray:

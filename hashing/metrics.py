@@ -177,6 +177,7 @@ class Report:
     recall_at_radius: float
     empty_ball_fraction: float
     pr_curve: dict
+    precision_at_100: float = 0.0  # tie-aware P@100: the text-hashing literature's figure
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -201,6 +202,7 @@ def evaluate(query_codes: np.ndarray, db_codes: np.ndarray, relevance, k: int = 
         recall_at_radius=float(r_r.mean()),
         empty_ball_fraction=float(empty.mean()),
         pr_curve=pr_curve(h),
+        precision_at_100=float(precision_recall_at_k(h, 100)[0].mean()),
     )
 
 

@@ -1,8 +1,9 @@
 """The project's retrieval protocol, shared by tests, benchmarks and `semhash bench quality`.
 
 MNIST protocol: database = the 60,000 training images (also the training set of every hasher),
-queries = the first 1,000 test images, relevance = same label. Other labelled data sets follow the
-same shape (train split = database, first `queries` of the test split = queries). Data without a
+queries = 1,000 test images (a seeded random sample), relevance = same label. Other labelled data
+sets follow the same shape (train split = database, a seeded sample of `queries` items of the test
+split = queries; 20 Newsgroups: 11,293 training documents, 1,000 of the 7,528 test ones). Data without a
 test split (an image folder, a feature file) gives up a seeded random sample of `queries` items as
 the queries and keeps the rest as the database: its first items would be one class of a
 class-sorted folder, and each would find itself in the database at distance 0.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import inputs
 from .codes import unpack
 from .data import load_dataset
 from .dataset import Dataset
@@ -50,12 +52,23 @@ class QualityRow:
 
 
 def protocol_data(cfg: QualityConfig) -> tuple[Dataset, Dataset]:
-    """(database, queries) of cfg.dataset as the module docstring says."""
+    """(database, queries) of cfg.dataset as the module docstring says, as the models' inputs: where
+    the input kind has a featurizer (texts: TF-IDF), it is fitted on the database and every method
+    of the run fits on the same features."""
+    db, q = _split(cfg)
+    db = inputs.featurized(db)
+    return db, (q if db.featurizer is None else inputs.get(q.kind).featurize(q, db.featurizer))
+
+
+def _split(cfg: QualityConfig) -> tuple[Dataset, Dataset]:
     db = load_dataset(cfg.dataset, "train", root=cfg.data_root)
     if db.labels is None:
         raise DataError(f"{cfg.dataset} has no labels; the quality protocol needs them")
-    if db.split is not None:  # a named set: its own test split
-        return db.subset(cfg.database_limit), load_dataset(cfg.dataset, "test", root=cfg.data_root).subset(cfg.queries)
+    if db.split is not None:  # a named set: a seeded random sample of its own test split
+        test = load_dataset(cfg.dataset, "test", root=cfg.data_root)
+        if len(test) > cfg.queries:  # (20 Newsgroups' test split is sorted by class: its first items are two groups)
+            test = test.take(np.sort(np.random.default_rng(cfg.seed).permutation(len(test))[: cfg.queries]))
+        return db.subset(cfg.database_limit), test
     if len(db) < 2 * cfg.queries:
         raise DataError(f"{cfg.dataset} holds {len(db)} items: too few to hold out {cfg.queries} queries")
     rows = np.random.default_rng(cfg.seed).permutation(len(db))
@@ -66,7 +79,7 @@ def protocol_data(cfg: QualityConfig) -> tuple[Dataset, Dataset]:
 def run_quality(cfg: QualityConfig, progress=None) -> list[QualityRow]:
     """Fit every method at every code length on the database, evaluate the queries against it."""
     db, q = protocol_data(cfg)
-    relevance = label_relevance(q.labels.numpy(), db.labels.numpy())
+    relevance = label_relevance(q.labels, db.labels)
     rows = []
     for bits in cfg.bits:
         for method in cfg.methods:

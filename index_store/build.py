@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hashing import inputs
 from ..hashing.data import as_dataset, item_keys, parse_item_key
 from ..hashing.dataset import Dataset
 from ..hashing.errors import (
@@ -68,6 +69,9 @@ def build_index(
     """
     data, hasher = _checked(data, data_options, batch_size, model_path)
     index, hasher = _target_index(target, model_path, hasher, data, name, resume, adding)
+    if model_path is None and hasher.spec_.featurizer is not None:  # adding: read with the index's model
+        data = inputs.get(data.kind).featurize(data, hasher.spec_.featurizer)
+        hasher.spec_.check(data.shape, data.normalization, what=data.name)
     keys = item_keys(data)
     total, todo = len(keys), _todo(index, keys, resume or adding, adding)
     done = len(keys) - len(todo)
@@ -79,25 +83,24 @@ def build_index(
     # derived structures once, not after every batch. (Encoding batch i+1 in a thread while batch i
     # is stored was measured: the autoencoder's build 0.61x -> 0.63x its decode + encode on 2 cores,
     # where torch's two threads and SQLite share the same cores; not kept.)
-    codes, read = encode_items(hasher, data, todo, done, total, report, strict)
+    signed = []
+    codes, read = encode_items(hasher, data, todo, done, total, report, strict, signed)
     if not read.all():  # files that could not be read: left out, and named in one warning
         warn_skipped(data)
         rows, codes = take_rows(rows, np.flatnonzero(read)), codes[read]
     report(done, total, "storing")
-    index.add(
-        codes=codes,
-        **rows,
-        batch_size=batch_size,
-        progress=lambda n: report(done + n, total, "storing"),
-    )
+    ids = index.add(codes=codes, **rows, batch_size=batch_size, progress=lambda n: report(done + n, total, "storing"))
+    store_signatures(index, ids, signed)  # each item's near-duplicate signature, of the inputs its code is of
     index.store.checkpoint()  # the database file alone now holds the whole index
     return index
 
 
-def encode_items(hasher, data: Dataset, todo: np.ndarray, done: int, total: int, report, strict: bool):
+def encode_items(hasher, data: Dataset, todo: np.ndarray, done: int, total: int, report, strict: bool, signed=None):
     """(codes (len(todo), bits/8) uint8, read (len(todo),) bool) of the items todo (all of them
     when done == 0), in parts of whole forward passes (the autoencoder runs 4,096 rows at a time)
-    and at most ENCODE_BYTES of input (READ_BYTES for files decoded as they are read)."""
+    and at most ENCODE_BYTES of input (READ_BYTES for files decoded as they are read). signed: a
+    list to append each part's verifier signatures to ((k, s), the part's items that were read)."""
+    kind = inputs.get(data.kind) if signed is not None else None
     codes = np.zeros((len(todo), hasher.bits // 8), dtype=np.uint8)
     read = np.ones(len(todo), dtype=bool)
     bound = ENCODE_BYTES if data.x is not None else READ_BYTES
@@ -106,7 +109,10 @@ def encode_items(hasher, data: Dataset, todo: np.ndarray, done: int, total: int,
         report(done + start, total, "encoding")
         part = slice(start, start + step)
         if data.x is not None:
-            codes[part] = hasher.encode(data.x[todo[part]] if done else data.x[part])  # a slice copies nothing
+            x = data.x[todo[part]] if done else data.x[part]  # a slice copies nothing
+            codes[part] = hasher.encode(x)
+            if kind is not None:
+                signed.append(kind.signatures(data, todo[part], x))
             continue
         x, rows = data.read(todo[part])
         read[part] = np.isin(todo[part], rows)
@@ -115,7 +121,17 @@ def encode_items(hasher, data: Dataset, todo: np.ndarray, done: int, total: int,
             raise DataError(failed[0][1] if failed else f"{data.name}: an item could not be read")
         if len(rows):
             codes[start : start + len(read[part])][read[part]] = hasher.encode(x)
+            if kind is not None:
+                signed.append(kind.signatures(data, rows, x))
     return codes, read
+
+
+def store_signatures(index: Index, ids: np.ndarray, signed: list) -> None:
+    """Keep the signatures encode_items made (signed, one array per part, of the items read) with
+    the items given ids (n,), the items read in order; nothing when the kind has no verifier."""
+    parts = [p for p in signed if p is not None]
+    if parts and len(ids):
+        index.store.put_signatures(index.name, ids, np.concatenate(parts))
 
 
 def _todo(index: Index, keys: list[str], resuming: bool, adding: bool) -> np.ndarray:
@@ -132,7 +148,8 @@ def item_rows(data: Dataset, keys: list[str], index: Index) -> dict:
     them), sources and metas."""
     labels = None if data.labels is None else index_labels(data, index)
     sources = item_sources(data, keys, index.sources_folder() if index.row.source_root else None)
-    return {"keys": keys, "labels": labels, "sources": sources, "metas": data.metas}
+    snippets = inputs.get(data.kind).snippets(data)  # texts: each document's start, shown with hits
+    return {"keys": keys, "labels": labels, "sources": sources, "metas": data.metas, "snippets": snippets}
 
 
 def take_rows(rows: dict, idx: np.ndarray) -> dict:
@@ -153,7 +170,7 @@ def warn_skipped(data: Dataset) -> None:
 def index_labels(data: Dataset, index: Index) -> np.ndarray:
     """The data's labels as the index numbers them: a folder's class names are mapped onto the
     classes the index recorded (StoreError for a class it does not know)."""
-    labels, known = data.labels.numpy(), index.row.classes
+    labels, known = data.labels, index.row.classes
     if not known or not data.classes or list(data.classes) == list(known):
         return labels
     unknown = [c for c in data.classes if c not in known]

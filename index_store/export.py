@@ -102,7 +102,7 @@ def _read(index: Index) -> tuple[np.ndarray, np.ndarray, list[dict]]:
 
 
 def _records(columns: dict, items: list[dict]):
-    """An item at a time: {key, id, label, class, code (hex), source, meta}."""
+    """An item at a time: {key, id, label, class, code (hex), source, meta, and snippet for texts}."""
     for i, code, item in zip(columns["ids"], columns["codes"], items):
         label = item.get("label")
         yield {
@@ -113,6 +113,7 @@ def _records(columns: dict, items: list[dict]):
             "code": code.tobytes().hex(),
             "source": item.get("source"),
             "meta": item.get("meta"),
+            **({"snippet": item["snippet"]} if item.get("snippet") is not None else {}),  # texts only
         }
 
 

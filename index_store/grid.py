@@ -26,7 +26,7 @@ def item_pixels(key: str, source: str | None, data_root=None) -> np.ndarray | No
     if row_of is not None:
         name, split, row = row_of
         data = _named(name, split, data_root)
-        return inputs.get(data.kind).picture(data.x[row].numpy()) if row < len(data) else None
+        return inputs.get(data.kind).picture(data.x[row]) if row < len(data) else None
     return None
 
 

@@ -2,7 +2,7 @@
 
     idx = Index.create("items.db", "mnist", bits=32)      # or Index.open(url, name)
     idx.add(keys, codes, labels=labels)                   # batched transactions
-    hits = idx.search(query_codes, k=10, radius=2)        # per query: items with distances
+    found = idx.search(query_codes, k=10, radius=2)       # {"index", ..., "queries": [{"query", "hits"}]}
 
 The derived structures (hash tables, multi-index tables, FAISS index) are rebuilt from SQL
 whenever the on-disk cache is missing, stale or corrupt; `verify()` checks them against SQL. They
@@ -84,8 +84,9 @@ class Index:
         checksum = header = None
         if hasher_path is not None:
             from ..hashing.artifact import read_header
+            from ..hashing.hasher import summary_header
 
-            header = read_header(hasher_path)
+            header = summary_header(read_header(hasher_path))  # the vocabulary of texts stays in the file
             checksum = getattr(model, "checksum_", None) or file_checksum(hasher_path)
         path = str(hasher_path) if hasher_path else None
         store.create_index(name, bits, path, checksum, header, source_root=source_root, classes=classes)
@@ -160,10 +161,12 @@ class Index:
         vectors=None,
         batch_size: int = DEFAULT_BATCH,
         progress=None,
+        snippets=None,
     ) -> np.ndarray:
         """Add items in transactions of batch_size; each committed batch stays if a later one fails.
-        Items that validate.check_items refuses (DataError) are refused whole, before any batch."""
-        items = check_items(keys, codes, self.bits, labels, sources, metas, vectors)
+        Items that validate.check_items refuses (DataError) are refused whole, before any batch.
+        snippets: a short text each (a document's start; None each for none), shown with hits."""
+        items = check_items(keys, codes, self.bits, labels, sources, metas, vectors, snippets)
         keys, codes = items.keys, items.codes
         base = self._snapshot()  # the structures before writing, so that the writes can update them in memory
         ids, ahead, states = [], None, []
@@ -274,13 +277,31 @@ class Index:
 
     # --- search ---
     def search(
-        self, query_codes, k: int | None = 10, radius: int | None = None, query_vectors: np.ndarray | None = None
-    ) -> list[list[dict]]:
-        """Per query, the matching items with their distance and metadata (read from SQL in one pass).
-
+        self,
+        query_codes,
+        k: int | None = 10,
+        radius: int | None = None,
+        query_vectors: np.ndarray | None = None,
+        queries: list[str] | None = None,
+    ) -> dict:
+        """The hits of query codes (n, bits/8) uint8 as every search answers (CLI JSON, HTTP, semhash.search):
+        {"index", "bits", "k", "radius", "queries": [{"query": queries[i] (default: the code in hex),
+        "hits": [{id, key, label, class, source, meta, distance}], nearest first}]}, read in one pass.
         radius only: every item within it; k only: the k nearest; both: the k nearest within the radius.
-        query_vectors: float vectors to re-rank items at equal Hamming distance (needs stored vectors).
-        """
+        query_vectors: float vectors to re-rank items at equal Hamming distance (needs stored vectors)."""
+        hits = self._hits(query_codes, k, radius, query_vectors)  # the codes checked there
+        if queries is None:
+            queries = [code.tobytes().hex() for code in np.atleast_2d(np.asarray(query_codes))]
+        return {
+            "index": self.name,
+            "bits": self.bits,
+            "k": k,
+            "radius": radius,
+            "queries": [{"query": q, "hits": h} for q, h in zip(queries, hits)],
+        }
+
+    def _hits(self, query_codes, k, radius, query_vectors) -> list[list[dict]]:
+        """Per query, the matching items with their distance and metadata (search's "hits")."""
         for _ in range(SEARCH_ATTEMPTS):
             res = self.search_ids(query_codes, k, radius, query_vectors)
             meta = self.items(res.ids, index_id=self.row.id)
@@ -312,6 +333,8 @@ class Index:
         relative source that leads out of that folder is none (item_rows.py). StoreError naming
         the index for a row of impossible values (a hand-edited database)."""
         label, source = item_rows.checked(item, self.name)
+        if item.get("snippet", 0) is None:  # items of kinds without snippets: no such field
+            item = {k: v for k, v in item.items() if k != "snippet"}
         classes = self.row.classes
         if classes and label is not None and 0 <= label < len(classes):
             item = {**item, "class": classes[label]}

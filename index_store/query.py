@@ -25,16 +25,10 @@ DEFAULT_K = 10  # hits per query when neither k nor a radius is given
 
 
 def results(index: Index, codes: np.ndarray, labels: list[str], k: int | None, radius: int | None) -> dict:
-    """Search codes (n, bits/8) uint8 and describe each query's hits: {"index", "bits", "k",
-    "radius", "queries": [{"query": label, "hits": [{id, key, label, source, meta, distance}]}]}."""
-    hits = index.search(codes, k=k, radius=radius)
-    return {
-        "index": index.name,
-        "bits": index.bits,
-        "k": k,
-        "radius": radius,
-        "queries": [{"query": q, "hits": h} for q, h in zip(labels, hits)],
-    }
+    """Search codes (n, bits/8) uint8, each query named by its label: Index.search's answer,
+    {"index", "bits", "k", "radius", "queries": [{"query": label, "hits": [{id, key, label,
+    class, source, meta, distance}]}]}, the one every search gives (Python, CLI JSON, HTTP)."""
+    return index.search(codes, k=k, radius=radius, queries=labels)
 
 
 def input_codes(hasher: Hasher, keyword: str, items, names=None) -> np.ndarray:

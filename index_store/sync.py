@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..hashing.data import as_dataset, item_keys
-from .build import encode_items, item_rows, take_rows, warn_skipped
+from .build import encode_items, item_rows, store_signatures, take_rows, warn_skipped
 from .index import Index
 
 
@@ -28,7 +28,8 @@ def sync_index(target, data, name: str = "default", progress=None, strict: bool 
     hasher.spec_.check(data.shape, data.normalization, what=data.name)
     keys = item_keys(data)
     report = progress or (lambda done, total, stage: None)
-    codes, read = encode_items(hasher, data, np.arange(len(keys)), 0, len(keys), report, strict)
+    signed = []  # every item read is signed again: items stored before signatures were kept get theirs
+    codes, read = encode_items(hasher, data, np.arange(len(keys)), 0, len(keys), report, strict, signed)
     if not read.all():
         warn_skipped(data)
     stored = _stored(index)
@@ -43,6 +44,8 @@ def sync_index(target, data, name: str = "default", progress=None, strict: bool 
     if fresh:
         rows = take_rows(item_rows(data, keys, index), np.array(fresh))
         index.add(codes=codes[fresh], **rows, progress=lambda n: report(n, len(fresh), "storing"))
+    ids = index.store.ids_of(name, [k for k, r in zip(keys, read) if r])
+    store_signatures(index, np.array([ids[k] for k, r in zip(keys, read) if r], np.int64), signed)
     index.store.checkpoint()
     return {
         "index": name,

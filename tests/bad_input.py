@@ -87,7 +87,7 @@ def build_world(root: Path, digits) -> SimpleNamespace:
 def make_images(i: Path, digits, rng) -> None:
     """A training digit as an 8-bit, 16-bit, RGBA and palette PNG; files that are no image, a
     truncated PNG, a decompression bomb and one over the byte limit."""
-    x8 = (digits[0].x[3, 0].numpy() * 255).round().astype(np.uint8)  # an 8x8 training digit
+    x8 = (digits[0].x[3, 0] * 255).round().astype(np.uint8)  # an 8x8 training digit
     (i / "q.png").write_bytes(_png(x8))
     (i / "png16.png").write_bytes(_png(x8.astype(np.uint16) * 257))  # the same digit, 16-bit grey
     Image.fromarray(x8).convert("RGBA").save(i / "rgba.png")

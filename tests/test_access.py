@@ -18,7 +18,7 @@ def served(tmp_path_factory, digits):
     folder = tmp_path_factory.mktemp("access")
     model = semhash.make_hasher("itq", bits=16).fit(digits[0]).save(folder / "d16.semhash")
     semhash.build_index(str(folder / "items.db"), model, digits[0].subset(200))
-    return str(folder / "items.db"), digits[0].x[:1].reshape(1, -1).numpy()
+    return str(folder / "items.db"), digits[0].x[:1].reshape(1, -1)
 
 
 def new_item(x, key="new/0"):

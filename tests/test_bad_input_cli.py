@@ -23,6 +23,11 @@ CLI_CASES = [
     ("info-mistyped-path", ["index", "info", "{d}/typo.db"], {}),
     ("verify-mistyped-path", ["index", "verify", "{d}/typo.db"], {}),
     ("search-mistyped-path", ["search", "{d}/typo.db", "--item", "digits/train/0"], {}),
+    # near-duplicates: a threshold out of its units' range, a keep rule that is none, a threshold asked
+    # of items without signatures (the world's three odd keys were added as bare codes)
+    ("dedup-absurd-threshold", ["dedup", "{db}", "--threshold", "7"], {}),
+    ("dedup-unknown-keep-rule", ["dedup", "{db}", "--keep", "newest"], {}),
+    ("dedup-threshold-without-signatures", ["dedup", "{db}", "--threshold", "0.9"], {}),
     ("info-random-bytes", ["index", "info", "{d}/garbage.db"], {}),
     ("info-truncated-sqlite", ["index", "info", "{d}/truncated.db"], {}),
     ("search-foreign-sqlite", ["search", "{d}/foreign.db", "--code", "0000"], {}),

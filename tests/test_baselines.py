@@ -11,7 +11,7 @@ from semhash.hashing.metrics import evaluate, label_relevance
 
 
 def quality(hasher, train, test):
-    rel = label_relevance(test.labels.numpy(), train.labels.numpy())
+    rel = label_relevance(test.labels, train.labels)
     return evaluate(hasher.encode(test), hasher.encode(train), rel).map_all
 
 

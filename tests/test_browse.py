@@ -101,7 +101,7 @@ def test_pick_upload_and_change_k_and_radius(browser, server, digits):
 
     # upload an image file
     png = folder / "query.png"
-    png.write_bytes(png_bytes(digits[1].x[0, 0].numpy()))
+    png.write_bytes(png_bytes(digits[1].x[0, 0]))
     set_number(browser, "radius", "")
     browser.find_element("id", "file").send_keys(str(png))
     wait_for(

@@ -461,7 +461,7 @@ def test_two_replicas_survive_a_kill_minus_9_under_concurrent_writes(store_targe
     semhash.train("itq", "digits", str(model), bits=16)
     semhash.build_index(store_target, str(model), "digits", name=index_name)
     hasher = semhash.load_hasher(str(model))
-    x = np.concatenate([semhash.load_dataset("digits", split).x.numpy() for split in ("train", "test")])
+    x = np.concatenate([semhash.load_dataset("digits", split).x for split in ("train", "test")])
     vectors = x.reshape(len(x), -1).astype(np.float32)
     # each vector's code as the service computes it for a one-item request (same pipeline, one row)
     local_codes = np.concatenate([input_codes(hasher, "vectors", [v.tolist()]) for v in vectors])

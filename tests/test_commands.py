@@ -77,32 +77,23 @@ def test_a_radius_returns_everything_within_it_unless_k_caps_it(built, digits):
     assert len(capped) == 5 and len(semhash.search(str(db), items=["digits/train/0"])["queries"][0]["hits"]) == 10
 
 
-def brute_groups(codes: np.ndarray, keys: list[str], radius: int) -> list[list[str]]:
-    """Connected components of 'within radius' by a plain union-find over all pairs."""
-    parent = list(range(len(keys)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in zip(*np.nonzero(hamming(codes, codes) <= radius)):
-        parent[root(i)] = root(j)
-    groups = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(root(i), []).append(key)
-    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+def brute_pairs(codes: np.ndarray, keys: list[str], radius: int) -> set[frozenset]:
+    """Every pair of items whose codes are within the radius, from the whole distance matrix."""
+    i, j = np.nonzero(np.triu(hamming(codes, codes) <= radius, 1))
+    return {frozenset((keys[a], keys[b])) for a, b in zip(i, j)}
 
 
 @pytest.mark.parametrize("radius", [0, 1])
-def test_dedup_groups_equal_a_brute_force_grouping(built, digits, radius):
+def test_dedup_candidates_equal_every_pair_within_the_radius(built, digits, radius):
     folder, db, _ = built
     codes = semhash.load_hasher(folder / "d16.semhash").encode(digits[0])
     keys = [f"digits/train/{i}" for i in range(len(codes))]
-    out = semhash_cli("dedup", db, "--radius", radius, "--format", "json")
+    # a threshold every pair holds (correlation >= -1): the verified pairs are the candidates
+    out = semhash_cli("dedup", db, "--radius", radius, "--threshold", -1, "--pairs", "--format", "json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["groups"] == brute_groups(codes, keys, radius)
+    result = json.loads(out.stdout)
+    assert {frozenset((p["a"], p["b"])) for p in result["pairs"]} == brute_pairs(codes, keys, radius)
+    assert result["candidates"] == result["verified"] == len(result["pairs"])
 
 
 def test_index_list_export_and_drop(built, tmp_path):

@@ -191,8 +191,8 @@ from semhash.hashing.methods import load_hasher
 idx = Index.open(db)
 codes = load_hasher(sys.argv[4]).encode(q)
 while not os.path.exists(stop) or len(seen) < 3:
-    hits = idx.search(codes, k=5)
-    assert all(len(h) == 5 for h in hits)
+    found = idx.search(codes, k=5)
+    assert all(len(q["hits"]) == 5 for q in found["queries"])
     seen.append(len(idx.searcher))
 print(len(seen), min(seen), max(seen))
 """

@@ -57,7 +57,7 @@ def test_gzip_only_raw_files_are_extracted_into_the_cache_when_the_root_is_read_
     # the same bytes as the gzip holds, scaled to [0, 1]
     with gzip.open(gz_only_mnist / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz") as f:
         pixels = np.frombuffer(f.read()[16:], np.uint8).reshape(10, 1, 28, 28)
-    np.testing.assert_allclose(ds.x.numpy(), pixels / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(ds.x, pixels / 255.0, rtol=1e-6)
 
 
 def test_gzip_only_raw_files_are_extracted_in_place_when_writable(tmp_path, rng):
@@ -105,7 +105,7 @@ def test_features_from_npy_and_npz(tmp_path, rng):
     a = load_dataset(str(tmp_path / "x.npy"), labels=tmp_path / "y.npy")
     b = load_dataset(str(tmp_path / "xy.npz"))
     assert a.shape == (7,) and a.labels.tolist() == y.tolist()
-    np.testing.assert_array_equal(a.x.numpy(), b.x.numpy())
+    np.testing.assert_array_equal(a.x, b.x)
     assert a.fingerprint == b.fingerprint
 
 
@@ -141,3 +141,40 @@ def test_flat_image_folder_has_no_labels_and_rejects_non_images(tmp_path, rng):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="broken.png: not a readable image"):
         load_dataset(str(tmp_path))
+
+
+def write_cifar10(folder, rng, n=4):
+    """CIFAR-10's python layout: pickled dicts of uint8 rows (n, 3072) and labels, and the class names."""
+    import pickle
+
+    folder.mkdir(parents=True)
+    for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"):
+        batch = {"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), "labels": rng.integers(0, 10, n).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
+
+
+def test_cifar10_is_read_from_its_python_batches(tmp_path, rng):
+    write_cifar10(tmp_path / "cifar-10-batches-py", rng)
+    train, test = (load_dataset("cifar10", split, root=tmp_path, download=False) for split in ("train", "test"))
+    assert train.x.shape == (20, 3, 32, 32) and len(test) == 4 and train.classes[3] == "class3"
+    import pickle
+
+    first = pickle.loads((tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes())
+    np.testing.assert_array_equal(train.x[:4], first["data"].reshape(4, 3, 32, 32) / np.float32(255))
+    assert train.labels[:4].tolist() == [int(v) for v in first["labels"]]
+
+
+def test_a_planted_cifar10_batch_runs_no_code(tmp_path, rng):
+    import pickle
+
+    write_cifar10(tmp_path / "cifar-10-batches-py", rng)
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, ("touch planted",))
+
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({"data": Planted()}))
+    with pytest.raises(DataError, match="corrupt.*posix.system is not part of a CIFAR-10 batch"):
+        load_dataset("cifar10", "test", root=tmp_path, download=False)
+    assert not (tmp_path / "planted").exists()

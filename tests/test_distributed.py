@@ -69,7 +69,7 @@ def _step_gradients(items: torch.Tensor, pairs: torch.Tensor, reg: Regularizers)
 
 
 def test_a_step_in_two_processes_has_the_gradients_of_one_on_the_whole_batch(digits):
-    x = digits[0].x
+    x = torch.from_numpy(digits[0].x)
     items, pairs = x[:48], x[100:148]  # every regularizer with a batch statistic, on
     reg = Regularizers(balance=1.0, decorrelation=1.0, neighbours=40.0, k_neighbours=1)
     one = _step_gradients(items, pairs, reg)
@@ -94,7 +94,8 @@ def test_two_processes_train_as_well_as_one(digits):
     assert len(two.history) == len(one.history) and two.validation.criterion == "labels"
     assert not two.model.training and next(two.model.parameters()).device == CPU
     lsh = np.mean([_test_map(LSH(16, seed=s).fit(train_set).encode, train_set, test_set) for s in range(3)])
-    a, b = (_test_map(lambda x, m=r.model: pack(m.activations(x).numpy() > 0), train_set, test_set) for r in (one, two))
+    codes = lambda m: lambda x: pack(m.activations(torch.from_numpy(x)).numpy() > 0)  # noqa: E731
+    a, b = (_test_map(codes(r.model), train_set, test_set) for r in (one, two))
     assert abs(a - b) < 0.1, (a, b)
     assert min(a, b) > lsh + 0.1, (a, b, lsh)
     assert abs(one.best["score"] - two.best["score"]) < 0.1  # the held-out figure too

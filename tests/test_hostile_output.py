@@ -81,7 +81,7 @@ def test_search_tables_show_keys_as_text(hostile, query):
 
 def test_dedup_index_list_and_encode_tables_show_names_as_text(hostile):
     folder, db, model = hostile
-    groups = semhash_cli("dedup", db, "--name", "hostile", "--radius", 16)
+    groups = semhash_cli("dedup", db, "--name", "hostile", "--radius", 16, "--threshold", -1)
     assert_inert(groups)
     assert sorted(column(groups, 2)) == sorted(SHOWN)
     listed = semhash_cli("index", "list", db)
@@ -99,7 +99,7 @@ def test_search_and_dedup_csv_neutralise_formulas_and_keep_rows_whole(hostile):
     assert sorted(r["key"] for r in rows) == sorted(IN_CSV)  # six rows: the CR split none
     assert {r["query"] for r in rows} == {"'=1+1"}
     assert "\n'=1+1,1,'=1+1," in out and ',"a\rb",' in out  # neutralised; the CR quoted
-    out = semhash_cli("dedup", db, "--name", "hostile", "--radius", 16, "--format", "csv")
+    out = semhash_cli("dedup", db, "--name", "hostile", "--radius", 16, "--threshold", -1, "--format", "csv")
     assert sorted(r["key"] for r in csv.DictReader(io.StringIO(out, newline=""))) == sorted(IN_CSV)
 
 

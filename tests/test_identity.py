@@ -65,9 +65,9 @@ def test_a_server_serves_the_index_built_again_under_its_name(own_schema, index_
 def test_an_open_index_answers_for_the_index_built_again_under_its_name(store_target, index_name):
     Index.create(store_target, index_name, bits=16).add(list(OLD), codes_of(OLD))
     opened = Index.open(store_target, index_name)
-    assert exact(opened.search(ZERO, k=3)[0]) == {"old-0"} and opened.last_load == "cache"
+    assert exact(opened.search(ZERO, k=3)["queries"][0]["hits"]) == {"old-0"} and opened.last_load == "cache"
     build_again(store_target, index_name)
-    assert exact(opened.search(ZERO, k=3)[0]) == {"new-7"}
+    assert exact(opened.search(ZERO, k=3)["queries"][0]["hits"]) == {"new-7"}
     assert opened.last_load == "rebuilt from SQL (built from another index or database)"
 
 
@@ -112,10 +112,10 @@ def test_an_open_index_notices_its_file_replaced_by_a_copy_changed_apart(diverge
     connection has open is outside what SQLite supports. A connection opened after reads the copy.)"""
     a, a2 = diverged
     opened = Index.open(a, "x")
-    assert [(h["key"], h["distance"]) for h in opened.search(QUERY, k=1)[0]] == [("only-in-a", 0)]
+    assert [(h["key"], h["distance"]) for h in opened.search(QUERY, k=1)["queries"][0]["hits"]] == [("only-in-a", 0)]
     opened.store.engine.dispose()
     shutil.copyfile(a2, a)
-    assert [(h["key"], h["distance"]) for h in opened.search(QUERY, k=1)[0]] == [("old-2", 7)]
+    assert [(h["key"], h["distance"]) for h in opened.search(QUERY, k=1)["queries"][0]["hits"]] == [("old-2", 7)]
 
 
 def test_uids_and_row_ids_are_never_reused_and_every_write_writes_a_new_state(tmp_path):

@@ -90,7 +90,7 @@ def test_an_older_store_is_refused_by_readers_and_upgraded_by_its_next_writer(ow
 
     writer = Index.open(own_schema, "old")  # a write-mode open upgrades it
     assert len(writer.row.uid) == len(writer.row.state) == 32
-    hits = writer.search(np.array([[1, 0]], np.uint8), k=2)[0]
+    hits = writer.search(np.array([[1, 0]], np.uint8), k=2)["queries"][0]["hits"]
     assert [(h["key"], h["distance"]) for h in hits] == [("a", 0), ("c", 1)]
     writer.add(["d"], np.array([[4, 0]], np.uint8))
     reader = Index.open(own_schema, "old", mode="read")

@@ -15,7 +15,7 @@ REFERENCE = {16: (0.396, 0.266, 0.234), 32: (0.425, 0.245, 0.280), 64: (0.447, 0
 
 
 def map_all(hasher, db, q):
-    rel = label_relevance(q.labels.numpy(), db.labels.numpy())
+    rel = label_relevance(q.labels, db.labels)
     return evaluate(hasher.encode(q), hasher.encode(db), rel).map_all
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from semhash.hashing.autoencoder import AEHasher
 from semhash.hashing.autoencoder.bottlenecks import Bottleneck
-from semhash.hashing.autoencoder.code_rules import SignCode
+from semhash.hashing.autoencoder.code_rules import MeanCode, SignCode
 from semhash.hashing.autoencoder.model import Autoencoder, ModelConfig
 from semhash.hashing.autoencoder.numpy_encoder import KNOWN_FIELDS, NumpyAEHasher, mlp_shapes
 from semhash.hashing.autoencoder.registry import BOTTLENECKS, bottleneck_class, code_rule
@@ -72,7 +72,7 @@ def test_codes_are_torchs_on_random_inputs(pair, scale, seed, n):
 
 
 def test_one_item_alone_gets_the_code_it_gets_in_a_batch(pair, mnist_test):
-    read, x = pair[1], mnist_test.x[:300].numpy()
+    read, x = pair[1], mnist_test.x[:300]
     alone = np.concatenate([read.encode(x[i : i + 1]) for i in range(len(x))])
     assert np.array_equal(alone, read.encode(x))
 
@@ -104,7 +104,8 @@ def test_the_reader_knows_every_field_of_the_architecture():
 
 def test_every_registered_bottleneck_declares_its_registered_code_rule():
     for name in BOTTLENECKS:
-        assert code_rule(name) is SignCode and bottleneck_class(name).code_rule is SignCode
+        assert code_rule(name) is not None and bottleneck_class(name).code_rule is code_rule(name)
+    assert code_rule("noise") is SignCode and code_rule("gaussian") is MeanCode  # the mean's sign
 
 
 class Halves(Bottleneck):
@@ -156,7 +157,7 @@ def ae_index(tmp_path_factory, digits):
     """A folder of 100 digit images, an MLP autoencoder's model of them and their index."""
     where = tmp_path_factory.mktemp("ae_index")
     (where / "images").mkdir()
-    for i, pixels in enumerate(digits[0].x[:100].numpy()):
+    for i, pixels in enumerate(digits[0].x[:100]):
         Image.fromarray((pixels[0] * 255).astype(np.uint8)).save(where / "images" / f"{i}.png")
     commands = (
         ["train", "--images", "images", "--method", "ae", "--bits", "16", "--steps", "20", "-o", "m.semhash"],

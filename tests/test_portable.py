@@ -39,7 +39,7 @@ def photos(tmp_path_factory, digits):
     """A class-per-folder RGB image collection (digits 0, 1, 2 named cat, dog, owl), its ITQ
     model and index, built from inside the build folder with relative paths, as a user would."""
     where = tmp_path_factory.mktemp("built")
-    x, y = digits[0].x.numpy(), digits[0].labels.numpy()
+    x, y = digits[0].x, digits[0].labels
     for i in np.flatnonzero(y < 3)[:150]:
         (where / "photos" / CLASSES[y[i]]).mkdir(parents=True, exist_ok=True)
         pixels = (np.repeat(x[i].reshape(8, 8, 1), 3, axis=2) * 255).astype(np.uint8)
@@ -158,7 +158,7 @@ def test_shell_completion_script_is_offered(monkeypatch):
 
 
 def test_train_and_index_build_take_the_same_data_flags(tmp_path, digits):
-    x, y = digits[0].x.numpy().reshape(len(digits[0]), -1), digits[0].labels.numpy()
+    x, y = digits[0].x.reshape(len(digits[0]), -1), digits[0].labels
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     flags = ["--features", tmp_path / "x.npy", "--labels", tmp_path / "y.npy", "--limit", 400]

@@ -89,6 +89,21 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
-    assert len(namespace["hits"]) == 2 and len(namespace["hits"][0]) == 5
-    assert all(h["distance"] <= 2 for q in namespace["near"] for h in q)
+    found, result = namespace["found"], namespace["result"]
+    assert len(found["queries"]) == 2 and len(namespace["hits"]) == 5
+    assert all(h["distance"] <= 2 for q in namespace["near"]["queries"] for h in q["hits"])
     assert 0 < namespace["report"].map_all <= 1
+    # one answer for every search: Index.search's is semhash.search's (and the CLI's JSON, the HTTP body's)
+    assert found.keys() == result.keys() and found["queries"][0].keys() == result["queries"][0].keys()
+    assert result["queries"][0]["query"] == "digits/train/0" and result["queries"][0]["hits"][0]["distance"] == 0
+
+
+def test_the_python_api_is_the_documented_one():
+    """semhash.__all__ is what the README's Python section names: every name it lists is there,
+    every semhash.<name> the section uses is listed."""
+    import semhash
+
+    text = README.read_text()
+    code = text.split("From Python:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    used = set(re.findall(r"\bsemhash\.(\w+)", code)) - {"hashing"}  # sub-packages are imported, not API
+    assert used == set(semhash.__all__) == set(dir(semhash))

@@ -40,7 +40,7 @@ def test_search_by_item_code_vector_and_image_agree(served, digits):
     hits = by_item["queries"][0]["hits"]
     assert len(hits) == 5 and hits[0]["distance"] == 0 and hits[0]["key"] == "digits/train/7"
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
-    x = digits[0].x[7].numpy()
+    x = digits[0].x[7]
     by_vector = client.post("/indexes/digits/search/vectors", json={"vectors": [x.ravel().tolist()], "k": 5}).json()
     by_image = client.post(
         "/indexes/digits/search/image", files={"image": ("seven.png", png_bytes(x[0]), "image/png")}, data={"k": "5"}
@@ -60,7 +60,7 @@ def test_raw_codes_and_a_radius(served):
 
 def test_add_find_and_remove_items(served, digits):
     _, _, client = served
-    x = digits[1].x[:2].numpy().reshape(2, -1)
+    x = digits[1].x[:2].reshape(2, -1)
     added = client.post(
         "/indexes/digits/items",
         json={
@@ -160,7 +160,7 @@ def test_two_replicas_on_postgresql_see_each_others_additions(digits, tmp_path, 
     try:
         a, b = (f"http://127.0.0.1:{p}/indexes/{index_name}" for p in ports)
         assert httpx.get(b).json()["items"] == 500
-        x = digits[1].x[:3].numpy().reshape(3, -1)
+        x = digits[1].x[:3].reshape(3, -1)
         added = httpx.post(
             f"{a}/items", json={"items": [{"key": f"r/{i}", "vector": v.tolist()} for i, v in enumerate(x)]}
         )

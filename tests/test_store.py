@@ -21,8 +21,9 @@ def brute_force(index_codes, index_keys, queries, r):
     return [sorted((int(d[i, j]), index_keys[j]) for j in np.flatnonzero(d[i] <= r)) for i in range(len(queries))]
 
 
-def as_pairs(hits):
-    return [sorted((h["distance"], h["key"]) for h in q) for q in hits]
+def as_pairs(found):
+    """(distance, key) of each query's hits, in order of both: what brute_force gives."""
+    return [sorted((h["distance"], h["key"]) for h in q["hits"]) for q in found["queries"]]
 
 
 @pytest.fixture
@@ -46,12 +47,13 @@ def test_build_search_and_read_back_metadata(store_target, index_name, clustered
         batch_size=64,
     )
     assert ids.tolist() == list(range(1, 301))
-    hits = idx.search(codes[:3], k=None, radius=3)
-    assert as_pairs(hits) == brute_force(codes, keys, codes[:3], 3)
-    first = hits[0][0]
+    found = idx.search(codes[:3], k=None, radius=3)
+    assert as_pairs(found) == brute_force(codes, keys, codes[:3], 3)
+    assert found["queries"][0]["query"] == codes[0].tobytes().hex()  # a query is named by its code
+    first = found["queries"][0]["hits"][0]
     assert first["key"] == "item-0" and first["distance"] == 0 and first["label"] == labels[0]
     assert first["source"] == "file://item-0.png" and first["meta"] == {"n": 0}
-    knn = idx.search(codes[:2], k=5)
+    knn = [q["hits"] for q in idx.search(codes[:2], k=5, queries=["first", "second"])["queries"]]
     assert [len(q) for q in knn] == [5, 5] and [h["distance"] for h in knn[0]] == sorted(h["distance"] for h in knn[0])
     info = idx.info()
     assert info["items"] == 300 and info["bits"] == 32 and info["memory_bytes_per_item"] > 0
@@ -134,7 +136,10 @@ def test_a_foreign_table_beside_ours_is_no_concern_of_the_reader(tmp_path):
     Index.create(db, "first", bits=8).add(["a"], np.zeros((1, 1), np.uint8))
     with sqlite3.connect(db) as conn:
         conn.execute('CREATE TABLE "order lines" ("first column" TEXT)')
-    assert Index.open(db, "first", mode="read").search(np.zeros((1, 1), np.uint8), k=1)[0][0]["key"] == "a"
+    assert (
+        Index.open(db, "first", mode="read").search(np.zeros((1, 1), np.uint8), k=1)["queries"][0]["hits"][0]["key"]
+        == "a"
+    )
 
 
 def test_ties_reranked_by_stored_vectors(store_target, index_name):
@@ -142,7 +147,7 @@ def test_ties_reranked_by_stored_vectors(store_target, index_name):
     vectors = np.array([[3.0, 0], [1.0, 0], [2.0, 0]], np.float32)
     idx.add(["far", "near", "mid"], np.zeros((3, 1), np.uint8), vectors=vectors)
     hits = idx.search(np.zeros((1, 1), np.uint8), k=3, query_vectors=np.zeros((1, 2), np.float32))
-    assert [h["key"] for h in hits[0]] == ["near", "mid", "far"]
+    assert [h["key"] for h in hits["queries"][0]["hits"]] == ["near", "mid", "far"]
 
 
 def test_missing_index_and_duplicate_index_are_clear_errors(store_target, index_name):
@@ -257,12 +262,12 @@ def test_a_cache_serves_only_the_index_it_was_built_from(tmp_path):
     b.add([f"b{i}" for i in range(50)], rng.integers(0, 256, (50, 2), dtype=np.uint8))
     assert a.cache_folder != b.cache_folder
     q = rng.integers(0, 256, (3, 2), dtype=np.uint8)
-    assert {h["key"][0] for hits in Index.open(db, "x/y").search(q, k=5) for h in hits} == {"a"}
+    assert {h["key"][0] for query in Index.open(db, "x/y").search(q, k=5)["queries"] for h in query["hits"]} == {"a"}
 
     shutil.rmtree(a.cache_folder)
     shutil.copytree(b.cache_folder, a.cache_folder)  # the other index's structures, same generation
     again = Index.open(db, "x/y")
-    assert {h["key"][0] for hits in again.search(q, k=5) for h in hits} == {"a"}
+    assert {h["key"][0] for query in again.search(q, k=5)["queries"] for h in query["hits"]} == {"a"}
     assert again.last_load.startswith("rebuilt") and "another index" in again.last_load
 
     (a.cache_folder / "manifest.json").write_text("[]")

@@ -24,3 +24,16 @@ class SignCode:
 
     def code(self, a):
         return self.logits(a) > 0
+
+
+class MeanCode(SignCode):
+    """A variational bottleneck's rule: a: (n, 2 bits) the mean and log-variance of each bit's
+    Gaussian -> logits the mean (n, bits), code [mean > 0]: encoding is deterministic."""
+
+    @staticmethod
+    def width(bits: int) -> int:
+        return 2 * bits
+
+    @staticmethod
+    def logits(a):
+        return a[:, : a.shape[1] // 2]

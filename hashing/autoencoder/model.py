@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .layout import mlp_sizes
 from .registry import bottleneck_class
 
 
@@ -29,7 +30,9 @@ class ModelConfig:
     hidden: tuple[int, ...] = (1000, 500, 250)
     conv: bool = False
     noise_std: float = 4.0
-    output: str = "sigmoid"  # "sigmoid" for [0, 1] images (BCE), "linear" for real features (MSE)
+    # "sigmoid" for [0, 1] images (BCE), "linear" for real features (MSE), "multinomial" for bags of
+    # words (the decoder's outputs are logits over the vocabulary; losses.multinomial_loss)
+    output: str = "sigmoid"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -78,10 +81,9 @@ class Autoencoder(nn.Module):
         if cfg.conv:
             self.encoder, self.decoder = _conv_pair(cfg, width, out_act)
         else:
-            self.encoder = nn.Sequential(nn.Flatten(), _mlp([d, *cfg.hidden, width], None))
-            self.decoder = nn.Sequential(
-                _mlp([cfg.bits, *reversed(cfg.hidden), d], out_act), nn.Unflatten(1, tuple(cfg.input_shape))
-            )
+            encoder, decoder = mlp_sizes(d, cfg.hidden, cfg.bits, width, cfg.output)
+            self.encoder = nn.Sequential(nn.Flatten(), _mlp(encoder, None))
+            self.decoder = nn.Sequential(_mlp(decoder, out_act), nn.Unflatten(1, tuple(cfg.input_shape)))
         self.bottleneck = kind.from_config(cfg)
 
     def forward(self, x: torch.Tensor):

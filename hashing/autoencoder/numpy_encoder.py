@@ -17,7 +17,8 @@ import numpy as np
 
 from ..codes import pack
 from ..errors import ParameterError
-from ..hasher import Hasher, as_float
+from ..hasher import Hasher, as_float, is_sparse
+from .layout import mlp_sizes
 from .registry import code_rule
 
 # ModelConfig's fields (model.py): an architecture with any other is torch's to read, since a new
@@ -44,7 +45,8 @@ def mlp_shapes(arch: dict) -> dict[str, tuple[int, ...]]:
     hidden, bits = [int(h) for h in arch["hidden"]], int(arch["bits"])
     shapes = {}
     # nn.Sequential(Flatten, Sequential(Linear, ReLU, ...)) and Sequential(Sequential(Linear, ReLU, ...), Unflatten)
-    for prefix, sizes in (("encoder.1", [d, *hidden, rule.width(bits)]), ("decoder.0", [bits, *hidden[::-1], d])):
+    encoder, decoder = mlp_sizes(d, hidden, bits, rule.width(bits), arch.get("output", "sigmoid"))
+    for prefix, sizes in (("encoder.1", encoder), ("decoder.0", decoder)):
         for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
             shapes[f"{prefix}.{2 * i}.weight"], shapes[f"{prefix}.{2 * i}.bias"] = (b, a), (b,)
     return shapes
@@ -100,12 +102,14 @@ class NumpyAEHasher(Hasher):
         return pack(self._logits(X) > 0)
 
     def _logits(self, X: np.ndarray) -> np.ndarray:
-        x = X.reshape(len(X), -1)
-        parts = [self.rule_.logits(self._forward(x[i : i + BATCH])) for i in range(0, len(x), BATCH)]
+        x = X if is_sparse(X) else X.reshape(len(X), -1)  # sparse rows (texts' TF-IDF) stay sparse
+        n = x.shape[0]
+        parts = [self.rule_.logits(self._forward(x[i : i + BATCH])) for i in range(0, n, BATCH)]
         return np.concatenate(parts) if parts else np.zeros((0, self.bits))
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (n, d) float32 -> the encoder's outputs (n, width(bits)) float64.
+        """x: (n, d) float32, dense or scipy.sparse csr (the first layer is then csr @ W, the
+        only dense product being its (n, hidden) result) -> the encoder's outputs (n, width(bits)) float64.
 
         In float64, not torch's float32: every float32 library sums the products in its own order,
         and torch's changes with the batch size, so float32 codes are not defined bit for bit where

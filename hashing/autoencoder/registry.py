@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .code_rules import SignCode
+from .code_rules import MeanCode, SignCode
 
 # name -> (module, relative to this package or absolute, class[, code rule]); a model file records
 # the name
@@ -20,6 +20,8 @@ BOTTLENECKS = {
     "ste": (".bottlenecks", "StraightThrough", SignCode),
     "bernoulli": (".bottlenecks", "Bernoulli", SignCode),
     "real": (".bottlenecks", "Real", SignCode),
+    "gaussian": (".variational", "Gaussian", MeanCode),
+    "nash": (".variational", "BernoulliPrior", SignCode),
 }
 
 

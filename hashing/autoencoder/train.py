@@ -43,6 +43,7 @@ from .graph import knn_graph
 from .losses import loss_fn
 from .model import Autoencoder, ModelConfig
 from .regularizers import affine_jitter, corrupt
+from .sparse_rows import as_rows, take
 from .validation import KeepBest, Validation, make_validation, validate
 
 
@@ -72,7 +73,7 @@ class _Run:
     x_dev: torch.Tensor  # x_train where the batches are gathered (GPU memory when it fits)
     nb_dev: torch.Tensor | None  # (n, k) neighbour ids of the k-NN graph, or None
     device: torch.device
-    images: bool
+    output: str  # the decoder's: "sigmoid", "linear" or "multinomial" (losses.loss_fn)
     ckpt: Path | None
     history: list = field(default_factory=list)
     keep: KeepBest = field(default_factory=KeepBest)  # the kept weights, and when to stop
@@ -155,7 +156,7 @@ def _step(run: _Run, cfg: TrainConfig, idx: torch.Tensor) -> float:
     # the loss outside autocast, in float32: binary cross-entropy refuses autocast on CUDA
     # ("unsafe to autocast", hit on the first GPU run), and the regularizers' batch statistics want float32
     h = _whole_batch(h.float(), paired)
-    loss, _ = loss_fn(x_hat.float(), xb, h, cfg, run.images, paired=paired, extra=extra.float())
+    loss, _ = loss_fn(x_hat.float(), xb, h, cfg, run.output, paired=paired, extra=extra.float())
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
@@ -251,21 +252,27 @@ def _spawn(cfg: TrainConfig, data: Dataset | None, progress: bool, on_epoch) -> 
     model = Autoencoder(ModelConfig.from_dict(sent.pop("architecture")))
     model.load_state_dict(sent.pop("weights"))
     model.eval()
-    return TrainResult(model, **sent, validation=make_validation(data.x.float(), data.labels, cfg))
+    return TrainResult(model, **sent, validation=make_validation(torch.from_numpy(data.x), data.labels, cfg))
 
 
-def _compact(data: Dataset) -> Dataset:
-    """data whose tensors hold only their own items (a subset is a view that would save them all)."""
+def _compact(data: Dataset) -> dict:
+    """data as the ranks map it: its items and labels as tensors holding only their own items (a
+    subset is a view that would save them all), the rest as a Dataset of no items."""
     from dataclasses import replace
 
-    own = lambda t: t if t is None or t.untyped_storage().nbytes() == t.nbytes else t.clone()  # noqa: E731
-    return replace(data, x=own(data.x), labels=own(data.labels))
+    own = lambda a: None if a is None else torch.from_numpy(np.array(a))  # noqa: E731  (a copy)
+    rest = replace(data, x=data.x[:0], labels=None if data.labels is None else data.labels[:0])
+    return {"x": own(data.x), "labels": own(data.labels), "rest": rest}
 
 
 def _rank_main(cfg: TrainConfig, data_path: str, progress: bool) -> dict | None:
     """One process of _spawn, in its process group: the training loop; rank 0 returns its result
     as plain data (the validation split holds functions, which do not travel)."""
-    data = torch.load(data_path, mmap=True, weights_only=False)
+    from dataclasses import replace
+
+    sent = torch.load(data_path, mmap=True, weights_only=False)
+    as_array = lambda t: None if t is None else t.numpy()  # noqa: E731  (views of the mapped file)
+    data = replace(sent["rest"], x=as_array(sent["x"]), labels=as_array(sent["labels"]))
     result = train(cfg, data, progress=progress and distributed.rank() == 0)
     if distributed.rank() != 0:
         return None
@@ -279,25 +286,25 @@ def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
     device = distributed.device_of_rank(pick_device(cfg.device))
     data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
     data = data.subset(cfg.limit)
-    x_all = data.x.float()
+    x_all = as_rows(data.x)  # (n, *shape) float32 sharing the array's memory, or SparseRows
     val = make_validation(x_all, data.labels, cfg)
     if len(val.train_rows) < max(2, cfg.nproc):
         raise ParameterError(f"need at least {max(2, cfg.nproc)} training items, got {len(val.train_rows)}")
-    x_train = x_all[torch.from_numpy(np.sort(val.train_rows))]  # in the data's order: batches are random
-    x_val, x_db = x_all[torch.from_numpy(val.val_rows)], x_all[torch.from_numpy(val.train_rows[: val.n_db])]
-    images = inputs.get(data.kind).decoder == "sigmoid"  # items in [0, 1]: cross-entropy, else squared error
-    model = Autoencoder(cfg.model_config(data.shape, images)).to(device)
+    x_train = take(x_all, np.sort(val.train_rows))  # in the data's order: batches are random
+    x_val, x_db = take(x_all, val.val_rows), take(x_all, val.train_rows[: val.n_db])
+    output = inputs.get(data.kind).decoder  # how the decoder's outputs are scored (losses.loss_fn)
+    model = Autoencoder(cfg.model_config(data.shape, output)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step_model = _step_model(model, device, cfg.compile)
     # the same graph in every rank (seeded views): rank 0 builds it on all the cores, the others receive it
     graph = partial(knn_graph, x_train, cfg.reg, cfg.seed)
     neighbours = distributed.from_rank0(graph) if cfg.reg.neighbours > 0 else None
     # On a GPU the whole training set lives in device memory: batches are index gathers, no copies.
-    resident = device.type == "cuda" and _fits_on_gpu(x_train, device)
+    resident = device.type == "cuda" and isinstance(x_train, torch.Tensor) and _fits_on_gpu(x_train, device)
     x_dev = x_train.to(device) if resident else x_train
     nb_dev = neighbours.to(device) if (neighbours is not None and resident) else neighbours
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
-    run = _Run(model, opt, step_model, x_train, x_val, x_db, val, x_dev, nb_dev, device, images, ckpt)
+    run = _Run(model, opt, step_model, x_train, x_val, x_db, val, x_dev, nb_dev, device, output, ckpt)
     if ckpt is not None and cfg.resume and ckpt.is_file():
         _resume(run, cfg)
     return run

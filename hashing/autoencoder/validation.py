@@ -107,8 +107,8 @@ def choose_criterion(query_labels: np.ndarray | None, db_labels: np.ndarray | No
 def input_neighbours(x_q: torch.Tensor, x_db: torch.Tensor, k: int) -> np.ndarray:
     """(nq, k) ids of each query's k nearest database items, in PCA-50 space (fitted on the
     database) for inputs of more than 50 values, else in input space."""
-    q = x_q.reshape(len(x_q), -1).float().numpy()
-    db = x_db.reshape(len(x_db), -1).float().numpy()
+    q = np.asarray(x_q, dtype=np.float32).reshape(len(x_q), -1)  # tensors and arrays alike
+    db = np.asarray(x_db, dtype=np.float32).reshape(len(x_db), -1)
     project = projection(db)
     return euclidean_neighbours(project(q), project(db), k)
 

@@ -61,6 +61,47 @@ class InputKind:
         [0, 1] to show, or None when the kind has no picture."""
         return None
 
+    # the autoencoder's recipe for items of this kind: TrainConfig fields (and "reg": Regularizers
+    # fields) that replace the defaults, which are the recipe measured on images; a user's options
+    # replace these in turn
+    recipe: ClassVar[dict] = {}
+
+    # a second query option reading queries from a file (`--texts FILE`), or None; its help
+    file_flag: ClassVar[str | None] = None
+    file_help: ClassVar[str] = ""
+
+    def fit_featurizer(self, data, **options):
+        """The featurizer that turns raw items of this kind into the model's inputs, fitted on a
+        Dataset of them (texts: a vocabulary and its TF-IDF weights), or None: the kind's items are
+        the inputs as read. It has `normalization` (naming it), `width`, `transform(items)` (-> (n,
+        width) float32, dense or csr), `header()` (JSON for the model file) and `kind`."""
+        return None
+
+    def load_featurizer(self, header: dict, tensors: dict | None = None):
+        """The featurizer a model file describes (its `header()`, under the header's
+        input.featurizer), for kinds whose fit_featurizer returns one."""
+        raise DataError(f"items of kind {self.name!r} have no featurizer")
+
+    def featurize(self, data, featurizer):
+        """A Dataset of raw items of this kind -> the same items as the featurizer's features (x)."""
+        return data
+
+    def snippets(self, data) -> list[str] | None:
+        """A short text to show with each item of a Dataset of this kind in hits, or None."""
+        return None
+
+    def verifier(self):
+        """The hashing.signatures.Verifier that decides near-duplicates of this kind (a signature kept
+        with each item, compared in the kind's own units), or None: codes alone decide."""
+        return None
+
+    def signatures(self, data, rows, x) -> np.ndarray | None:
+        """(n, s) verifier signatures of items rows (n,) of Dataset data, whose model inputs are x
+        (n, *shape); None without a verifier. A kind whose signature needs the raw item (a text's
+        words, not its features) reads it from data here."""
+        v = self.verifier()
+        return None if v is None else v.make(x)
+
     def save_item(self, data, i: int, path: Path) -> Path:
         """Write item i of a Dataset of this kind to a file a query can read back."""
         raise DataError(f"{data.name}: items of kind {self.name!r} cannot be written to a file")

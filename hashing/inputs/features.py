@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # torch is imported where tensors are made: reading paths start without it
-    import torch
 
 from ..dataset import Dataset
 from ..errors import DataError
@@ -73,12 +69,17 @@ class Features(InputKind):
         x = as_vectors(items, names if isinstance(names, str) else "vectors", int(np.prod(spec.shape)))
         return x.astype(np.float32).reshape(len(x), *spec.shape)
 
+    def verifier(self):
+        from ..signatures import FEATURES
+
+        return FEATURES
+
     def save_item(self, data: Dataset, i: int, path: Path) -> Path:
         from ..files import atomic_write
 
         if not 0 <= i < len(data):
             raise DataError(f"{data.name} has {len(data)} items; there is no item {i}")
-        row = data.x[i].reshape(-1).numpy()
+        row = data.x[i].reshape(-1)
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
@@ -112,8 +113,6 @@ def as_vectors(x, what: str, d: int | None = None) -> np.ndarray:
 
 def load_features(path: str | Path, labels: str | Path | None = None) -> Dataset:
     """A feature matrix: .npy (n, d), or .npz with `x` (and optional `y`); labels: optional .npy (n,)."""
-    import torch
-
     path = Path(path)
     arrays = read_arrays(path)
     x = arrays.get("x", arrays.get("X", arrays.get("features")))
@@ -124,29 +123,27 @@ def load_features(path: str | Path, labels: str | Path | None = None) -> Dataset
         y = read_arrays(Path(labels)).get("x")
     if x.ndim != 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise DataError(f"{path}: features must be a non-empty numeric (n, d) matrix, got {x.dtype} {x.shape}")
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    if not torch.isfinite(xt).all():
+    xt = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(xt).all():
         raise DataError(f"{path}: features contain NaN or infinite values")
     yt, classes = _labels(y, len(x))
     keys = _keys(arrays.get("keys"), len(x), path)
     return Dataset(path.stem, xt, yt, IDENTITY, str(path), classes, kind=Features.name, keys=keys)
 
 
-def _labels(y, n: int) -> tuple[torch.Tensor | None, list[str] | None]:
+def _labels(y, n: int) -> tuple[np.ndarray | None, list[str] | None]:
     """(labels (n,) int64, class names) from integers, or from class names (numbered in sorted order)."""
     if y is None:
         return None, None
-    import torch
-
     y = np.asarray(y)
     if y.shape != (n,):
         raise DataError(f"labels must be integers or class names of shape ({n},), got {y.dtype} {y.shape}")
     if y.dtype.kind in "US":
         classes, numbers = np.unique(y.astype(str), return_inverse=True)
-        return torch.from_numpy(numbers.astype(np.int64)), classes.tolist()
+        return numbers.astype(np.int64).reshape(n), classes.tolist()
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"labels must be integers or class names, got {y.dtype}")
-    return torch.from_numpy(y.astype(np.int64)), None
+    return y.astype(np.int64), None
 
 
 def _keys(keys, n: int, where: Path) -> list[str] | None:
@@ -183,8 +180,6 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 def load_rows(path: Path) -> Dataset:
     """A .jsonl, .csv or .tsv of items, a row each: `vector`, optional `key` and `label`, and the
     rest of the row as the item's metadata."""
-    import torch
-
     if path.stat().st_size > MAX_ROWS_FILE:
         raise DataError(f"{path}: {path.stat().st_size >> 20:,} MiB of rows; put vectors that large in .npy shards")
     rows = list(read_rows(path))
@@ -200,7 +195,7 @@ def load_rows(path: Path) -> Dataset:
             raise DataError(f"{path}: some rows have a label and some do not")
         labels = np.array([_label(v) for v in given])
     y, classes = _labels(labels, len(x)) if labels is not None else (None, None)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    xt = np.ascontiguousarray(x, dtype=np.float32)
     data = Dataset(path.stem, xt, y, IDENTITY, str(path), classes, kind=Features.name, keys=_keys(keys, len(x), path))
     data.metas = [r or None for r in rows]
     return data
@@ -251,10 +246,7 @@ def load_shards(folder: Path, labels: Path | None = None, in_parts: bool = False
     data = Dataset(folder.name, None, yt, IDENTITY, str(folder), classes, kind=Features.name, keys=keys)
     data.item_shape, data.reader, data.metas = (d,), reader, _metas(folder / "meta.jsonl", n)
     if not in_parts:
-        import torch
-
-        x, _ = reader(np.arange(n))
-        data.x, data.reader = torch.from_numpy(x), None
+        data.x, data.reader = reader(np.arange(n))[0], None
     return data
 
 

@@ -80,6 +80,11 @@ class Images(InputKind):
     def save_item(self, data: Dataset, i: int, path: Path) -> Path:
         return save_image(data, i, path)
 
+    def verifier(self):
+        from ..signatures import IMAGES
+
+        return IMAGES
+
 
 def from_stdin(max_bytes: int) -> list:
     """What standard input holds: one image's bytes, or else one path a line (as `ls | ...` gives);
@@ -222,8 +227,6 @@ def load_folder(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -
     decoded straight to that size by worker processes when it is read (Dataset.read), unreadable
     files left out. Without it (training): every image decoded now, at the first image's size,
     grey only when every image is grey."""
-    import torch
-
     path = Path(path)
     files = image_files(path)
     if not files:
@@ -234,7 +237,7 @@ def load_folder(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -
     labels = None
     if classes:
         index = {c: i for i, c in enumerate(classes)}
-        labels = torch.tensor([index[p.parent.relative_to(path).parts[0]] for p in files], dtype=torch.long)
+        labels = np.array([index[p.parent.relative_to(path).parts[0]] for p in files], dtype=np.int64)
     names = [str(p) for p in files]
     data = Dataset(path.name, None, labels, SCALE01, str(path), classes or None, files=names, kind=Images.name)
     return _with_reader(data, files, shape)
@@ -244,8 +247,6 @@ def load_manifest(path: Path, shape: tuple[int, ...] | None = None) -> Dataset:
     """Images a .csv, .tsv or .jsonl lists, a row each: `path` (relative to the list's folder, or
     absolute), optional `key` (default: '<list name>/<path>'), `label` (an integer or a class name),
     and every other field kept as the item's metadata. Read as load_folder reads a folder."""
-    import torch
-
     rows = list(read_rows(path))
     if not rows or any(not r.get("path") for r in rows):
         raise DataError(f"{path}: every row of an image list needs a `path`")
@@ -258,10 +259,10 @@ def load_manifest(path: Path, shape: tuple[int, ...] | None = None) -> Dataset:
         names = sorted({str(g) for g in given})
         numbers = [int(g) if str(g).lstrip("-").isdigit() else None for g in given]
         if all(n is not None for n in numbers):
-            labels = torch.tensor(numbers, dtype=torch.long)
+            labels = np.array(numbers, dtype=np.int64)
         else:
             classes = names
-            labels = torch.tensor([names.index(str(g)) for g in given], dtype=torch.long)
+            labels = np.array([names.index(str(g)) for g in given], dtype=np.int64)
     if len(set(keys)) != len(keys):
         raise DataError(f"{path}: two rows have the same key")
     data = Dataset(path.stem, None, labels, SCALE01, str(base), classes, files=files, kind=Images.name, keys=keys)
@@ -277,8 +278,6 @@ def _is_manifest(path: Path) -> bool:
 
 def _with_reader(data: Dataset, files: list[Path], shape) -> Dataset:
     """data, read in parts at shape (a model's input), or with every image decoded now (training)."""
-    import torch
-
     size, grey = _folder_size(files, shape)
     data.item_shape, data.reader = (1 if grey else 3, *size), FolderReader(size, grey)
     if shape is None:  # training reads every item, many times: decode them once, now
@@ -286,7 +285,7 @@ def _with_reader(data: Dataset, files: list[Path], shape) -> Dataset:
         if not ok.all():
             bad = data.files[int(np.flatnonzero(~ok)[0])]
             raise DataError(f"{bad}: not a readable image; remove it from the folder to train on the rest")
-        data.x, data.reader = torch.from_numpy(x), None
+        data.x, data.reader = x, None
     return data
 
 
@@ -373,6 +372,6 @@ def save_image(ds: Dataset, i: int, path: str | os.PathLike) -> Path:
         raise DataError(f"{ds.name} holds no images (items of shape {ds.shape})")
     if not 0 <= i < len(ds):
         raise DataError(f"{ds.name} has {len(ds)} items; there is no item {i}")
-    pixels = (ds.x[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    pixels = (np.clip(ds.x[i], 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)  # (H, W, C)
     image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

@@ -127,12 +127,14 @@ def app_from_env():
     are the parallelism. Measured: two workers with OpenMP's default threads on 2 cores answered
     94 k-NN q/s instead of 660, their spinning threads fighting over the cores."""
     import faiss
-    import torch
 
     from .service import create_app
 
     faiss.omp_set_num_threads(1)
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    else:  # torch comes only with a conv autoencoder's model (its encoder): it starts with this many
+        os.environ["OMP_NUM_THREADS"] = "1"
     cfg = json.loads(os.environ[CONFIG_ENV])
     return create_app(cfg["target"], cfg.get("names"), cfg.get("data_root"), cfg.get("token"), cfg.get("host"))
 

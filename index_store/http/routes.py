@@ -29,6 +29,7 @@ except ImportError:
 from ...hashing import __version__
 from ...hashing.errors import DataError, NotFound, Unavailable
 from ...hashing.inputs import images
+from ...hashing.inputs.texts import snippet
 from .. import query
 from ..storage.validate import MAX_KEY
 from .guard import require_writer
@@ -38,13 +39,17 @@ from .models import (
     MAX_QUERIES,
     Changed,
     CodeQuery,
+    DuplicateQuery,
+    Duplicates,
     Health,
     IndexInfo,
     Item,
     ItemQuery,
     NewItems,
+    NewTexts,
     Problem,
     SearchResult,
+    TextQuery,
     VectorQuery,
 )
 
@@ -101,6 +106,16 @@ async def search_vectors(name: str, body: VectorQuery, service: Svc):
     return _json(query.results(index, codes, labels, body.k, body.radius))
 
 
+@router.post("/indexes/{name}/search/texts", response_model=SearchResult, responses=ERRORS, tags=["search"])
+def search_texts(name: str, body: TextQuery, service: Svc):
+    """Search with texts, read with the vocabulary of the index's model (a plain def: the thread
+    pool reads them, off the event loop)."""
+    index = service.index(name)
+    codes = query.input_codes(index.model(), "texts", body.texts, "the request")
+    labels = [t[:60] for t in body.texts]  # a query is named by its start, as on the command line
+    return _json(query.results(index, codes, labels, body.k, body.radius))
+
+
 @router.post("/indexes/{name}/search/items", response_model=SearchResult, responses=ERRORS, tags=["search"])
 async def search_items(name: str, body: ItemQuery, service: Svc):
     """Search with stored items' codes, by key."""
@@ -127,6 +142,28 @@ async def search_image(
     return _json(query.results(index, codes, [image.filename or "upload"], k, None if radius < 0 else radius))
 
 
+@router.post("/indexes/{name}/duplicates", response_model=Duplicates, responses=ERRORS, tags=["search"])
+def duplicates(name: str, body: DuplicateQuery, service: Svc):
+    """Near-duplicate groups of an index (or of index `against` against it): candidates from codes,
+    verified on the items' signatures; at most max_groups groups and max_pairs pairs."""
+    from ..duplicates import find_duplicates
+
+    url = service.index(name).store.url
+    other = None if body.against is None else service.index(body.against).store.url
+    return find_duplicates(
+        url,
+        name,
+        body.threshold,
+        body.radius,
+        body.keep,
+        other,
+        body.against,
+        pairs=body.pairs,
+        max_pairs=body.max_pairs,
+        max_groups=body.max_groups,
+    )
+
+
 @router.get("/indexes/{name}/items", response_model=Item, responses=ERRORS, tags=["items"])
 def get_item(name: str, key: Key, service: Svc):
     return service.item(name, key)
@@ -146,6 +183,20 @@ def add_items(name: str, body: NewItems, service: Svc):
     codes = query.input_codes(service.index(name).model(), "vectors", [it.vector for it in items], "the request")
     labels, metas = [it.label for it in items], [it.meta for it in items]
     return service.add(name, [it.key for it in items], codes, labels, ["api"] * len(items), metas)
+
+
+@router.post(
+    "/indexes/{name}/items/texts", response_model=Changed, responses=WRITE_ERRORS, tags=["items"], dependencies=Writer
+)
+def add_texts(name: str, body: NewTexts, service: Svc):
+    """Add documents (encoded by the index's model, read with its vocabulary); each keeps its start
+    as the snippet its hits show."""
+    items = body.items
+    texts = [it.text for it in items]
+    codes = query.input_codes(service.index(name).model(), "texts", texts, "the request")
+    labels, metas = [it.label for it in items], [it.meta for it in items]
+    snippets = [snippet(t) for t in texts]
+    return service.add(name, [it.key for it in items], codes, labels, ["api"] * len(items), metas, snippets)
 
 
 @router.post(

@@ -90,10 +90,10 @@ class Service:
                 continue
         return listed
 
-    def add(self, name: str, keys, codes, labels=None, sources=None, metas=None) -> dict:
+    def add(self, name: str, keys, codes, labels=None, sources=None, metas=None, snippets=None) -> dict:
         index = self.index(name)
         with self._write:
-            index.add(keys, codes, labels=labels, sources=sources, metas=metas)
+            index.add(keys, codes, labels=labels, sources=sources, metas=metas, snippets=snippets)
         return {"index": name, "changed": len(keys), "items": index.row.item_count}
 
     def remove(self, name: str, keys: list[str]) -> dict:
@@ -129,7 +129,7 @@ class Service:
         return {
             **{k: info[k] for k in ("name", "bits", "items", "generation", "updated", "memory_bytes_per_item")},
             "model": info["hasher"],
-            "takes": {"shape": takes.get("shape"), "normalization": takes.get("normalization")} if takes else None,
+            "takes": {k: takes.get(k) for k in ("shape", "normalization", "kind")} if takes else None,
         }
 
 

@@ -24,17 +24,18 @@ def insert_items(conn, index_id: int, ids: np.ndarray, items: Items) -> None:
     """Rows of the items (and their vectors) with ids (n,) int64, consecutive, in the transaction of
     conn (a SQLAlchemy connection). Item rows go in the order of insert_order."""
     first, keys, codes = int(ids[0]), items.keys, items.codes
-    labels, sources, metas = items.labels, items.sources, items.metas
+    labels, sources, metas, snippets = items.labels, items.sources, items.metas, items.snippets
     order = insert_order(keys)
     if order is not None:
         pick = lambda v: None if v is None else v[order] if isinstance(v, np.ndarray) else [v[i] for i in order]  # noqa: E731
         keys, labels, sources, metas, ids, codes = map(pick, (keys, labels, sources, metas, ids, codes))
+        snippets = pick(snippets)
     if conn.dialect.name == "sqlite" and sqlite_bulk.carries(conn, keys, sources):
-        sqlite_bulk.insert_items(conn, index_id, ids, keys, codes, labels, sources, metas)
+        sqlite_bulk.insert_items(conn, index_id, ids, keys, codes, labels, sources, metas, snippets)
         if items.vectors is not None:
             sqlite_bulk.insert_fixed(conn, S.vectors, "vector", index_id, first, items.vectors)
         return
-    insert(conn, S.items, _item_rows(index_id, ids, keys, codes, labels, sources, metas))
+    insert(conn, S.items, _item_rows(index_id, ids, keys, codes, labels, sources, metas, snippets))
     if items.vectors is not None:
         every = np.arange(first, first + len(codes), dtype=np.int64)
         insert(conn, S.vectors, zip([index_id] * len(every), every.tolist(), _row_bytes(items.vectors)))
@@ -79,14 +80,15 @@ def _copy(conn, table: str, columns: list[str], rows) -> None:
         raise DBAPIError(f"COPY {table}", None, exc) from None
 
 
-def _item_rows(index_id: int, ids: np.ndarray, keys, codes: np.ndarray, labels, sources, metas):
+def _item_rows(index_id: int, ids: np.ndarray, keys, codes: np.ndarray, labels, sources, metas, snippets=None):
     """Rows of the items table as tuples, in its column order: ids (n,) int64, keys (n,) str, codes
     (n, bits/8) uint8, labels, sources and metas (n,) or None."""
     n = len(keys)
     label_list = [None] * n if labels is None else _as_list(labels)  # numpy ints would bind as blobs
     meta_list = [None] * n if metas is None else [None if m is None else json.dumps(m) for m in metas]
     source_list = [None] * n if sources is None else sources
-    return zip([index_id] * n, ids.tolist(), keys, label_list, source_list, meta_list, _row_bytes(codes))
+    snippet_list = [None] * n if snippets is None else snippets
+    return zip([index_id] * n, ids.tolist(), keys, label_list, source_list, meta_list, _row_bytes(codes), snippet_list)
 
 
 def _row_bytes(a: np.ndarray) -> list[bytes]:

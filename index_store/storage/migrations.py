@@ -12,6 +12,8 @@ version is the highest there. This code's version, SCHEMA_VERSION, is the number
 
     m001_initial    the tables: indexes, items (their codes in their rows), vectors, index_meta
     m002_identity   each index's uid (random, never reused) and state (random, new at each write)
+    m003_snippets   each item's snippet: the start of a document, shown with its hits (texts)
+    m004_signatures each item's verification signature for near-duplicates (a table of its own)
 
 Migrations are plain SQL for SQLite and PostgreSQL, the two databases semhash stores into: a
 released migration's text never changes, whatever schema.py (the tables as queries name them)
@@ -92,7 +94,25 @@ def m002_identity(conn, sql: dict) -> None:
     run("CREATE UNIQUE INDEX uq_semhash_indexes_uid ON semhash_indexes (uid)")
 
 
-MIGRATIONS = [m001_initial, m002_identity]  # in order; append, never change a released one
+def m003_snippets(conn, sql: dict) -> None:
+    """Each item's snippet (hashing/inputs/texts.py: a document's first 300 characters, its
+    blanks folded), shown with its hits and exported; NULL for items of other kinds and for items
+    stored before it."""
+    conn.exec_driver_sql("ALTER TABLE semhash_items ADD COLUMN snippet TEXT")
+
+
+def m004_signatures(conn, sql: dict) -> None:
+    """Each item's verification signature (hashing/signatures.py: what decides that two items whose
+    codes are near are duplicates), a row per item beside its item row, fixed width per index. Items
+    stored before it have none: `semhash index sync` (or a rebuild) adds them."""
+    conn.exec_driver_sql(
+        "CREATE TABLE semhash_signatures (index_id INTEGER NOT NULL, item_id BIGINT NOT NULL,"
+        " signature {blob} NOT NULL, PRIMARY KEY (index_id, item_id)){clustered}".format(**sql)
+    )
+
+
+# in order; append, never change a released one
+MIGRATIONS = [m001_initial, m002_identity, m003_snippets, m004_signatures]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

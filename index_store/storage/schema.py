@@ -13,6 +13,8 @@ items    (index_id, id): external key (unique per index), label, source URI, met
          the packed code (in the item's own row: one B-tree fewer than a table of codes, measured
          below).
 vectors  (index_id, item_id): optional float32 vectors for re-ranking ties.
+signatures  (index_id, item_id): each item's verification signature for near-duplicates, as its
+         kind's Verifier makes it (none for items stored before m004, or added as bare codes).
 index_meta  (index_id): what makes an index portable: the folder its image sources are relative to,
          and the class names its integer labels stand for.
 
@@ -76,6 +78,7 @@ items = Table(
     # stored in 0.145 -> 0.117 s (raw sqlite3, medians of 9); 1M items 2.68 -> 2.50 s into SQLite
     # (74 -> 63 bytes/item on disk) and 6.8 -> 4.4 s into PostgreSQL (benchmarks/README.md)
     Column("code", LargeBinary, nullable=False),  # bits/8 bytes, FAISS bit order
+    Column("snippet", Text),  # m003: the start of a document (texts), shown with its hits; else NULL
     UniqueConstraint("index_id", "key", name="uq_semhash_items_key"),
     **CLUSTERED,
 )
@@ -94,6 +97,8 @@ def _per_item(name: str, *columns: Column) -> Table:
 
 
 vectors = _per_item("semhash_vectors", Column("vector", LargeBinary, nullable=False))
+# each item's near-duplicate verification signature (hashing/signatures.py), fixed width per index
+signatures = _per_item("semhash_signatures", Column("signature", LargeBinary, nullable=False))
 
 
 index_meta = Table(

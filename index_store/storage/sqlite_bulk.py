@@ -56,17 +56,22 @@ def carries(conn, keys, sources) -> bool:
     return all(set(map(type, t)) <= {str} and "\x00" not in "".join(t) for t in texts)
 
 
-def insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], codes: np.ndarray, labels, sources, metas):
+def insert_items(
+    conn, index_id: int, ids: np.ndarray, keys: list[str], codes: np.ndarray, labels, sources, metas, snippets=None
+):
     """Items with these ids (n,) int64, keys (n,) str and codes (n, bits/8) uint8, optional labels
     (n,) int, sources (n,) str and metas (n,) JSON-able (None where absent), inserted in this order;
     conn: a SQLAlchemy connection in a transaction. One statement per CHUNK_ROWS items."""
     for a in range(0, len(keys), CHUNK_ROWS):
         part = slice(a, a + CHUNK_ROWS)
         cut = lambda v, part=part: None if v is None else v[part]  # noqa: E731
-        _insert_items(conn, index_id, ids[part], keys[part], codes[part], cut(labels), cut(sources), cut(metas))
+        columns = (cut(labels), cut(sources), cut(metas), cut(snippets))
+        _insert_items(conn, index_id, ids[part], keys[part], codes[part], *columns)
 
 
-def _insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], codes, labels, sources, metas) -> None:
+def _insert_items(
+    conn, index_id: int, ids: np.ndarray, keys: list[str], codes, labels, sources, metas, snippets
+) -> None:
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     values = {"index_id": index_id, "codes": codes.tobytes(), "code_width": codes.shape[1]}
     if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
@@ -88,6 +93,8 @@ def _insert_items(conn, index_id: int, ids: np.ndarray, keys: list[str], codes, 
         text["source"] = sources
     if metas is not None:
         text["meta"] = [None if m is None else json.dumps(m) for m in metas]
+    if snippets is not None:
+        text["snippet"] = snippets
     one = len(text) == 1  # keys alone: a JSON array of strings, the fastest to write and to read
     rows = text["key"] if one else list(zip(*text.values()))
     values["rows"] = json.dumps(rows, ensure_ascii=False, allow_nan=False)  # lone surrogates fail in UTF-8

@@ -29,8 +29,9 @@ COLUMNS = {
         "id name bits hasher_path hasher_checksum hasher_header created updated generation next_item item_count"
         " uid state"
     ).split(),
-    "semhash_items": "index_id id key label source meta code".split(),
+    "semhash_items": "index_id id key label source meta code snippet".split(),
     "semhash_vectors": "index_id item_id vector".split(),
+    "semhash_signatures": "index_id item_id signature".split(),
 }
 # (ids, codes) of an index in id order; (key, code) of some keys ({marks}: their placeholders)
 CODES = "SELECT id, code FROM semhash_items WHERE index_id = ? ORDER BY id"
@@ -97,6 +98,13 @@ class SqliteReader:
             return None
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
+    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes]]:
+        """(ids (m,) int64 in id order, their signatures' bytes) of the items that have one."""
+        sql = "SELECT item_id, signature FROM semhash_signatures WHERE index_id = ? ORDER BY item_id"
+        with self._snapshot():
+            rows = self._rows(sql, (self._index_row(name).id,))
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
     def items(self, name: str, ids, index_id: int | None = None) -> dict[int, dict]:
         """Metadata of items by id: {id: {id, key, label, source, meta}}."""
         ids = sorted({int(i) for i in ids})
@@ -105,9 +113,11 @@ class SqliteReader:
             index_id = self._index_row(name).id if index_id is None else index_id
             for part in _chunks(ids):
                 marks = ", ".join("?" * len(part))
-                sql = f"SELECT id, key, label, source, meta FROM semhash_items WHERE index_id = ? AND id IN ({marks})"
-                for i, key, label, source, meta in self._rows(sql, (index_id, *part)):
+                sql = "SELECT id, key, label, source, meta, snippet FROM semhash_items"
+                sql += f" WHERE index_id = ? AND id IN ({marks})"
+                for i, key, label, source, meta, snippet in self._rows(sql, (index_id, *part)):
                     out[i] = {"id": i, "key": key, "label": label, "source": source, "meta": self._meta(meta)}
+                    out[i]["snippet"] = snippet
         return out
 
     def ids_of(self, name: str, keys: list[str]) -> dict[str, int]:

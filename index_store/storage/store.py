@@ -155,7 +155,7 @@ class Store:
         a concurrent add either commits before (and its rows are deleted here) or finds no index."""
         with self._write() as conn:
             idx = self._lock(conn, name)
-            for table in (S.vectors, S.index_meta):
+            for table in (S.vectors, S.signatures, S.index_meta):
                 conn.execute(delete(table).where(table.c.index_id == idx.id))
             conn.execute(delete(S.items).where(S.items.c.index_id == idx.id))
             conn.execute(delete(S.indexes).where(S.indexes.c.id == idx.id))
@@ -192,11 +192,12 @@ class Store:
         metas=None,
         vectors: np.ndarray | None = None,
         states: list | None = None,
+        snippets=None,
     ) -> np.ndarray:
         """Add items in one transaction; returns their new ids (n,) int64. All or nothing: items
         validate.check_items refuses (DataError) or keys already there (StoreError) store nothing.
         states: a list to append ((uid, state) before this transaction, (uid, state) it wrote) to."""
-        items = check_items(keys, codes, None, labels, sources, metas, vectors)  # the width: under the lock
+        items = check_items(keys, codes, None, labels, sources, metas, vectors, snippets)  # the width: under the lock
         return self.add_items(name, items, states)
 
     def add_items(self, name: str, items: Items, states: list | None = None) -> np.ndarray:
@@ -230,7 +231,8 @@ class Store:
                 raise ItemNotFound(f"{len(missing)} key(s) not in index {name!r}, e.g. {missing[0]!r}; nothing removed")
             ids = sorted(found.values())
             for part in _chunks(ids):
-                conn.execute(delete(S.vectors).where(S.vectors.c.index_id == idx.id, S.vectors.c.item_id.in_(part)))
+                for table in (S.vectors, S.signatures):
+                    conn.execute(delete(table).where(table.c.index_id == idx.id, table.c.item_id.in_(part)))
                 conn.execute(delete(S.items).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part)))
             state = self._bump(conn, idx.id, delta=-len(ids))
         _note(states, idx, state)
@@ -244,6 +246,31 @@ class Store:
             rows = conn.execute(q).all()
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx
+
+    def put_signatures(self, name: str, ids: np.ndarray, signatures: np.ndarray) -> None:
+        """Store (or replace) the verification signatures (n, s) of items ids (n,), in one
+        transaction; ids no longer in the index (removed meanwhile) are left out. Codes are not
+        touched, so the index's state (what derived structures prove) stays as it is."""
+        flat = np.ascontiguousarray(signatures).view(np.uint8).reshape(len(ids), -1)
+        with self._write() as conn:
+            idx = self._lock(conn, name)
+            present = set()
+            for part in _chunks([int(i) for i in ids]):
+                q = select(S.items.c.id).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part))
+                present.update(conn.execute(q).scalars())
+                t = S.signatures
+                conn.execute(delete(t).where(t.c.index_id == idx.id, t.c.item_id.in_(part)))
+            rows = [(idx.id, int(i), flat[n].tobytes()) for n, i in enumerate(ids) if int(i) in present]
+            bulk.insert(conn, S.signatures, rows)
+
+    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes]]:
+        """(ids (m,) int64 in id order, their signatures' bytes) of the items that have one."""
+        with self._read() as conn:
+            idx = self._index_row(conn, name)
+            t = S.signatures
+            q = select(t.c.item_id, t.c.signature).where(t.c.index_id == idx.id).order_by(t.c.item_id)
+            rows = conn.execute(q).all()
+        return np.array([r[0] for r in rows], dtype=np.int64), [bytes(r[1]) for r in rows]
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
         """Float vectors of the given ids (in that order), or None if the index keeps none."""
@@ -265,7 +292,8 @@ class Store:
         out = {}
         with self._read(single=True) as conn:
             index_id = self._index_row(conn, name).id if index_id is None else index_id
-            columns = (S.items.c.id, S.items.c.key, S.items.c.label, S.items.c.source, S.items.c.meta)
+            c = S.items.c
+            columns = (c.id, c.key, c.label, c.source, c.meta, c.snippet)
             for part in _chunks(ids):
                 rows = conn.execute(select(*columns).where(S.items.c.index_id == index_id, S.items.c.id.in_(part)))
                 rows = rows.mappings()

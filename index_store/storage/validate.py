@@ -44,15 +44,18 @@ class Items:
     sources: list | None = None
     metas: list | None = None
     vectors: np.ndarray | None = None
+    snippets: list | None = None  # str | None each: the start of a document, shown with its hits
 
     def part(self, rows: slice) -> Items:
         """The items of these rows (a batch), checked as the whole was."""
         cut = lambda v: None if v is None else v[rows]  # noqa: E731
-        columns = (self.labels, self.sources, self.metas, self.vectors)
+        columns = (self.labels, self.sources, self.metas, self.vectors, self.snippets)
         return Items(self.keys[rows], self.codes[rows], *map(cut, columns))
 
 
-def check_items(keys, codes, bits: int | None, labels=None, sources=None, metas=None, vectors=None) -> Items:
+def check_items(
+    keys, codes, bits: int | None, labels=None, sources=None, metas=None, vectors=None, snippets=None
+) -> Items:
     """The items' columns, checked (see the module's docstring); DataError for the first fault.
     bits None: the codes' width is left to the caller (Store.add checks it under the index's lock)."""
     keys = check_keys(keys)
@@ -68,7 +71,17 @@ def check_items(keys, codes, bits: int | None, labels=None, sources=None, metas=
         _check_metas(keys, metas)
     if vectors is not None:
         vectors = _vectors(vectors, n)
-    return Items(keys, codes, labels, sources, metas, vectors)
+    return Items(keys, codes, labels, sources, metas, vectors, _snippets(snippets, n))
+
+
+def _snippets(snippets, n: int) -> list | None:
+    """Snippets (n,) of text or None, NUL bytes dropped (SQLite's text and PostgreSQL's refuse them)."""
+    if snippets is None:
+        return None
+    snippets = list(snippets)
+    if len(snippets) != n or any(s is not None and not isinstance(s, str) for s in snippets):
+        raise DataError(f"snippets must be {n} texts (or None each)")
+    return [None if s is None else s.replace("\x00", "") for s in snippets]
 
 
 def check_keys(keys) -> list[str]:

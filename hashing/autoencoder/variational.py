@@ -1,0 +1,45 @@
+"""Variational bottlenecks (the lecture's variational autoencoder, as document hashing uses it):
+the encoder gives a distribution over codes, training samples it and adds the KL divergence to a
+prior, and encoding takes its most likely code, so that codes are deterministic at encode time.
+
+  gaussian  VDSH (Chaidaroon & Fang, SIGIR 2017): a: (n, 2 bits) the mean and log-variance of a
+            Gaussian per bit; the decoder reads sigmoid(mean + sigma * eps), the loss adds
+            KL(N(mean, sigma^2) || N(0, 1)); the code is [mean > 0] (code_rules.MeanCode).
+  nash      NASH (Shen et al., ACL 2018): a: (n, bits) the logits of a Bernoulli per bit; the
+            decoder reads a sample, with the straight-through gradient to the probability, and
+            the loss adds KL(Bernoulli(p) || Bernoulli(1/2)); the code is [a > 0].
+
+KL_WEIGHT scales the prior term per bit, summed over the bits and averaged over the batch, so that
+it is on the scale of the reconstruction's per-item sum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .bottlenecks import Bottleneck, straight_through
+from .code_rules import MeanCode
+
+KL_WEIGHT = 1.0
+
+
+class Gaussian(Bottleneck, MeanCode):
+    code_rule = MeanCode
+
+    def relax(self, a):
+        mean, log_var = a.chunk(2, dim=1)
+        log_var = log_var.clamp(-10.0, 10.0)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        kl = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var).sum(1).mean()
+        return torch.sigmoid(z), KL_WEIGHT * kl
+
+
+class BernoulliPrior(Bottleneck):
+    def relax(self, a):
+        p = torch.sigmoid(a)
+        h = straight_through(p, torch.bernoulli(p.detach()))
+        q = p.clamp(1e-6, 1 - 1e-6)
+        kl = (q * torch.log(q) + (1 - q) * torch.log(1 - q) + math.log(2.0)).sum(1).mean()
+        return h, KL_WEIGHT * kl

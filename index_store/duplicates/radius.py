@@ -1,0 +1,40 @@
+"""The candidate radius a threshold needs, measured on the index's own data.
+
+    radius, rule = derive_radius(searcher, signatures, verifier, threshold)
+
+A sample of the index's items (SAMPLE) is searched at a probe radius: the largest whose typical
+ball holds at most PROBE items (so that a whole run at it stays affordable) and at most a quarter
+of the bits. Each candidate pair is verified; the radius is the smallest that holds RECALL of the
+verified pairs' Hamming distances. Pairs beyond the probe radius are not seen: the rule says which
+radius was probed, and `--radius` overrides it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.searcher import Searcher
+
+SAMPLE, PROBE, RECALL = 2_000, 32, 0.99
+
+
+def derive_radius(s: Searcher, sig: np.ndarray, verifier, threshold: float) -> tuple[int, str]:
+    """(radius, the rule in words) for pairs at or above threshold (verifier's units)."""
+    within = np.asarray(s.within, dtype=np.float64)
+    affordable = np.flatnonzero(within[: s.bits // 4 + 1] <= PROBE)
+    probe = int(affordable.max()) if len(affordable) else 0
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(len(s), min(SAMPLE, len(s)), replace=False)) if len(s) else np.zeros(0, np.int64)
+    qi, pos, dist = s.run_radius_plan(s.codes[sample], probe, *s.plan(probe, max(1, len(sample))))
+    other = pos != sample[qi]
+    qi, pos, dist = qi[other], pos[other], dist[other]
+    ok = verifier.similarity(sig[sample[qi]], sig[pos]) >= threshold - 1e-9 if len(qi) else np.zeros(0, bool)
+    found = np.sort(dist[ok])
+    if not len(found):
+        where = f"{len(sample):,} sampled items within radius {probe}"
+        return probe, f"derived: no pair at {verifier.units} >= {threshold:g} among {where}: that radius"
+    radius = int(found[min(len(found) - 1, int(np.ceil(RECALL * len(found))) - 1)])
+    return radius, (
+        f"derived: holds {RECALL:.0%} of the {len(found):,} pairs at {verifier.units} >= {threshold:g} "
+        f"of {len(sample):,} sampled items, searched to radius {probe}"
+    )

@@ -1,0 +1,226 @@
+"""Near-duplicates: codes propose, signatures decide, groups never chain.
+
+    find_duplicates("vecs.db", threshold=0.95, radius=16, pairs=True)   # every pair at cosine >= 0.95
+    find_duplicates("b.db", against="a.db")                             # set B against set A
+
+Checked against brute force on small sets (at the full code length every pair is a candidate, so
+the verified pairs must be exactly those a full similarity matrix holds, with the same scores),
+on planted copies of generated pictures (JPEG, a 2-pixel shift, brightening, a 5% crop) found and
+nothing else, and against a set B (no pair inside one set).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from itertools import combinations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import semhash
+from semhash.benchmarks.pictures import picture
+from semhash.hashing.errors import ParameterError, StoreError
+from semhash.index_store.duplicates import find_duplicates
+from semhash.index_store.duplicates.groups import groups_of
+from semhash.index_store.index import Index
+
+
+def vectors_with_copies(rng, n: int, copies: int, d: int = 24) -> np.ndarray:
+    """n random unit directions, the first `copies` of them again with a little noise."""
+    base = rng.normal(size=(n, d)).astype(np.float32)
+    near = base[:copies] + 0.05 * rng.normal(size=(copies, d)).astype(np.float32)
+    return np.concatenate([base, near])
+
+
+def features_index(tmp_path, x: np.ndarray, name: str = "vecs", model=None):
+    np.save(tmp_path / f"{name}.npy", x)
+    if model is None:
+        model = tmp_path / "m.semhash"
+        semhash.train("itq", str(tmp_path / f"{name}.npy"), model, bits=16)
+    db = tmp_path / f"{name}.db"
+    semhash.build_index(db, model, str(tmp_path / f"{name}.npy"))
+    return str(db), model
+
+
+def cosine(x: np.ndarray) -> np.ndarray:
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return u @ u.T
+
+
+def test_verified_pairs_are_every_pair_above_the_threshold_with_equal_scores(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    x = vectors_with_copies(np.random.default_rng(0), 120, 30)
+    db, _ = features_index(tmp_path, x)
+    got = find_duplicates(db, threshold=0.95, radius=16, pairs=True)  # radius = every bit: all pairs candidates
+    keys = [f"vecs/{i}" for i in range(len(x))]
+    sim = cosine(x)
+    want = {frozenset((keys[i], keys[j])): sim[i, j] for i, j in combinations(range(len(x)), 2) if sim[i, j] >= 0.95}
+    found = {frozenset((p["a"], p["b"])): p["score"] for p in got["pairs"]}
+    assert set(found) == set(want) and len(want) >= 30
+    assert all(abs(found[k] - want[k]) < 2e-3 for k in want)  # float16 signatures
+    assert got["units"] == "cosine" and got["candidates"] == len(x) * (len(x) - 1) // 2
+
+
+def test_groups_keep_one_item_and_every_member_is_within_the_threshold_of_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rng = np.random.default_rng(1)
+    chain = np.cumsum(0.3 * rng.normal(size=(40, 24)), axis=0).astype(np.float32) + 3  # a walk: neighbours chain
+    db, _ = features_index(tmp_path, chain)
+    got = find_duplicates(db, threshold=0.97, radius=16, keep="first")
+    sim, at = cosine(chain), {f"vecs/{i}": i for i in range(len(chain))}
+    seen = set()
+    for g in got["groups"]:
+        assert g["keep"] == min([g["keep"], *g["remove"]])  # the first key is kept
+        for member, score in zip(g["remove"], g["scores"]):
+            assert sim[at[g["keep"]], at[member]] >= 0.97 - 1e-3 and score >= 0.97 - 1e-3
+        assert not seen & {g["keep"], *g["remove"]}
+        seen |= {g["keep"], *g["remove"]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 30).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=80),
+            st.permutations(range(n)),
+        )
+    )
+)
+def test_groups_never_chain_whatever_the_pairs(case):
+    n, links, order = case
+    links = [(a, b) for a, b in links if a != b]
+    a = np.array([p[0] for p in links], np.int64)
+    b = np.array([p[1] for p in links], np.int64)
+    verified = {frozenset(p) for p in links}
+    rank = np.array(order, np.int64)
+    members = []
+    for rep, group, _ in groups_of(a, b, np.ones(len(a)), rank):
+        assert all(frozenset((rep, m)) in verified for m in group.tolist())  # a pair with the representative itself
+        assert all(rank[rep] < rank[m] for m in group.tolist())  # the rule's best is kept
+        members += [rep, *group.tolist()]
+    assert len(members) == len(set(members))
+
+
+def test_set_b_against_set_a_pairs_only_across_the_sets(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rng = np.random.default_rng(2)
+    a = vectors_with_copies(rng, 60, 20)  # A holds duplicates of its own too
+    b = np.concatenate([a[:10] + 0.03 * rng.normal(size=(10, 24)).astype(np.float32), rng.normal(size=(30, 24))])
+    db_a, model = features_index(tmp_path, a, "a")
+    db_b, _ = features_index(tmp_path, b.astype(np.float32), "b", model)
+    got = find_duplicates(db_a, against=db_b, against_name="default", threshold=0.95, radius=16, pairs=True)
+    assert got["pairs"] and all(p["a"].startswith("a/") and p["b"].startswith("b/") for p in got["pairs"])
+    assert {p["b"] for p in got["pairs"]} >= {f"b/{i}" for i in range(10)}
+    removed = [k for g in got["groups"] for k in g["remove"]]
+    assert all(k.startswith("b/") for k in removed) and len(removed) == len(set(removed))
+
+
+TRANSFORMS = {
+    "jpeg": lambda im: _jpeg(im, 40),
+    "shift": lambda im: im.transform(im.size, 0, (1, 0, -2, 0, 1, 0)),
+    "brighter": lambda im: im.point(lambda v: min(255, int(v * 1.2))),
+    "crop": lambda im: im.crop((2, 2, im.width - 2, im.height - 2)).resize(im.size),
+}
+
+
+def _jpeg(im, quality: int):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def test_planted_copies_in_a_folder_are_all_found_and_nothing_else(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    planted = set()
+    for i in range(40):
+        im = picture(rng, 400, 400).resize((96, 96))  # detail at the model's scale
+        im.save(folder / f"{i:02d}.png")
+        if i < len(TRANSFORMS):
+            kind, make = list(TRANSFORMS.items())[i]
+            make(im).save(folder / f"{i:02d}-{kind}.png")
+            planted.add(frozenset((f"photos/{i:02d}.png", f"photos/{i:02d}-{kind}.png")))
+    model = tmp_path / "m.semhash"
+    semhash.train("itq", str(folder), model, bits=16)
+    got = find_duplicates(str(folder), model=model, radius=16, pairs=True)
+    assert {frozenset((p["a"], p["b"])) for p in got["pairs"]} == planted
+    assert got["units"] == "correlation" and len(got["groups"]) == len(planted)
+
+
+def test_an_index_without_signatures_is_decided_by_codes_and_refuses_a_threshold(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    codes = np.array([[0, 0], [0, 1], [255, 255]], np.uint8)
+    Index.create(tmp_path / "bare.db", "default", 16).add(["x", "y", "z"], codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bare codes: no kind, no verifier, nothing to warn about
+        got = find_duplicates(tmp_path / "bare.db", radius=1)
+    assert got["groups"] == [{"keep": "x", "remove": ["y"], "scores": [1.0]}] and got["units"] == "Hamming distance"
+    with pytest.raises(StoreError, match="no signatures"):
+        find_duplicates(tmp_path / "bare.db", threshold=0.9)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"threshold": 7.0}, "between -1 and 1"),
+        ({"keep": "newest"}, "unknown keep rule"),
+        ({"radius": -1}, "radius must be between"),
+        ({"max_pairs": -5}, "max_pairs"),
+    ],
+)
+def test_bad_parameters_are_one_line_errors(tmp_path, monkeypatch, options, message):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    db, _ = features_index(tmp_path, vectors_with_copies(np.random.default_rng(4), 30, 5))
+    with pytest.raises(ParameterError, match=message) as info:
+        find_duplicates(db, **options)
+    assert "\n" not in str(info.value)
+
+
+def edited(rng, words: list[str], share: float) -> list[str]:
+    """words with about `share` of them replaced by another word of the vocabulary."""
+    out = list(words)
+    for i in rng.choice(len(out), int(share * len(out)), replace=False):
+        out[i] = f"w{rng.integers(0, 500)}"
+    return out
+
+
+def test_planted_edited_copies_in_a_text_corpus_are_all_found_and_nothing_else(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rng = np.random.default_rng(5)
+    docs = {f"d{i}": [f"w{w}" for w in rng.integers(0, 500, 120)] for i in range(60)}
+    planted = set()
+    for i, share in enumerate([0.02, 0.05, 0.05, 0.08]):
+        docs[f"d{i}-copy"] = edited(rng, docs[f"d{i}"], share)
+        planted.add(frozenset((f"d{i}", f"d{i}-copy")))
+    with open(tmp_path / "docs.jsonl", "w") as f:
+        for key, words in docs.items():
+            f.write(json.dumps({"key": key, "text": " ".join(words)}) + "\n")
+    semhash.train("itq", str(tmp_path / "docs.jsonl"), tmp_path / "t.semhash", bits=16)
+    semhash.build_index(tmp_path / "docs.db", tmp_path / "t.semhash", str(tmp_path / "docs.jsonl"))
+    got = find_duplicates(tmp_path / "docs.db", radius=16, pairs=True)
+    assert got["units"] == "Jaccard"
+    assert {frozenset((p["a"], p["b"])) for p in got["pairs"]} == planted
+
+
+def test_a_minhash_sketch_estimates_the_jaccard_similarity_of_word_shingles():
+    from semhash.hashing.signatures import jaccard, minhash, shingles
+
+    rng = np.random.default_rng(6)
+    base = [f"w{w}" for w in rng.integers(0, 1000, 300)]
+    texts = [" ".join(base), *(" ".join(edited(rng, base, share)) for share in (0.02, 0.1, 0.3, 1.0))]
+    sketches = minhash(texts)
+    for text, sketch in zip(texts[1:], sketches[1:]):
+        a, b = shingles(texts[0]), shingles(text)
+        exact = len(np.intersect1d(a, b)) / len(np.union1d(a, b))
+        assert abs(jaccard(sketches[:1], sketch[None])[0] - exact) < 0.12  # 128 hashes: sd <= 0.045
+    assert np.array_equal(minhash(texts[1:3]), minhash(texts)[1:3])  # a sketch is the text's alone
