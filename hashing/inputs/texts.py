@@ -59,7 +59,8 @@ class Texts(InputKind):
     decoder = "multinomial"  # the document autoencoder predicts the word distribution
     # the document autoencoder (hashing/autoencoder/): bag-of-words in, one softmax layer out, and
     # the k-NN graph's pairs found by cosine in LSA space (graph.topic_space); no image views.
-    # Measured on 20 Newsgroups at 32 bits (benchmarks/README.md): below PCA-ITQ still
+    # Measured on 20 Newsgroups at 32 bits (benchmarks/README.md): mAP@all 0.435 against PCA-ITQ's
+    # 0.407, P@100 0.500 against 0.555
     recipe = {
         "hidden": (500, 500),
         "bottleneck": "ste",
