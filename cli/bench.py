@@ -59,12 +59,8 @@ def bench_quality(
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
     if ae_bottleneck:
         ae_options["bottleneck"] = ae_bottleneck.value
-    if ae_neighbours is not None:  # the recipe's regularizers, this weight
-        from dataclasses import replace
-
-        from ..hashing.autoencoder.config import TrainConfig
-
-        ae_options["reg"] = replace(TrainConfig().reg, neighbours=ae_neighbours)
+    if ae_neighbours is not None:  # the input kind's recipe (AEHasher.train_config), this weight
+        ae_options["reg"] = {"neighbours": ae_neighbours}
     _run(
         as_json,
         lambda log: run(dataset, tuple(bits), tuple(method), queries, ae_options, limit, data_root, out, log=log),
