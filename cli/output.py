@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from enum import Enum
 
 import typer
@@ -66,17 +67,49 @@ def print_rows(rows: list[dict], fmt: Format, columns: tuple[str, ...], title: s
         _table(title, columns, rows)
 
 
+RIGHT = ("label", "distance", "rank", "items", "bits")  # columns of numbers, right-justified
+
+
 def _table(title: str, columns, rows: list[dict]) -> None:
+    if not sys.stdout.isatty():  # piped: every cell in full, drawn as rich draws it, without rich's
+        _plain_table(title, columns, rows)  # layout engine (1.6 s for 3,400 rows, measured)
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    # piped, no terminal width applies: a wide console lays every cell out in full
-    console = Console() if sys.stdout.isatty() else Console(width=100_000, soft_wrap=True)
+    console = Console()
     # Text, never a str: rich would read a str as markup ("[/]" an error, "[link=...]" a link)
     table = Table(title=Text(visible(title)) if title else None, title_justify="left")
     for col in columns:
-        table.add_column(col, justify="right" if col in ("label", "distance", "rank", "items", "bits") else "left")
+        table.add_column(col, justify="right" if col in RIGHT else "left")
     for row in rows:
         table.add_row(*(Text("" if row.get(c) is None else visible(str(row.get(c)))) for c in columns))
     console.print(table)
+
+
+def _plain_table(title: str, columns, rows: list[dict]) -> None:
+    """A table in rich's heavy-header box, every cell in full (no terminal width applies)."""
+    cells = [[visible(str(c)) for c in columns]]
+    cells += [["" if row.get(c) is None else visible(str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(_width(r[i]) for r in cells) for i in range(len(columns))]
+
+    def line(left: str, fill: str, mid: str, right: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    def row(values, bar: str) -> str:
+        pads = [" " * (w - _width(v)) for v, w in zip(values, widths)]
+        padded = [p + v if c in RIGHT else v + p for c, v, p in zip(columns, values, pads)]
+        return bar + bar.join(f" {v} " for v in padded) + bar
+
+    out = [visible(title)] if title else []
+    out += [line("┏", "━", "┳", "┓"), row(cells[0], "┃"), line("┡", "━", "╇", "┩")]
+    out += [row(r, "│") for r in cells[1:]] + [line("└", "─", "┴", "┘")]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def _width(text: str) -> int:
+    """Terminal cells a string takes: wide (East Asian) characters two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

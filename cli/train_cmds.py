@@ -91,6 +91,12 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="ae: training processes (DDP; on CUDA, one GPU each)."),
     limit: int | None = Limit,
     seed: int = typer.Option(0, help="Random seed."),
+    featurizer: list[str] = typer.Option(
+        [],
+        "--featurizer",
+        help="texts: a vectorizer option KEY=VALUE (repeat it): vocabulary=20000, ngrams=1,2, "
+        "stop_words=none, sublinear_tf=false, min_df=5, use_idf=false (counts).",
+    ),
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     **sources,
@@ -118,9 +124,36 @@ def train(
             limit=item_limit(limit, 2),
             data_root=data_root,
             labels=labels,
+            featurizer=_key_values(featurizer),
             **options,
         )
     _print_trained(summary, as_json)
+
+
+def _key_values(pairs: list[str]) -> dict:
+    """["vocabulary=20000", "ngrams=1,2", "use_idf=false"] -> {"vocabulary": 20000, "ngrams": (1, 2),
+    "use_idf": False}: whole numbers, true/false, comma lists of whole numbers, else the text.
+    The featurizer checks the keys and values (one error line naming the wrong one)."""
+    from ..hashing.errors import ParameterError
+
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--featurizer takes KEY=VALUE, got {pair!r}")
+        options[key.strip()] = _value(text.strip())
+    return options
+
+
+def _value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    parts = text.split(",")
+    if all(p.strip().lstrip("-").isdigit() for p in parts):
+        numbers = tuple(int(p) for p in parts)
+        return numbers[0] if len(numbers) == 1 else numbers
+    return text
 
 
 def _print_trained(summary: dict, as_json: bool) -> None:

@@ -131,7 +131,9 @@ def store_signatures(index: Index, ids: np.ndarray, signed: list) -> None:
     the items given ids (n,), the items read in order; nothing when the kind has no verifier."""
     parts = [p for p in signed if p is not None]
     if parts and len(ids):
-        index.store.put_signatures(index.name, ids, np.concatenate(parts))
+        kind = ((index.row.hasher_header or {}).get("input") or {}).get("kind")
+        signer = inputs.get(kind).verifier().name  # the model's kind made them
+        index.store.put_signatures(index.name, ids, np.concatenate(parts), signer)
 
 
 def _todo(index: Index, keys: list[str], resuming: bool, adding: bool) -> np.ndarray:

@@ -213,7 +213,7 @@ def test_planted_edited_copies_in_a_text_corpus_are_all_found_and_nothing_else(t
 
 
 def test_a_minhash_sketch_estimates_the_jaccard_similarity_of_word_shingles():
-    from semhash.hashing.signatures import jaccard, minhash, shingles
+    from semhash.hashing.signatures.texts import jaccard, minhash, shingles
 
     rng = np.random.default_rng(6)
     base = [f"w{w}" for w in rng.integers(0, 1000, 300)]
@@ -224,3 +224,97 @@ def test_a_minhash_sketch_estimates_the_jaccard_similarity_of_word_shingles():
         exact = len(np.intersect1d(a, b)) / len(np.union1d(a, b))
         assert abs(jaccard(sketches[:1], sketch[None])[0] - exact) < 0.12  # 128 hashes: sd <= 0.045
     assert np.array_equal(minhash(texts[1:3]), minhash(texts)[1:3])  # a sketch is the text's alone
+
+
+def test_an_image_signature_holds_a_small_digits_shift_and_a_photos_crop_apart_from_other_pictures():
+    from PIL import Image
+
+    from semhash.hashing.signatures.images import IMAGES
+
+    rng = np.random.default_rng(5)
+
+    def inputs(*images) -> np.ndarray:  # the model's inputs: (n, 1, H, W) in [0, 1]
+        return np.stack([np.asarray(im.convert("L"), np.float32)[None] / 255 for im in images])
+
+    # a 28-pixel digit-like picture (blocks inside a 4-pixel blank margin) shifted by 4 pixels:
+    # padded, not resampled, it is the same pixels moved (resampled, 4.6 blurred pixels)
+    blocks = np.pad(np.kron(rng.random((5, 5)) > 0.5, np.ones((4, 4))), 4)
+    digit = Image.fromarray((blocks * 255).astype(np.uint8))
+    moved = digit.transform(digit.size, 0, (1, 0, -4, 0, 1, 3))
+    # a photo cropped by 8% a side, brought back to the model's 32 pixels: a zoom of 1.19
+    photo = picture(rng, 320, 240)
+    cropped = photo.crop((26, 19, 294, 221)).resize((32, 32), Image.Resampling.BILINEAR)
+    other = picture(rng, 320, 240).resize((32, 32), Image.Resampling.BILINEAR)
+    small = photo.resize((32, 32), Image.Resampling.BILINEAR)
+    d = IMAGES.make(inputs(digit, moved))
+    p = IMAGES.make(inputs(small, cropped, other))
+    assert IMAGES.similarity(d[:1], d[1:])[0] >= 0.95
+    assert IMAGES.similarity(p[[0, 0]], p[[1, 2]]).round(2).tolist() >= [0.9, -1.0]
+    assert IMAGES.similarity(p[[0, 1]], p[[2, 2]]).max() < 0.8
+
+
+def test_copies_whose_codes_moved_are_found_through_the_signatures_keys(tmp_path, monkeypatch):
+    # radius 0: the code ball holds equal codes only; each item's nearest signature keys (images:
+    # low-frequency magnitudes) are verified too, and their pairs held to the same threshold
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    planted = set()
+    for i in range(40):
+        im = picture(rng, 400, 400).resize((96, 96))
+        im.save(folder / f"{i:02d}.png")
+        if i < 3:
+            kind = ("shift", "brighter", "jpeg")[i]
+            TRANSFORMS[kind](im).save(folder / f"{i:02d}-{kind}.png")
+            planted.add(frozenset((f"photos/{i:02d}.png", f"photos/{i:02d}-{kind}.png")))
+    model = tmp_path / "m.semhash"
+    semhash.train("itq", str(folder), model, bits=32)
+    got = find_duplicates(str(folder), model=model, radius=0, pairs=True)
+    assert {frozenset((p["a"], p["b"])) for p in got["pairs"]} == planted
+    assert got["candidates"] >= 40  # every item's nearest keys were verified
+
+
+def test_short_texts_sketches_leave_out_the_bins_both_lack():
+    """One-permutation sketches: a text of a few words fills few bins; two such texts are compared
+    on the bins either fills, so equal short texts score 1 and unrelated ones 0."""
+    from semhash.hashing.signatures.texts import jaccard, minhash
+
+    a, same, other, empty = minhash(["one two three four", "One, two; three four!", "five six seven", ""])
+    assert jaccard(a[None], same[None])[0] == 1.0  # case and punctuation are not words
+    assert jaccard(a[None], other[None])[0] == 0.0
+    assert jaccard(empty[None], empty[None])[0] == 1.0  # two empty texts are the same text
+
+
+def test_the_derived_radius_stays_within_the_candidate_budget(monkeypatch):
+    from semhash.hashing.signatures import FEATURES
+    from semhash.index_store.duplicates import radius as radius_rule
+    from semhash.index_store.engine.searcher import Searcher
+
+    rng = np.random.default_rng(3)
+    codes = np.packbits(rng.random((600, 16)) < 0.5, axis=1)  # random 16-bit codes: crowded balls
+    s, sig = Searcher(np.arange(600), codes), FEATURES.make(rng.normal(size=(600, 8)))
+    loose, _ = radius_rule.derive_radius(s, sig, FEATURES, -1.0)  # every pair verifies
+    monkeypatch.setattr(radius_rule, "CANDIDATES", 2)
+    tight, rule = radius_rule.derive_radius(s, sig, FEATURES, -1.0)
+    assert tight < loose and "capped" in rule
+    _, _, dist = s.run_radius_plan(codes, tight, *s.plan(tight, len(codes)))
+    assert (len(dist) - len(codes)) / len(codes) <= 2 * 1.5  # the whole index's mean ball, near the sample's
+
+
+def test_sketch_bands_propose_every_pair_sharing_a_band_once():
+    """Band candidates against brute force: items agreeing on every entry of some band, within one
+    set (each pair once) and across two (one item of each)."""
+    from semhash.hashing.signatures.texts import BAND_ROWS, EMPTY, band_pairs
+
+    rng = np.random.default_rng(4)
+    sig = rng.integers(0, 3, size=(80, 3 * BAND_ROWS)).astype(np.uint16)  # few values: many shared bands
+    sig[5] = EMPTY  # an item all of whose bands are empty proposes nothing
+    bands = sig.reshape(80, 3, BAND_ROWS)
+    shares = lambda i, j: (bands[i] == bands[j]).all(axis=1).any() and 5 not in (i, j)  # noqa: E731
+    got = np.concatenate([np.c_[qi, pos] for qi, pos in band_pairs(sig)])
+    expected = {(i, j) for i, j in combinations(range(80), 2) if shares(i, j)}
+    assert {(int(i), int(j)) for i, j in got} == expected and len(got) == len(expected)
+    across = np.concatenate([np.c_[qi, pos] for qi, pos in band_pairs(sig[:30], sig[30:])])
+    expected = {(j - 30, i) for i in range(30) for j in range(30, 80) if shares(i, j)}
+    assert {(int(q), int(p)) for q, p in across} == expected and len(across) == len(expected)

@@ -117,3 +117,27 @@ def test_a_corpus_is_never_made_dense(monkeypatch):
     monkeypatch.setattr(type(x), "todense", lambda *a, **k: pytest.fail("densified"))
     hasher = make_hasher("itq", bits=16).fit(x, spec=InputSpec((5000,)))
     assert hasher.encode(x).shape == (2000, 2)
+
+
+def test_a_large_corpus_learns_its_vocabulary_from_a_seeded_sample(monkeypatch):
+    import semhash.hashing.inputs.vectorizer as vectorizer
+
+    monkeypatch.setattr(vectorizer, "FIT_DOCUMENTS", 4)
+    docs = [f"apple{i} banana{i} shared words here" for i in range(40)]
+    first, again = Tfidf.fit(docs, min_df=1), Tfidf.fit(docs, min_df=1)
+    assert first.words == again.words  # the same sample every time
+    assert sum(w.startswith("apple") for w in first.words) == 4  # four documents' words, not forty
+    assert {"shared", "words"} <= set(first.words)
+
+
+def test_word_counts_of_a_batch_are_each_texts_own_terms():
+    """Counted a batch at a time (texts joined by NUL): no word leaks into a neighbour's row."""
+    from collections import Counter
+
+    texts = DOCS + ["tab\tand NUL\0inside shuttle", "shuttle"]
+    ours = Tfidf.fit(DOCS * 3, min_df=1, stop_words=None)
+    indptr, columns, counts = ours._word_counts(texts, batch=3)
+    for k, text in enumerate(texts):
+        expected = Counter(c for c in map(ours.column.get, ours.analyze(text)) if c is not None)
+        row = slice(indptr[k], indptr[k + 1])
+        assert dict(zip(columns[row].tolist(), counts[row].tolist())) == expected

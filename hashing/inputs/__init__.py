@@ -3,6 +3,7 @@
 To add a kind: write its module beside these, subclassing `InputKind`, and add one line below.
 """
 
+from ..errors import ParameterError
 from . import features, images, texts
 from .base import InputKind, by_keyword, for_path, get, kinds, register
 
@@ -20,6 +21,8 @@ def featurized(data, **options):
         return data
     kind = get(data.kind)
     featurizer = kind.fit_featurizer(data, **options)
+    if featurizer is None and options:  # never a silently ignored option
+        raise ParameterError(f"items of kind {kind.name} have no featurizer to take {', '.join(sorted(options))}")
     return data if featurizer is None else kind.featurize(data, featurizer)
 
 

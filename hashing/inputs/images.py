@@ -81,7 +81,7 @@ class Images(InputKind):
         return save_image(data, i, path)
 
     def verifier(self):
-        from ..signatures import IMAGES
+        from ..signatures.images import IMAGES
 
         return IMAGES
 

@@ -96,7 +96,7 @@ class Texts(InputKind):
         return [snippet(t) for t in documents(data)]
 
     def verifier(self):
-        from ..signatures import TEXTS  # MinHash of word shingles: near-duplicates by Jaccard
+        from ..signatures.texts import TEXTS  # MinHash of word shingles: near-duplicates by Jaccard
 
         return TEXTS
 

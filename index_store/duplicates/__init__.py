@@ -25,12 +25,15 @@ The library API (stable; `semhash.find_duplicates`, `semhash dedup`, HTTP POST
     }
 
 Candidates: every item is a radius query against its own index (candidates.py, batches of bounded
-memory). Decisions: the verifier of the items' kind (hashing/signatures.py, through
-InputKind.verifier()) scores each candidate pair from the signatures kept with the items; pairs at
-or above `threshold` (in the kind's units: image correlation, vector cosine, text Jaccard) are
-duplicates. radius None: derived from the threshold on the index's own data (radius.py). An index
-whose items have no signatures (stored before m004, or added as bare codes) is decided by code
-distance alone, with a warning naming `semhash index sync`; a threshold asked of one is refused.
+memory), and the pairs its kind's signatures propose beyond that radius (Verifier.propose: texts'
+MinHash bands, images' shift-free keys), which the codes miss. Decisions: the verifier of the
+items' kind (hashing/signatures/, through InputKind.verifier()) scores each candidate pair from
+the signatures kept with the items; pairs at or above `threshold` (in the kind's units: image
+correlation, vector cosine, text Jaccard) are duplicates. radius None: derived from the threshold
+on the index's own data (radius.py). An index whose items have no signatures of this version's
+verifier (stored before m004, signed by another version, or added as bare codes) is decided by
+code distance alone, with a warning naming `semhash index sync`; a threshold asked of one is
+refused.
 Groups (groups.py): each member verified against its representative, the one the `keep` rule
 prefers. Against a set B: pairs join an item of B to one of A, never two of one set; each group
 keeps an item of A and removes the items of B that duplicate it (each B item in one group: its
@@ -39,8 +42,11 @@ best match).
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
+from ...hashing.codes import hamming_rows
 from ...hashing.errors import ParameterError, StoreError
 from .candidates import PAIR_BUDGET, candidate_batches
 from .groups import KEEP_RULES
@@ -150,10 +156,12 @@ def _memory(a: Side, b: Side | None, pair_bytes: int) -> int:
 
 def _verified(a: Side, b: Side | None, radius: int, verifier, threshold, pair_bytes: int):
     """(i, j, score, distance) arrays of the verified pairs: positions in a (and in b, or in a);
-    score in the verifier's units, or the Hamming distance for codes alone. Also the candidates."""
+    score in the verifier's units, or the Hamming distance for codes alone. Also the candidates:
+    the code ball's, then those the signatures propose beyond it (Verifier.propose)."""
     keep_i, keep_j, keep_s, keep_d, seen = [], [], [], [], 0
     queries = None if b is None else b.searcher.codes
-    for qi, pos, dist in candidate_batches(a.searcher, radius, queries, pair_bytes):
+    batches = chain(candidate_batches(a.searcher, radius, queries, pair_bytes), _proposed(a, b, radius, verifier))
+    for qi, pos, dist in batches:
         seen += len(qi)
         if verifier is None:
             score, ok = dist.astype(np.float64), np.ones(len(qi), bool)
@@ -166,3 +174,15 @@ def _verified(a: Side, b: Side | None, radius: int, verifier, threshold, pair_by
         keep_d.append(dist[ok])
     cat = lambda parts, t: np.concatenate(parts).astype(t) if parts else np.zeros(0, t)  # noqa: E731
     return cat(keep_i, np.int64), cat(keep_j, np.int64), cat(keep_s, np.float64), cat(keep_d, np.int64), seen
+
+
+def _proposed(a: Side, b: Side | None, radius: int, verifier):
+    """Yield (qi, pos, dist) int64 arrays: the pairs the signatures propose (Verifier.propose)
+    whose codes are farther apart than radius (those within it are the ball's, verified already)."""
+    if verifier is None or verifier.propose is None or a.sig is None:
+        return
+    q_codes = a.searcher.codes if b is None else b.searcher.codes
+    for qi, pos in verifier.propose(a.sig, None if b is None else b.sig):
+        dist = hamming_rows(a.searcher.codes[pos], q_codes[qi]).astype(np.int64)
+        beyond = dist > radius
+        yield qi[beyond], pos[beyond], dist[beyond]

@@ -66,8 +66,9 @@ def index_side(target, name: str) -> Side:
     verifier = inputs.get(kind_name).verifier() if kind_name else None
     sig, missing = None, len(s)
     if verifier is not None:
-        ids, blobs = index.store.load_signatures(name)
-        sig, missing = _aligned(s.ids, ids, blobs, np.dtype(verifier.dtype))
+        ids, blobs, signer = index.store.load_signatures(name)
+        if signer == verifier.name:  # signatures made another way (another version's) count as none
+            sig, missing = _aligned(s.ids, ids, blobs, np.dtype(verifier.dtype))
     return Side({"index": name}, s, sig, missing, verifier, index=index)
 
 
@@ -138,7 +139,8 @@ def warn_unsigned(side: Side) -> None:
     where = side.what.get("index") or side.what.get("folder")
     warnings.warn(
         SkippedItems(
-            f"{where}: {side.missing:,} of {len(side):,} items have no signature (stored before semhash kept them): "
+            f"{where}: {side.missing:,} of {len(side):,} items have no signature of this version's "
+            f"({side.verifier.name}; stored before it, or before semhash kept them): "
             "pairs are decided by code distance alone; `semhash index sync` or a rebuild adds them"
         ),
         stacklevel=3,

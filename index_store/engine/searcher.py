@@ -4,12 +4,14 @@ Three ways to answer, picked per call from what the Planner (planner.py) measure
   bit-flip  probe the whole-code table with every code of the ball (codes of at most 64 bits);
   MIH       multi-index hashing: m substring tables probed at radius floor(r/m), then verified
             (k-NN over codes of at most 64 bits: compiled, knn_tables.py);
-  scan      FAISS's exact scan (range_search / k-NN on IndexBinaryFlat), when probing costs more.
+  scan      FAISS's exact scan (range_search / k-NN on IndexBinaryFlat), when probing costs more;
+            numpy's for a few queries while FAISS is not imported (numpy_scans).
 All three return exactly the same set; results are ordered by (distance, tie key, item id).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -202,6 +204,10 @@ class Searcher:
         return qi + offset, pos, dist
 
     def _scan_radius(self, q, radius):
+        if numpy_scans(len(q), len(self)):
+            d = hamming(q, self.codes)
+            qi, pos = np.nonzero(d <= radius)
+            return qi.astype(np.int64), pos.astype(np.int64), d[qi, pos].astype(np.int64)
         lims, dist, pos = self.faiss_index.range_search(q, radius + 1)  # FAISS keeps distances < radius
         qi = np.repeat(np.arange(len(q), dtype=np.int64), np.diff(lims.astype(np.int64)))
         return qi, pos.astype(np.int64), dist.astype(np.int64)
@@ -255,9 +261,19 @@ class Searcher:
         return truncate(self._collect(len(q), *_concat(parts), rerank), k)
 
     def scan_knn(self, q, k) -> Results:
-        """FAISS's exact scan, ties put in id order within each query's row (cheap: rows of k)."""
-        dist, pos = self.faiss_index.search(q, k)
-        return self._rows(dist, pos)
+        """The exact scan (_scan: FAISS's, or numpy's), ties put in id order within each query's row
+        (cheap: rows of k)."""
+        return self._rows(*self._scan(q, k))
+
+    def _scan(self, q, k) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest positions of each query and their distances, both (nq, k): FAISS's flat
+        index, or numpy where numpy_scans() says so, which returns what FAISS does (FAISS keeps the
+        lowest positions among the k-th distance's ties, and so does the packed key here)."""
+        if not numpy_scans(len(q), len(self)):
+            return self.faiss_index.search(q, k)
+        key = hamming(q, self.codes).astype(np.int64) << 40 | np.arange(len(self), dtype=np.int64)
+        key = np.partition(key, k - 1, axis=1)[:, :k] if k < len(self) else key
+        return key >> 40, key & ((1 << 40) - 1)
 
     def _compiled_knn(self, q, k, stop) -> Results:
         """knn_tables' rounds up to substring radius stop, FAISS's scan for the queries they leave;
@@ -268,7 +284,7 @@ class Searcher:
             d, p, done = self.knn_tables.search(q[a:b], k, stop)
             if not done.all():
                 rest = np.flatnonzero(~done)
-                d[rest], p[rest] = self.faiss_index.search(q[a:b][rest], k)
+                d[rest], p[rest] = self._scan(q[a:b][rest], k)
             dist[a:b], pos[a:b] = d, p
         return self._rows(dist, pos)
 
@@ -300,7 +316,7 @@ class Searcher:
             todo = todo[~done]
             sub_radius = sub_radius + 1 if sub_radius < plan.stop else None  # beyond stop, the scan is cheaper
         if len(todo):
-            dist, pos = self.faiss_index.search(q[todo], k)
+            dist, pos = self._scan(q[todo], k)
             out_q.append(np.repeat(todo, k))
             out_pos.append(pos.ravel().astype(np.int64))
             out_d.append(dist.ravel().astype(np.int64))
@@ -327,6 +343,14 @@ class Searcher:
         return Results(offsets, ids[order], dist[order])
 
 
+def numpy_scans(nq: int, n: int) -> bool:
+    """Whether an exact scan of n codes for nq queries runs in numpy rather than FAISS: only while
+    FAISS is not imported in this process (a command's one query: its import, ~0.1-0.2 s, costs more
+    than the scan) and the scan is small (NUMPY_SCAN_PAIRS: numpy takes ~20-40 ns a pair, FAISS ~1).
+    Both return the same items, so the choice decides speed only."""
+    return nq * n <= NUMPY_SCAN_PAIRS and "faiss" not in sys.modules
+
+
 def _scan_first(clock: dict, nq: int) -> bool:
     """Whether FAISS's scan answers nq k-NN queries no later than MIH rounds would, by the clock
     (within SCAN_MARGIN: the scan's cost is the steadier)."""
@@ -344,6 +368,7 @@ def _order(qi, dist, ids, nq: int, bits: int) -> np.ndarray:
     return np.argsort(key)
 
 
+NUMPY_SCAN_PAIRS = 2_000_000  # query-item pairs: ~40-80 ms in numpy, under FAISS's import
 COMPILED_KNN_FROM = 100_000  # items; 64-bit random codes, k = 10, 1,000 queries: 0.75x a scan at 100k, 2.5x at 300k
 COMPILED_BATCH = 4096  # queries per compiled call: a round's sorted probes stay under ~60 MB
 CHUNK_WORK = 4_000_000  # array elements per chunk of queries: bounds memory at a few hundred MB

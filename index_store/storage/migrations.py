@@ -14,6 +14,7 @@ version is the highest there. This code's version, SCHEMA_VERSION, is the number
     m002_identity   each index's uid (random, never reused) and state (random, new at each write)
     m003_snippets   each item's snippet: the start of a document, shown with its hits (texts)
     m004_signatures each item's verification signature for near-duplicates (a table of its own)
+    m005_signer     the name of the verifier that made an index's signatures (hashing/signatures/)
 
 Migrations are plain SQL for SQLite and PostgreSQL, the two databases semhash stores into: a
 released migration's text never changes, whatever schema.py (the tables as queries name them)
@@ -102,7 +103,7 @@ def m003_snippets(conn, sql: dict) -> None:
 
 
 def m004_signatures(conn, sql: dict) -> None:
-    """Each item's verification signature (hashing/signatures.py: what decides that two items whose
+    """Each item's verification signature (hashing/signatures/: what decides that two items whose
     codes are near are duplicates), a row per item beside its item row, fixed width per index. Items
     stored before it have none: `semhash index sync` (or a rebuild) adds them."""
     conn.exec_driver_sql(
@@ -111,8 +112,16 @@ def m004_signatures(conn, sql: dict) -> None:
     )
 
 
+def m005_signer(conn, sql: dict) -> None:
+    """The name of the verifier (hashing/signatures/: Verifier.name) that made an index's
+    signatures: a signature made another way (another version's thumbnail or sketch, of the same
+    width) is never compared with this one's. Indexes signed before it have none: their signatures
+    count as missing until `semhash index sync` (or a rebuild) signs them again."""
+    conn.exec_driver_sql("ALTER TABLE semhash_indexes ADD COLUMN signer VARCHAR(200)")
+
+
 # in order; append, never change a released one
-MIGRATIONS = [m001_initial, m002_identity, m003_snippets, m004_signatures]
+MIGRATIONS = [m001_initial, m002_identity, m003_snippets, m004_signatures, m005_signer]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

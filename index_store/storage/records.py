@@ -35,6 +35,7 @@ class IndexRow:
     next_item: int = 1  # the id the next item added gets
     source_root: str | None = None  # image folders: the folder relative sources are under
     classes: list[str] | None = None  # names of the integer labels, classes[label]
+    signer: str | None = None  # the verifier its signatures were made by (hashing/signatures/)
 
     @property
     def stamp(self) -> tuple[str, str]:

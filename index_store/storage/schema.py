@@ -62,6 +62,7 @@ indexes = Table(
     Column("item_count", BigInteger, nullable=False, default=0),
     Column("uid", String(32), unique=True),  # records.new_token(); see the module's docstring
     Column("state", String(32)),
+    Column("signer", String(200)),  # the Verifier.name its signatures were made by (m005)
     sqlite_autoincrement=True,
 )
 
@@ -97,7 +98,7 @@ def _per_item(name: str, *columns: Column) -> Table:
 
 
 vectors = _per_item("semhash_vectors", Column("vector", LargeBinary, nullable=False))
-# each item's near-duplicate verification signature (hashing/signatures.py), fixed width per index
+# each item's near-duplicate verification signature (hashing/signatures/), fixed width per index
 signatures = _per_item("semhash_signatures", Column("signature", LargeBinary, nullable=False))
 
 

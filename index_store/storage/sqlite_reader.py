@@ -27,7 +27,7 @@ from .records import IndexRow, checked_row, codes_array, open_read_only, safe_ur
 COLUMNS = {
     "semhash_indexes": (
         "id name bits hasher_path hasher_checksum hasher_header created updated generation next_item item_count"
-        " uid state"
+        " uid state signer"
     ).split(),
     "semhash_items": "index_id id key label source meta code snippet".split(),
     "semhash_vectors": "index_id item_id vector".split(),
@@ -98,12 +98,14 @@ class SqliteReader:
             return None
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
-    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes]]:
-        """(ids (m,) int64 in id order, their signatures' bytes) of the items that have one."""
+    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes], str | None]:
+        """(ids (m,) int64 in id order, their signatures' bytes, the verifier that made them) of
+        the items that have one, read in one snapshot."""
         sql = "SELECT item_id, signature FROM semhash_signatures WHERE index_id = ? ORDER BY item_id"
         with self._snapshot():
-            rows = self._rows(sql, (self._index_row(name).id,))
-        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+            idx = self._index_row(name)
+            rows = self._rows(sql, (idx.id,))
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], idx.signer
 
     def items(self, name: str, ids, index_id: int | None = None) -> dict[int, dict]:
         """Metadata of items by id: {id: {id, key, label, source, meta}}."""

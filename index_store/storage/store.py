@@ -247,13 +247,18 @@ class Store:
         ids, codes = codes_array(rows, idx.bits, f"database {safe_url(self.url)}")
         return ids, codes, idx
 
-    def put_signatures(self, name: str, ids: np.ndarray, signatures: np.ndarray) -> None:
-        """Store (or replace) the verification signatures (n, s) of items ids (n,), in one
-        transaction; ids no longer in the index (removed meanwhile) are left out. Codes are not
-        touched, so the index's state (what derived structures prove) stays as it is."""
+    def put_signatures(self, name: str, ids: np.ndarray, signatures: np.ndarray, signer: str) -> None:
+        """Store (or replace) the verification signatures (n, s) of items ids (n,), made by the
+        verifier named signer, in one transaction; ids no longer in the index (removed meanwhile)
+        are left out. Signatures another verifier made are dropped first: two ways of signing are
+        never compared. Codes are not touched, so the index's state (what derived structures
+        prove) stays as it is."""
         flat = np.ascontiguousarray(signatures).view(np.uint8).reshape(len(ids), -1)
         with self._write() as conn:
             idx = self._lock(conn, name)
+            if idx.signer != signer:
+                conn.execute(delete(S.signatures).where(S.signatures.c.index_id == idx.id))
+                conn.execute(update(S.indexes).where(S.indexes.c.id == idx.id).values(signer=signer))
             present = set()
             for part in _chunks([int(i) for i in ids]):
                 q = select(S.items.c.id).where(S.items.c.index_id == idx.id, S.items.c.id.in_(part))
@@ -263,14 +268,15 @@ class Store:
             rows = [(idx.id, int(i), flat[n].tobytes()) for n, i in enumerate(ids) if int(i) in present]
             bulk.insert(conn, S.signatures, rows)
 
-    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes]]:
-        """(ids (m,) int64 in id order, their signatures' bytes) of the items that have one."""
+    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes], str | None]:
+        """(ids (m,) int64 in id order, their signatures' bytes, the verifier that made them) of
+        the items that have one, read in one transaction."""
         with self._read() as conn:
             idx = self._index_row(conn, name)
             t = S.signatures
             q = select(t.c.item_id, t.c.signature).where(t.c.index_id == idx.id).order_by(t.c.item_id)
             rows = conn.execute(q).all()
-        return np.array([r[0] for r in rows], dtype=np.int64), [bytes(r[1]) for r in rows]
+        return np.array([r[0] for r in rows], dtype=np.int64), [bytes(r[1]) for r in rows], idx.signer
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
         """Float vectors of the given ids (in that order), or None if the index keeps none."""
