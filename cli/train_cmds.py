@@ -69,6 +69,12 @@ def data_export(
 
 MethodOpt = typer.Option(Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better).")
 BottleneckOpt = typer.Option(None, help="ae: the binary bottleneck (default: the input kind's recipe).")
+FeaturizerOpt = typer.Option(
+    [],
+    "--featurizer",
+    help="texts: a vectorizer option KEY=VALUE (repeat it): vocabulary=20000, ngrams=1,2, stop_words=none, "
+    "sublinear_tf=false, min_df=5, use_idf=false (counts).",
+)
 
 
 @app.command()
@@ -91,12 +97,7 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="ae: training processes (DDP; on CUDA, one GPU each)."),
     limit: int | None = Limit,
     seed: int = typer.Option(0, help="Random seed."),
-    featurizer: list[str] = typer.Option(
-        [],
-        "--featurizer",
-        help="texts: a vectorizer option KEY=VALUE (repeat it): vocabulary=20000, ngrams=1,2, "
-        "stop_words=none, sublinear_tf=false, min_df=5, use_idf=false (counts).",
-    ),
+    featurizer: list[str] = FeaturizerOpt,
     data_root: str | None = DataRoot,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     **sources,

@@ -1,6 +1,7 @@
 """The semhash command: help, version, data info, and one-line errors with a non-zero exit code."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -65,16 +66,16 @@ def test_errors_are_one_line_on_stderr_with_exit_code_1(args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["data", "info"], "error: Missing argument 'name'."),
-        (["data", "info", "digits", "--split", "dev"], "error: Invalid value for '--split': 'dev' is not one of"),
-        (["train", "--dataset", "digits", "--bits", "x", "-o", "m.semhash"], "error: Invalid value for '--bits'"),
-        (["search", "x.db", "--no-such-option"], "error: No such option: --no-such-option"),
+        (["data", "info"], r"error: Missing argument '(name|NAME)'\."),  # click's wording varies
+        (["data", "info", "digits", "--split", "dev"], r"error: Invalid value for '--split': 'dev' is not one of"),
+        (["train", "--dataset", "digits", "--bits", "x", "-o", "m.semhash"], r"error: Invalid value for '--bits'"),
+        (["search", "x.db", "--no-such-option"], r"error: No such option:? '?--no-such-option"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, message):
     proc = semhash(*args)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
+    assert proc.stderr.count("\n") == 1 and re.match(message, proc.stderr), proc.stderr
 
 
 @pytest.fixture(scope="module")

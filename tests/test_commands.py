@@ -88,11 +88,15 @@ def test_dedup_candidates_equal_every_pair_within_the_radius(built, digits, radi
     folder, db, _ = built
     codes = semhash.load_hasher(folder / "d16.semhash").encode(digits[0])
     keys = [f"digits/train/{i}" for i in range(len(codes))]
-    # a threshold every pair holds (correlation >= -1): the verified pairs are the candidates
+    # a threshold every pair holds (correlation >= -1): the verified pairs are the candidates: every
+    # pair within the radius, and those the images' signatures propose beyond it (Verifier.propose)
     out = semhash_cli("dedup", db, "--radius", radius, "--threshold", -1, "--pairs", "--format", "json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert {frozenset((p["a"], p["b"])) for p in result["pairs"]} == brute_pairs(codes, keys, radius)
+    pairs = [frozenset((p["a"], p["b"])) for p in result["pairs"]]
+    within = {pair for pair, p in zip(pairs, result["pairs"]) if p["distance"] <= radius}
+    assert within == brute_pairs(codes, keys, radius) and len(set(pairs)) == len(pairs)
+    assert len(pairs) > len(within)  # the signatures' own proposals, each pair once
     assert result["candidates"] == result["verified"] == len(result["pairs"])
 
 
