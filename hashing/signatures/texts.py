@@ -25,9 +25,8 @@ from . import Verifier, _batched
 
 BINS, SHINGLE = 128, 3  # sketch entries (a power of two); words a shingle
 EMPTY = np.uint16(0xFFFF)  # a bin no shingle fell in
-BATCH_BYTES = (
-    1 << 20
-)  # text characters hashed at a time: ~10 uint64 temporaries a byte (~80 MB); in cache, faster than 4 MB
+# text characters hashed at a time: ~10 uint64 temporaries a byte (~80 MB); faster than 4 MB batches
+BATCH_BYTES = 1 << 20
 _SHIFT = np.uint64(64 - int(np.log2(BINS)))
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 _BASE = np.uint64(0x100000001B3)  # the polynomial's base (odd: its powers are invertible mod 2^64)
