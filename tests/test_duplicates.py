@@ -135,19 +135,25 @@ def _jpeg(im, quality: int):
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def test_planted_copies_in_a_folder_are_all_found_and_nothing_else(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    rng = np.random.default_rng(3)
+def planted_folder(tmp_path, seed: int, kinds) -> tuple:
+    """(folder, planted pairs): 40 generated pictures in tmp_path/photos, the first ones copied by
+    TRANSFORMS[kind] for each of kinds in turn."""
+    rng = np.random.default_rng(seed)
     folder = tmp_path / "photos"
     folder.mkdir()
     planted = set()
     for i in range(40):
         im = picture(rng, 400, 400).resize((96, 96))  # detail at the model's scale
         im.save(folder / f"{i:02d}.png")
-        if i < len(TRANSFORMS):
-            kind, make = list(TRANSFORMS.items())[i]
-            make(im).save(folder / f"{i:02d}-{kind}.png")
-            planted.add(frozenset((f"photos/{i:02d}.png", f"photos/{i:02d}-{kind}.png")))
+        if i < len(kinds):
+            TRANSFORMS[kinds[i]](im).save(folder / f"{i:02d}-{kinds[i]}.png")
+            planted.add(frozenset((f"photos/{i:02d}.png", f"photos/{i:02d}-{kinds[i]}.png")))
+    return folder, planted
+
+
+def test_planted_copies_in_a_folder_are_all_found_and_nothing_else(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder, planted = planted_folder(tmp_path, 3, list(TRANSFORMS))
     model = tmp_path / "m.semhash"
     semhash.train("itq", str(folder), model, bits=16)
     got = find_duplicates(str(folder), model=model, radius=16, pairs=True)
@@ -257,17 +263,7 @@ def test_copies_whose_codes_moved_are_found_through_the_signatures_keys(tmp_path
     # radius 0: the code ball holds equal codes only; each item's nearest signature keys (images:
     # low-frequency magnitudes) are verified too, and their pairs held to the same threshold
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    rng = np.random.default_rng(4)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    planted = set()
-    for i in range(40):
-        im = picture(rng, 400, 400).resize((96, 96))
-        im.save(folder / f"{i:02d}.png")
-        if i < 3:
-            kind = ("shift", "brighter", "jpeg")[i]
-            TRANSFORMS[kind](im).save(folder / f"{i:02d}-{kind}.png")
-            planted.add(frozenset((f"photos/{i:02d}.png", f"photos/{i:02d}-{kind}.png")))
+    folder, planted = planted_folder(tmp_path, 4, ["shift", "brighter", "jpeg"])
     model = tmp_path / "m.semhash"
     semhash.train("itq", str(folder), model, bits=32)
     got = find_duplicates(str(folder), model=model, radius=0, pairs=True)

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_duplicates import features_index, vectors_with_copies
 
 import semhash
 from semhash.hashing import inputs
@@ -22,13 +23,8 @@ from semhash.index_store.index import Index
 def vectors(tmp_path, monkeypatch):
     """An index of 60 random vectors, the first 10 again with a little noise; its .npy and model."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(60, 24)).astype(np.float32)
-    x = np.concatenate([x, x[:10] + 0.02 * rng.normal(size=(10, 24)).astype(np.float32)])
-    np.save(tmp_path / "vecs.npy", x)
-    semhash.train("itq", str(tmp_path / "vecs.npy"), tmp_path / "m.semhash", bits=16)
-    semhash.build_index(tmp_path / "vecs.db", tmp_path / "m.semhash", str(tmp_path / "vecs.npy"))
-    return tmp_path / "vecs.db", tmp_path / "vecs.npy"
+    db, _ = features_index(tmp_path, vectors_with_copies(np.random.default_rng(0), 60, 10))
+    return db, tmp_path / "vecs.npy"
 
 
 def signer_of(db) -> str | None:
