@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..hashing.data import as_dataset, item_keys
-from .build import encode_items, item_rows, store_signatures, take_rows, warn_skipped
+from .build import item_rows, store_signatures, take_rows
+from .encoding import encode_items, warn_skipped
 from .index import Index
 
 

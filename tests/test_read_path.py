@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from semhash.index_store.engine import searcher as searcher_module
 from semhash.index_store.engine.searcher import Searcher
@@ -59,17 +60,29 @@ main()
 """
 
 
-def test_search_of_a_small_index_imports_neither_faiss_nor_torch(tmp_path):
-    def run(*args):
-        proc = subprocess.run(
-            [sys.executable, "-c", COMMAND, *map(str, args)], capture_output=True, text=True, cwd=tmp_path
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout, set(json.loads(proc.stderr.splitlines()[-1]))
+def run(cwd, *args) -> tuple[str, set[str]]:
+    """(stdout, the top-level modules imported) of `semhash *args` run in cwd."""
+    proc = subprocess.run([sys.executable, "-c", COMMAND, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, set(json.loads(proc.stderr.splitlines()[-1]))
 
-    run("train", "--dataset", "digits", "--method", "itq", "--bits", 16, "-o", "itq.semhash")
-    run("index", "build", "itq.db", "--model", "itq.semhash", "--dataset", "digits")
+
+def test_search_of_a_small_index_imports_neither_faiss_nor_torch(tmp_path):
+    run(tmp_path, "train", "--dataset", "digits", "--method", "itq", "--bits", 16, "-o", "itq.semhash")
+    run(tmp_path, "index", "build", "itq.db", "--model", "itq.semhash", "--dataset", "digits")
     for _ in range(2):  # the first search also times the plans; the second reads them from the cache
-        out, modules = run("search", "itq.db", "--item", "digits/train/0", "-k", 3, "--format", "json")
+        out, modules = run(tmp_path, "search", "itq.db", "--item", "digits/train/0", "-k", 3, "--format", "json")
         assert json.loads(out)["queries"][0]["hits"][0]["key"] == "digits/train/0"
         assert not modules & {"faiss", "torch", "sqlalchemy", "fastapi"}
+
+
+def test_dedup_of_a_folder_stores_nothing_and_imports_no_database(tmp_path, rng):
+    (tmp_path / "pics").mkdir()
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / "pics" / f"{i}.png")
+    run(tmp_path, "train", "--images", "pics", "--method", "itq", "--bits", 16, "-o", "itq.semhash")
+    (tmp_path / "pics" / "copy.png").write_bytes((tmp_path / "pics" / "1.png").read_bytes())
+    out, modules = run(tmp_path, "dedup", "pics", "--model", "itq.semhash", "--format", "json")
+    assert [(g["keep"], g["remove"]) for g in json.loads(out)["groups"]] == [("pics/1.png", ["pics/copy.png"])]
+    assert not modules & {"faiss", "torch", "sqlalchemy", "scipy", "fastapi"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["itq.semhash", "pics"]

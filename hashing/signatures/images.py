@@ -7,7 +7,6 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 
 from ..errors import SkippedItems
 from . import Verifier, _batched
@@ -30,6 +29,7 @@ from . import Verifier, _batched
 # (thumbnail pixels) tried each way; the zooms tried on each axis (the share of the side kept)
 THUMB, BORDER, SHIFT = 32, 2, 4
 SIDE = THUMB - 2 * BORDER
+SIZE = SIDE + SHIFT  # the period of the correlation's transforms
 SCALES = (1.0, 0.9)
 # the zooms are tried on pairs scoring GATE to SURE at scale 1 (below GATE: no crop seen; at SURE
 # a copy already)
@@ -88,14 +88,48 @@ def image_signature(x: np.ndarray) -> np.ndarray:
 
 
 def _prepared(f: np.ndarray, role: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(m, SIDE, SIDE) float32 -> (spectra padded by SHIFT (no wrapped-around overlap at the shifts
-    kept), sums of f and of f**2 over the overlap at each shift (m, 2S+1, 2S+1)) as the pair's
-    first (role 0) or second (role 1) thumbnail: what _shift_scores needs."""
-    sums = np.zeros((2, len(f), SIDE + 1, SIDE + 1), np.float32)  # exact to 1e-7 of a thumbnail's
-    sums[:, :, 1:, 1:] = np.stack([f, f * f]).cumsum(axis=2).cumsum(axis=3)
-    r0, r1, c0, c1 = _windows()[1 + role]
-    box = sums[:, :, r1, c1] - sums[:, :, r0, c1] - sums[:, :, r1, c0] + sums[:, :, r0, c0]
-    return scipy.fft.rfft2(f, (SIDE + SHIFT, SIDE + SHIFT), workers=1), box[0], box[1]
+    """(m, SIDE, SIDE) float32 -> (spectra (m, SIZE, SIZE//2 + 1) complex64 of f padded by SHIFT
+    (no wrapped-around overlap at the shifts kept), sums of f and of f**2 over the overlap at each
+    shift (m, 2S+1, 2S+1)) as the pair's first (role 0) or second (role 1) thumbnail: what
+    _shift_scores needs."""
+    rows, cols = _overlaps()[role]
+    sums = [_bilinear(rows, v, cols) for v in (f, f * f)]
+    return _bilinear(_dft(SIZE, SIDE), f.astype(np.complex64), _dft(SIZE // 2 + 1, SIDE)), *sums
+
+
+def _bilinear(left: np.ndarray, x: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """(p, h) @ x (m, h, w) @ (q, w).T -> (m, p, q), as two matrix products over the whole batch."""
+    m, h, w = x.shape
+    t = (x.reshape(m * h, w) @ right.T).reshape(m, h, -1).transpose(0, 2, 1).reshape(-1, h) @ left.T
+    return t.reshape(m, len(right), len(left)).transpose(0, 2, 1)
+
+
+@lru_cache(maxsize=4)
+def _dft(freqs: int, length: int) -> np.ndarray:
+    """(freqs, length) complex64: the first `freqs` frequencies of the discrete Fourier transform of
+    period SIZE of `length` samples (zero-padded to SIZE)."""
+    return np.exp(-2j * np.pi * np.outer(np.arange(freqs), np.arange(length)) / SIZE).astype(np.complex64)
+
+
+@lru_cache(maxsize=1)
+def _inverse() -> tuple[np.ndarray, np.ndarray]:
+    """(rows (2S+1, SIZE), cols (2S+1, SIZE//2 + 1)) complex64: the inverse transform at the shifts
+    kept alone, from a real signal's half spectrum (each column but 0 and SIZE/2 stands for its
+    mirror too: twice its real part)."""
+    d = _windows()[0] % SIZE
+    half = np.arange(SIZE // 2 + 1)
+    weight = np.where((half == 0) | (half == SIZE // 2), 1.0, 2.0) / SIZE**2
+    rows = np.exp(2j * np.pi * np.outer(d, np.arange(SIZE)) / SIZE)
+    return rows.astype(np.complex64), (weight * np.exp(2j * np.pi * np.outer(d, half) / SIZE)).astype(np.complex64)
+
+
+@lru_cache(maxsize=1)
+def _overlaps() -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Per role, (rows, cols) (2S+1, SIDE) float32 indicators of the overlap's rows (at each dy) and
+    columns (at each dx) in that thumbnail's frame: sums over the overlap as matrix products."""
+    d, wa, wb = _windows()
+    span = lambda lo, hi: ((np.arange(SIDE) >= lo[:, None]) & (np.arange(SIDE) < hi[:, None])).astype(np.float32)  # noqa: E731
+    return tuple((span(w[0][:, 0], w[1][:, 0]), span(w[2][0], w[3][0])) for w in (wa, wb))
 
 
 @lru_cache(maxsize=1)
@@ -114,10 +148,9 @@ def _shift_scores(pa: tuple, pb: tuple) -> np.ndarray:
     """(m,) the largest Pearson correlation of two sets of thumbnails (_prepared, roles 0 and 1)
     over shifts of up to SHIFT pixels each way, each taken over the overlap alone: the strip a
     shift brings in is nobody's picture, so an integer shift of the same pixels scores 1."""
-    size = SIDE + SHIFT
     d, wa, _ = _windows()
-    near = d % size
-    sab = scipy.fft.irfft2(pa[0] * np.conj(pb[0]), (size, size), workers=1)[:, near][:, :, near]
+    rows, cols = _inverse()
+    sab = _bilinear(rows, pa[0] * np.conj(pb[0]), cols).real  # the cross-correlation at each shift
     n = ((wa[1] - wa[0]) * (wa[3] - wa[2])).astype(np.float32)
     (_, sa, saa), (_, sb, sbb) = pa, pb
     var = np.maximum(saa - sa * sa / n, 0) * np.maximum(sbb - sb * sb / n, 0)
@@ -135,30 +168,36 @@ def _take(p: tuple, k: np.ndarray) -> tuple:
     return tuple(v[k] for v in p)
 
 
+def _distinct(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, s) rows -> (u (k, SIDE, SIDE) float32 the distinct rows, inverse (m,)): a batch's pairs
+    share their items, so each is prepared once (rows compared as bytes: fast to sort)."""
+    v = np.ascontiguousarray(v)
+    _, first, inverse = np.unique(v.view(np.dtype((np.void, v.shape[1] * v.itemsize))).ravel(), True, True)
+    return v[first].astype(np.float32).reshape(len(first), SIDE, SIDE), inverse.ravel()
+
+
 def shifted_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(m,) the largest Pearson correlation of thumbnails a[i] and b[i] ((m, SIDE*SIDE) int8) over
     shifts of up to SHIFT pixels each way and, for pairs scoring GATE to SURE at scale 1, zooms of
     either one into its centre by SCALES on each axis: a copy shifted by 1-4 pixels, or cropped by
     up to 10% a side and brought back to the model's size, is the same picture. A flat thumbnail
     correlates 0."""
-    m = len(a)
-    if not m:
+    if not len(a):
         return np.zeros(0)
-    fa, fb = (np.asarray(v, np.float32).reshape(m, SIDE, SIDE) for v in (a, b))
-    pa, pb = _prepared(fa, 0), _prepared(fb, 1)
+    (ua, ia), (ub, ib) = _distinct(a), _distinct(b)
+    pa_u, pb_u = _prepared(ua, 0), _prepared(ub, 1)
+    pa, pb = _take(pa_u, ia), _take(pb_u, ib)
     best = _shift_scores(pa, pb)
     k = np.flatnonzero((best >= GATE) & (best < SURE))  # the others: far apart, or copies already
     if not len(k):
         return best.astype(np.float64)
     pa, pb = _take(pa, k), _take(pb, k)
-    # each distinct thumbnail zoomed once: a batch's pairs share their query items (sorted by it)
-    (ua, ia), (ub, ib) = (np.unique(v[k], axis=0, return_inverse=True) for v in (a, b))
-    ua, ub = (np.asarray(u, np.float32).reshape(len(u), SIDE, SIDE) for u in (ua, ub))
+    (za_u, ja), (zb_u, jb) = (np.unique(i[k], return_inverse=True) for i in (ia, ib))
     for ky in SCALES:
         for kx in SCALES:
             if ky == kx == 1.0:
                 continue
-            za, zb = _take(_zoomed(ua, ky, kx, 0), ia.ravel()), _take(_zoomed(ub, ky, kx, 1), ib.ravel())
+            za, zb = _take(_zoomed(ua[za_u], ky, kx, 0), ja.ravel()), _take(_zoomed(ub[zb_u], ky, kx, 1), jb.ravel())
             best[k] = np.maximum(best[k], np.maximum(_shift_scores(za, pb), _shift_scores(pa, zb)))
     return best.astype(np.float64)
 
@@ -170,10 +209,10 @@ def shifted_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # 99%, brightened photos 100%; crops 44-60% (the codes find the photos' crops). KEY_FREQ: the
 # frequencies kept on each axis (the mean left out).
 KEY_FREQ, NEIGHBOURS = 5, 10
-# Keys are compared exactly, a block of queries against every key (KEY_CELLS products a block), up
-# to KEY_LIMIT items a set: beyond it the products grow as n^2 and the codes alone propose (said in
-# a warning)
-KEY_LIMIT, KEY_CELLS = 200_000, 1 << 24
+# Keys are compared exactly, a block of queries against every key (KEY_CELLS products a block: 16 MB
+# of scores, 32 MB of their order), up to KEY_LIMIT items a set: beyond it the products grow as n^2
+# and the codes alone propose (said in a warning)
+KEY_LIMIT, KEY_CELLS = 200_000, 1 << 22
 
 
 def candidate_key(sig: np.ndarray) -> np.ndarray:
@@ -181,9 +220,8 @@ def candidate_key(sig: np.ndarray) -> np.ndarray:
     magnitudes of the thumbnail's lowest frequencies (no mean), centred; near keys, near pictures
     up to a shift."""
     f = np.asarray(sig, np.float32).reshape(len(sig), SIDE, SIDE)
-    size = SIDE + SHIFT
-    rows = np.r_[1 : KEY_FREQ + 1, size - KEY_FREQ : size]
-    mag = np.abs(scipy.fft.rfft2(f, (size, size), workers=1))[:, rows, : KEY_FREQ + 1]
+    rows = _dft(SIZE, SIDE)[np.r_[1 : KEY_FREQ + 1, SIZE - KEY_FREQ : SIZE]]
+    mag = np.abs(_bilinear(rows, f.astype(np.complex64), _dft(KEY_FREQ + 1, SIDE)))
     k = np.log1p(mag.reshape(len(f), -1))
     k -= k.mean(axis=1, keepdims=True)
     return (k / np.maximum(np.linalg.norm(k, axis=1, keepdims=True), 1e-6)).astype(np.float32)
@@ -228,6 +266,6 @@ IMAGES = Verifier(
     highest=1.0,
     dtype="int8",
     make=image_signature,
-    similarity=_batched(shifted_correlation),
+    similarity=_batched(shifted_correlation, 1024),  # a batch's spectra: 4.5 MB each
     propose=key_pairs,
 )

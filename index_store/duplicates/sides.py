@@ -93,7 +93,7 @@ def path_side(target, model) -> Side:
     model file); their signatures made from the same inputs. Nothing is stored."""
     from ...hashing.data import as_dataset, item_keys
     from ...hashing.methods import load_hasher
-    from ..build import encode_items, warn_skipped
+    from ..encoding import encode_items, warn_skipped
 
     kind = inputs.for_path(Path(target))
     if model is None:
