@@ -131,13 +131,17 @@ def test_a_large_corpus_learns_its_vocabulary_from_a_seeded_sample(monkeypatch):
 
 
 def test_word_counts_of_a_batch_are_each_texts_own_terms():
-    """Counted a batch at a time (texts joined by NUL): no word leaks into a neighbour's row."""
+    """Counted a batch at a time (texts joined by NUL): no word leaks into a neighbour's row; an
+    ASCII batch (split by str.split) and another (the regex) find the analyzer's words."""
     from collections import Counter
 
-    texts = DOCS + ["tab\tand NUL\0inside shuttle", "shuttle"]
-    ours = Tfidf.fit(DOCS * 3, min_df=1, stop_words=None)
-    indptr, columns, counts = ours._word_counts(texts, batch=3)
-    for k, text in enumerate(texts):
-        expected = Counter(c for c in map(ours.column.get, ours.analyze(text)) if c is not None)
-        row = slice(indptr[k], indptr[k + 1])
-        assert dict(zip(columns[row].tolist(), counts[row].tolist())) == expected
+    odd = ["it's e.g. a_b--c3 x y zz\x1fshuttle", "café über naïve shuttle_2 x 中文 café"]
+    texts = DOCS + ["tab\tand NUL\0inside shuttle", "shuttle", *odd]
+    ours = Tfidf.fit(DOCS * 3 + odd, min_df=1, stop_words=None)
+    assert {"a_b", "c3", "zz", "café", "shuttle_2", "中文"} <= set(ours.words)
+    for batch in (1, 3):  # one text a batch: odd[0]'s is ASCII, odd[1]'s is not
+        indptr, columns, counts = ours._word_counts(texts, batch=batch)
+        for k, text in enumerate(texts):
+            expected = Counter(c for c in map(ours.column.get, ours.analyze(text)) if c is not None)
+            row = slice(indptr[k], indptr[k + 1])
+            assert dict(zip(columns[row].tolist(), counts[row].tolist())) == expected

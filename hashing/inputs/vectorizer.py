@@ -41,6 +41,10 @@ TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
 # TOKEN's matches and the separator of a batch's texts. Without the \b: a search that fails at a
 # run of word characters fails only on a run of one, so every match is a whole run anyway (23% faster)
 _TOKEN_OR_NUL = re.compile(r"\w\w+|\0")
+# In ASCII, TOKEN's word characters are letters, digits and "_": every other byte made a space (NUL,
+# the separator, kept), str.split finds the same runs (runs of one are no word); bytes.translate is
+# 4x faster than str.translate and 3x faster than the regex (a 2,000-document batch: 0.03 s)
+_ASCII_BREAKS = bytes(c if c == 0 or chr(c).isalnum() or chr(c) == "_" else 32 for c in range(128)) + b" " * 128
 FIT_DOCUMENTS = 20_000  # fit learns from at most this many documents, a seeded sample (20 Newsgroups' 11,314: all)
 DENSE_ROWS = 256  # up to this many rows, transform returns a dense array (queries); above, a csr_matrix
 KIND = "tfidf"
@@ -135,25 +139,28 @@ class Tfidf:
         return np.array(indptr, np.int64), np.array(columns, np.int32), np.array(values, np.float64)
 
     def _word_counts(self, texts: list[str], batch: int = 2_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """counts() of single words, a batch of texts at a time: one regex pass over the batch joined
-        by NUL (a NUL in a text made a space first: both are non-word characters to the pattern),
-        the tokens mapped to columns (unknown and stop words: -1, the separator: -2) and counted
-        with numpy. On 100,000 documents ~4x faster than a Counter a text (measured, bench dedup)."""
-        lookup = {**self.column, "\0": -2}
-        rows, cols = [], []
+        """counts() of single words, a batch of texts at a time: the batch joined by NUL (a NUL in a
+        text made a space first: both are non-word characters to the pattern) and split into tokens
+        once, the tokens mapped to columns (unknown and stop words: -1, the separator: -2) and
+        counted with numpy. On 100,000 documents ~4x faster than a Counter a text; ASCII batches
+        split by str.split ~2x faster again (measured, bench dedup)."""
+        lookup = {**{w: c for w, c in self.column.items() if len(w) > 1}, "\0": -2}  # TOKEN's are 2+
+        indptr, cols = [np.zeros(1, np.int64)], []
         for start in range(0, len(texts), batch):
             part = texts[start : start + batch]
             joined = "\0".join(t.replace("\0", " ") for t in part).lower()
-            tokens = _TOKEN_OR_NUL.findall(joined)
+            if joined.isascii():
+                tokens = joined.encode("ascii").translate(_ASCII_BREAKS).replace(b"\0", b" \0 ").decode("ascii").split()
+            else:
+                tokens = _TOKEN_OR_NUL.findall(joined)
             col = np.fromiter(map(lookup.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-            row = np.cumsum(col == -2) + start
+            row = np.cumsum(col == -2)
             known = col >= 0
-            rows.append(row[known])
-            cols.append(col[known])
-        width = max(self.width, 1)
-        keys, counts = np.unique(np.concatenate(rows) * width + np.concatenate(cols), return_counts=True)
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // width, minlength=len(texts)))])
-        return indptr.astype(np.int64), (keys % width).astype(np.int32), counts.astype(np.float64)
+            keys, counts = np.unique(row[known] * self.width + col[known], return_counts=True)
+            indptr.append(np.bincount(keys // self.width, minlength=len(part)))
+            cols.append(np.stack([keys % self.width, counts]))
+        both = np.concatenate(cols, axis=1) if cols else np.zeros((2, 0), np.int64)
+        return np.cumsum(np.concatenate(indptr)), both[0].astype(np.int32), both[1].astype(np.float64)
 
     def weights(self, indptr: np.ndarray, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """TF-IDF values of the csr arrays, each row L2-normalized -> (nnz,) float32."""
