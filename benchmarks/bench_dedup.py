@@ -31,7 +31,7 @@ import numpy as np
 
 from . import dedup_peers as peers
 from . import dedup_planted as planted
-from .processes import peak_rss
+from .processes import OverMemoryCap, peak_rss
 from .results import DEFAULT_OUT, pyplot, save_figure, write_result, written
 
 SEMHASH = [sys.executable, "-c", "from semhash.cli.main import main; main()"]
@@ -86,7 +86,7 @@ def ours(kind: str, corpus: Path, train: Path, work: Path, item_of) -> dict:
     try:
         seconds, peak, _ = command(dedup, work / "default.json")
         note = ""
-    except RuntimeError as e:  # the derived radius did not fit: a smaller one given, said in the row
+    except OverMemoryCap as e:  # the derived radius did not fit: a smaller one given, said in the row
         print(f"  semhash dedup at its defaults: {e}", file=sys.stderr)
         dedup += ["--radius", str(FALLBACK_RADIUS)]
         seconds, peak, _ = command(dedup, work / "default.json")
@@ -101,7 +101,7 @@ def ours(kind: str, corpus: Path, train: Path, work: Path, item_of) -> dict:
     try:
         seconds, peak, _ = command(dedup + wider, work / "curve.json")
         curve = json.loads((work / "curve.json").read_text())
-    except RuntimeError as e:  # over the memory cap: the curve is the default run's pairs alone
+    except OverMemoryCap as e:  # over the memory cap: the curve is the default run's pairs alone
         seconds, peak, curve = float("nan"), float("nan"), default
         print(f"  curve run {wider}: {e}", file=sys.stderr)
     return {
@@ -165,7 +165,7 @@ def hash_rows(tool: str, folder: Path, work: Path, origin, edit, log) -> list[di
     for h, most in HASHES[tool]:
         try:
             arrays, meta, _, peak = peer(tool, folder, work, {"hash": h, "max_distance": most})
-        except RuntimeError as e:  # over MEMORY_CAP (imagededup's WHash on 28,000 MNIST digits): no row
+        except OverMemoryCap as e:  # over MEMORY_CAP (imagededup's WHash on 28,000 MNIST digits): no row
             log(f"  {tool} {h}: {e}")
             continue
         pairs = {k: arrays[f"{k}_0"] for k in ("i", "j", "score")}

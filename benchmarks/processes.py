@@ -8,10 +8,15 @@ import threading
 import time
 
 
+class OverMemoryCap(RuntimeError):
+    """A command was killed for holding more memory than its cap (a failure of its own is a plain
+    RuntimeError)."""
+
+
 def peak_rss(command: list[str], cap: int | None = None) -> tuple[float, int, str]:
     """(seconds, peak bytes of the process and its children together, stderr) of a command; with
     cap (bytes), the command is killed once it holds more (a shared machine must not run out),
-    and RuntimeError says so."""
+    and OverMemoryCap says so; RuntimeError when it fails."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak, start = [0], time.perf_counter()
 
@@ -28,7 +33,7 @@ def peak_rss(command: list[str], cap: int | None = None) -> tuple[float, int, st
     seconds = time.perf_counter() - start
     thread.join()
     if cap is not None and peak[0] > cap:
-        raise RuntimeError(f"{command[3:6]} stopped: it held over {cap >> 20:,} MB")
+        raise OverMemoryCap(f"{command[3:6]} stopped: it held over {cap >> 20:,} MB")
     if proc.returncode:
         raise RuntimeError(f"{command[3:6]} failed: {err.strip()}")
     return seconds, peak[0], err

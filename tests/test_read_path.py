@@ -86,3 +86,4 @@ def test_dedup_of_a_folder_stores_nothing_and_imports_no_database(tmp_path, rng)
     assert [(g["keep"], g["remove"]) for g in json.loads(out)["groups"]] == [("pics/1.png", ["pics/copy.png"])]
     assert not modules & {"faiss", "torch", "sqlalchemy", "scipy", "fastapi"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["itq.semhash", "pics"]
+    assert len(list((tmp_path / "pics").iterdir())) == 21

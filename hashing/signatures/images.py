@@ -99,9 +99,9 @@ def _prepared(f: np.ndarray, role: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def _bilinear(left: np.ndarray, x: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(p, h) @ x (m, h, w) @ (q, w).T -> (m, p, q), as two matrix products over the whole batch."""
-    m, h, w = x.shape
-    t = (x.reshape(m * h, w) @ right.T).reshape(m, h, -1).transpose(0, 2, 1).reshape(-1, h) @ left.T
-    return t.reshape(m, len(right), len(left)).transpose(0, 2, 1)
+    (m, h, w), p, q = x.shape, len(left), len(right)
+    t = (x.reshape(m * h, w) @ right.T).reshape(m, h, q).transpose(0, 2, 1).reshape(m * q, h) @ left.T
+    return t.reshape(m, q, p).transpose(0, 2, 1)
 
 
 @lru_cache(maxsize=4)
@@ -171,8 +171,9 @@ def _take(p: tuple, k: np.ndarray) -> tuple:
 def _distinct(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(m, s) rows -> (u (k, SIDE, SIDE) float32 the distinct rows, inverse (m,)): a batch's pairs
     share their items, so each is prepared once (rows compared as bytes: fast to sort)."""
-    v = np.ascontiguousarray(v)
-    _, first, inverse = np.unique(v.view(np.dtype((np.void, v.shape[1] * v.itemsize))).ravel(), True, True)
+    v = np.ascontiguousarray(v).reshape(len(v), -1)
+    rows = v.view(np.dtype((np.void, v.shape[1] * v.itemsize))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     return v[first].astype(np.float32).reshape(len(first), SIDE, SIDE), inverse.ravel()
 
 
