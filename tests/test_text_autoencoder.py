@@ -57,7 +57,7 @@ def test_variational_codes_are_deterministic_at_encode_time(corpus, tmp_path, bo
     q = load_dataset(str(corpus[1]), spec=model.spec_)
     first, again = model.encode(q), model.encode(q)
     np.testing.assert_array_equal(first, again)
-    assert len(np.unique(first, axis=0)) > 4  # codes that tell documents apart
+    assert len(np.unique(first, axis=0)) >= 4  # codes that tell the 4 topics apart, not one for all
 
 
 def test_a_text_recipe_comes_from_the_input_kind_and_yields_to_the_user(corpus):
