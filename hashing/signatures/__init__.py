@@ -2,11 +2,12 @@
 have proposed them as candidates.
 
     images.IMAGES.make(x)           # (n, 1, 28, 28) model inputs -> (n, 784) int8: a grey thumbnail's centre
-    images.IMAGES.similarity(a, b)  # (m,) its Pearson correlation at the best shift of up to 4 pixels
+    images.IMAGES.similarity(a, b)  # (m,) its Pearson correlation at the best shift, zoom and fine warp
     FEATURES.make(x)                # (n, d) vectors -> (n, d) float16, unit length: cosine = dot product
     texts.minhash(["a text", ...])  # (n, 128) uint16: a one-permutation MinHash of word 3-shingles (texts.TEXTS)
 
-One module a kind's signature (images.py, texts.py); the vectors' cosine and the contract here.
+One module a kind's signature (images.py, with its fine alignment in registration.py; texts.py);
+the vectors' cosine and the contract here.
 
 A code is semantic: similar items get near codes, which is what retrieval wants and exactly what a
 near-duplicate decision must not trust alone (ITQ 32-bit MNIST at radius 0: 238 different digits

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import SkippedItems
 from . import Verifier, _batched
+from .registration import aligned_correlation
 
 # --- images: a grey thumbnail, compared at the best small shift and crop scale ---------------------
 # Measured (/tmp/h2/diag.py on issue 27's planted corpora, 4,000 photos and 20,000 MNIST digits,
@@ -22,9 +23,14 @@ from . import Verifier, _batched
 #   crops >= 0.9: photos 100% [31%], MNIST 94% [34%] (0.93 and 0.86 too: 99%, at 2.5x the time).
 # - Distinct pictures: the best of an original's 10 nearest others scores under 0.79 on the
 #   photos; distinct MNIST digits are alike: 0.88 (median), 0.96 (99.9%), 29% of them >= 0.9.
-# - The default threshold, 0.94, is the one of 0.9-0.97 whose worse F1 of the two corpora is the
-#   highest (/tmp/h2/real.py, `semhash dedup` end to end): photos P 1.000 R 0.961, MNIST P 0.970
-#   R 0.840 (at 0.9: photos R 0.988, MNIST P 0.47; at 0.95: MNIST P 0.991 R 0.806, photos R 0.939).
+# - The grid's best is then refined (registration.py: an affine warp by Gauss-Newton, a little
+#   blur, a tone curve): copies align to ~1 where distinct digits stay apart by their shapes. On
+#   the pairs the keys propose and the truth holds (/tmp/m27, 210,347 MNIST pairs), recall at
+#   precision 0.99 went from 0.872 (this grid alone) to 0.978.
+# - The default threshold, 0.98, is the one of 0.965-0.9875 whose worse F1 of the two corpora is
+#   the highest (/tmp/m27/sweep.py): MNIST P 0.971 R 0.982, photos P 1.000 R 0.943 (brightened
+#   photos lose most: their clipped channels are no tone curve of the grey; at 0.985 MNIST P 0.994
+#   R 0.976, photos R 0.903; at 0.975 photos R 0.962, MNIST P 0.923).
 # thumbnail side; its border left out (the strip a shifted copy fills with black); the largest shift
 # (thumbnail pixels) tried each way; the zooms tried on each axis (the share of the side kept)
 THUMB, BORDER, SHIFT = 32, 2, 4
@@ -32,8 +38,10 @@ SIDE = THUMB - 2 * BORDER
 SIZE = SIDE + SHIFT  # the period of the correlation's transforms
 SCALES = (1.0, 0.9)
 # the zooms are tried on pairs scoring GATE to SURE at scale 1 (below GATE: no crop seen; at SURE
-# a copy already)
-GATE, SURE = 0.4, 0.98
+# a copy already, above any threshold worth using), the fine alignment on those then scoring REFINE
+# to SURE (below it, 0.4% of MNIST's true pairs and most of the distinct ones)
+GATE, SURE = 0.4, 0.99
+REFINE = 0.85
 
 
 @lru_cache(maxsize=8)
@@ -144,10 +152,11 @@ def _windows() -> tuple[np.ndarray, ...]:
     return d, (lo(dy), hi(dy), lo(dx), hi(dx)), (lo(-dy), hi(-dy), lo(-dx), hi(-dx))
 
 
-def _shift_scores(pa: tuple, pb: tuple) -> np.ndarray:
+def _shift_scores(pa: tuple, pb: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(m,) the largest Pearson correlation of two sets of thumbnails (_prepared, roles 0 and 1)
     over shifts of up to SHIFT pixels each way, each taken over the overlap alone: the strip a
-    shift brings in is nobody's picture, so an integer shift of the same pixels scores 1."""
+    shift brings in is nobody's picture, so an integer shift of the same pixels scores 1; and (m,)
+    the index of that shift in _windows' (dy, dx) grid, flattened."""
     d, wa, _ = _windows()
     rows, cols = _inverse()
     sab = _bilinear(rows, pa[0] * np.conj(pb[0]), cols).real  # the cross-correlation at each shift
@@ -155,7 +164,9 @@ def _shift_scores(pa: tuple, pb: tuple) -> np.ndarray:
     (_, sa, saa), (_, sb, sbb) = pa, pb
     var = np.maximum(saa - sa * sa / n, 0) * np.maximum(sbb - sb * sb / n, 0)
     r = np.where(var > 0, (sab - sa * sb / n) / np.sqrt(np.where(var > 0, var, 1)), 0.0)
-    return r.reshape(len(r), -1).max(axis=1)
+    r = r.reshape(len(r), -1)
+    at = r.argmax(axis=1)
+    return r[np.arange(len(r)), at], at
 
 
 def _zoomed(f: np.ndarray, ky: float, kx: float, role: int) -> tuple:
@@ -180,36 +191,56 @@ def _distinct(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def shifted_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(m,) the largest Pearson correlation of thumbnails a[i] and b[i] ((m, SIDE*SIDE) int8) over
     shifts of up to SHIFT pixels each way and, for pairs scoring GATE to SURE at scale 1, zooms of
-    either one into its centre by SCALES on each axis: a copy shifted by 1-4 pixels, or cropped by
-    up to 10% a side and brought back to the model's size, is the same picture. A flat thumbnail
-    correlates 0."""
+    either one into its centre by SCALES on each axis; pairs then scoring REFINE to SURE are
+    aligned finely from there (registration.py: a rotation, a zoom, a fraction of a pixel, a
+    little blur). A copy shifted, cropped and brought back to the model's size, rotated or resized
+    is the same picture. A flat thumbnail correlates 0."""
     if not len(a):
         return np.zeros(0)
     (ua, ia), (ub, ib) = _distinct(a), _distinct(b)
     pa_u, pb_u = _prepared(ua, 0), _prepared(ub, 1)
     pa, pb = _take(pa_u, ia), _take(pb_u, ib)
-    best = _shift_scores(pa, pb)
+    best, at = _shift_scores(pa, pb)
+    zoom, side = np.ones((len(best), 2), np.float32), np.zeros(len(best), np.int8)  # where `best` was met
     k = np.flatnonzero((best >= GATE) & (best < SURE))  # the others: far apart, or copies already
-    if not len(k):
-        return best.astype(np.float64)
-    pa, pb = _take(pa, k), _take(pb, k)
-    (za_u, ja), (zb_u, jb) = (np.unique(i[k], return_inverse=True) for i in (ia, ib))
-    for ky in SCALES:
-        for kx in SCALES:
-            if ky == kx == 1.0:
-                continue
+    if len(k):
+        pa, pb = _take(pa, k), _take(pb, k)
+        (za_u, ja), (zb_u, jb) = (np.unique(i[k], return_inverse=True) for i in (ia, ib))
+        for ky, kx in ((ky, kx) for ky in SCALES for kx in SCALES if (ky, kx) != (1.0, 1.0)):
             za, zb = _take(_zoomed(ua[za_u], ky, kx, 0), ja.ravel()), _take(_zoomed(ub[zb_u], ky, kx, 1), jb.ravel())
-            best[k] = np.maximum(best[k], np.maximum(_shift_scores(za, pb), _shift_scores(pa, zb)))
+            for zoomed_side, (score, where) in enumerate((_shift_scores(za, pb), _shift_scores(pa, zb))):
+                better = score > best[k]
+                won = k[better]
+                best[won], at[won], zoom[won], side[won] = score[better], where[better], (ky, kx), zoomed_side
+    r = np.flatnonzero((best >= REFINE) & (best < SURE))
+    if len(r):
+        warp, shift = _start(zoom[r], side[r], at[r])
+        best[r] = np.maximum(best[r], aligned_correlation(ua[ia[r]], ub[ib[r]], warp, shift))
     return best.astype(np.float64)
+
+
+def _start(zoom: np.ndarray, side: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's best alignment of each pair as registration's starting warp: b's centred pixel x
+    in a at centre + warp @ x + shift. zoom (m, 2) the share of each axis kept, side (m,) which
+    thumbnail was zoomed (0: a, 1: b), at (m,) the shift's index (_shift_scores)."""
+    d = _windows()[0]
+    moved = np.stack([d[at // len(d)], d[at % len(d)]], axis=1).astype(np.float32)  # a at x + d is b at x
+    warp = np.zeros((len(at), 2, 2), np.float32)
+    scale = np.where(side[:, None] == 0, zoom, 1 / zoom)  # b zoomed: a's side is the inverse zoom
+    warp[:, 0, 0], warp[:, 1, 1] = scale[:, 0], scale[:, 1]
+    return warp, np.where(side[:, None] == 0, zoom * moved, moved)
 
 
 # Candidates beside the code ball: codes of pixels miss what moves pixels (ITQ 64-bit codes: a
 # 1-4 pixel shift of an MNIST digit within 12 bits of its original 3% of the time; a brightened
 # photo 51%); the magnitudes of a thumbnail's low spatial frequencies ignore a shift, and once
 # centred, brightening. The original among a copy's 10 nearest keys (/tmp/h2/key.py): MNIST shifts
-# 99%, brightened photos 100%; crops 44-60% (the codes find the photos' crops). KEY_FREQ: the
-# frequencies kept on each axis (the mean left out).
+# 99%, brightened photos 100%; crops 44-60% (the codes find the photos' crops). A crop is a zoom
+# into its original: each item's key zoomed in by KEY_ZOOM also proposes its ZOOM_NEIGHBOURS
+# nearest plain keys (/tmp/m27/keys.py, MNIST crops proposed: 46% plain, 97% with zoom 0.9 and 5;
+# zoom 0.85: 92%). KEY_FREQ: the frequencies kept on each axis (the mean left out).
 KEY_FREQ, NEIGHBOURS = 5, 10
+KEY_ZOOM, ZOOM_NEIGHBOURS = 0.9, 5
 # Keys are compared exactly, a block of queries against every key (KEY_CELLS products a block: 16 MB
 # of scores, 32 MB of their order), up to KEY_LIMIT items a set: beyond it the products grow as n^2
 # and the codes alone propose (said in a warning)
@@ -217,9 +248,9 @@ KEY_LIMIT, KEY_CELLS = 200_000, 1 << 22
 
 
 def candidate_key(sig: np.ndarray) -> np.ndarray:
-    """(n, SIDE*SIDE) int8 signatures -> (n, 2*KEY_FREQ*(KEY_FREQ+1)) float32 unit rows: the log
-    magnitudes of the thumbnail's lowest frequencies (no mean), centred; near keys, near pictures
-    up to a shift."""
+    """(n, SIDE*SIDE) signatures (int8, or float thumbnails) -> (n, 2*KEY_FREQ*(KEY_FREQ+1))
+    float32 unit rows: the log magnitudes of the thumbnail's lowest frequencies (no mean),
+    centred; near keys, near pictures up to a shift."""
     f = np.asarray(sig, np.float32).reshape(len(sig), SIDE, SIDE)
     rows = _dft(SIZE, SIDE)[np.r_[1 : KEY_FREQ + 1, SIZE - KEY_FREQ : SIZE]]
     mag = np.abs(_bilinear(rows, f.astype(np.complex64), _dft(KEY_FREQ + 1, SIDE)))
@@ -230,39 +261,59 @@ def candidate_key(sig: np.ndarray) -> np.ndarray:
 
 def key_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None):
     """Yield (qi, pos) int64 arrays: each item's NEIGHBOURS nearest candidate_key rows by dot
-    product; sig_b None: among sig_a's items, each pair once (qi < pos); else each item of sig_b
-    (qi) with its nearest of sig_a (pos). Nothing, with a warning, past KEY_LIMIT items a set."""
+    product, and the ZOOM_NEIGHBOURS nearest of its key zoomed in by KEY_ZOOM (its crops); sig_b
+    None: among sig_a's items, each pair once (qi < pos); else items of sig_b (qi) with items of
+    sig_a (pos), either side zoomed. Nothing, with a warning, past KEY_LIMIT items a set."""
     if max(len(sig_a), 0 if sig_b is None else len(sig_b)) > KEY_LIMIT:
         warnings.warn(
             SkippedItems(f"over {KEY_LIMIT:,} images: candidates from the codes alone (shifted copies may be missed)"),
             stacklevel=2,
         )
         return
-    keys = lambda sig: np.concatenate([candidate_key(sig[k : k + 50_000]) for k in range(0, len(sig), 50_000)])  # noqa: E731
-    ka = keys(sig_a)
     own = sig_b is None
-    q_all = ka if own else keys(sig_b)
-    k = min(NEIGHBOURS, len(ka) - (1 if own else 0))
-    if k <= 0:
-        return
-    rows, found = max(1, KEY_CELLS // max(len(ka), 1)), []
-    for start in range(0, len(q_all), rows):
-        c = q_all[start : start + rows] @ ka.T
-        if own:
-            c[np.arange(len(c)), np.arange(start, start + len(c))] = -np.inf  # not its own candidate
-        found.append(np.argpartition(-c, k - 1, axis=1)[:, :k].astype(np.int64))
-    pos = np.concatenate(found).ravel()  # (n * k,): at most 2M pairs, 32 MB
-    qi = np.repeat(np.arange(len(q_all), dtype=np.int64), k)
+    sig_b = sig_a if own else sig_b
+    ka, kb = _keys(sig_a), _keys(sig_b)
+    found = [_nearest(kb, ka, NEIGHBOURS, own), _nearest(_keys(sig_b, KEY_ZOOM), ka, ZOOM_NEIGHBOURS, own)]
+    if not own:  # an item of a zoomed in: b's crops of it
+        found.append(_nearest(_keys(sig_a, KEY_ZOOM), kb, ZOOM_NEIGHBOURS, False)[::-1])
+    qi, pos = (np.concatenate(v) for v in zip(*found))  # at most 20 a query item: 64 MB at 200,000
     if own:  # (low, high): a pair both of its items found is one
         qi, pos = np.unique(np.stack([np.minimum(qi, pos), np.maximum(qi, pos)]), axis=1)
     for start in range(0, len(qi), 1 << 20):
         yield qi[start : start + (1 << 20)], pos[start : start + (1 << 20)]
 
 
+def _keys(sig: np.ndarray, zoom: float = 1.0) -> np.ndarray:
+    """(n, key width) candidate keys of signatures (n, SIDE*SIDE), each thumbnail first zoomed into
+    its centre by `zoom` (the share of each axis kept), in batches."""
+    z = _zoom_matrix(SIDE, zoom)
+    parts = []
+    for k in range(0, len(sig), 50_000):
+        f = np.asarray(sig[k : k + 50_000], np.float32).reshape(-1, SIDE, SIDE)
+        parts.append(candidate_key(f if zoom == 1.0 else z @ f @ z.T))
+    return np.concatenate(parts) if parts else np.zeros((0, 2 * KEY_FREQ * (KEY_FREQ + 1)), np.float32)
+
+
+def _nearest(queries: np.ndarray, keys: np.ndarray, count: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(qi, pos) int64: each query row's `count` nearest key rows by dot product (own: queries
+    and keys are one set's, an item never its own), in blocks of KEY_CELLS products."""
+    k = min(count, len(keys) - (1 if own else 0))
+    if k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rows, found = max(1, KEY_CELLS // max(len(keys), 1)), []
+    for start in range(0, len(queries), rows):
+        c = queries[start : start + rows] @ keys.T
+        if own:
+            c[np.arange(len(c)), np.arange(start, start + len(c))] = -np.inf  # not its own candidate
+        found.append(np.argpartition(-c, k - 1, axis=1)[:, :k].astype(np.int64))
+    pos = np.concatenate(found).ravel()
+    return np.repeat(np.arange(len(queries), dtype=np.int64), k), pos
+
+
 IMAGES = Verifier(
     name=f"thumb{THUMB}pad/overlap-shift{SHIFT}/zoom{min(SCALES):g}",
     units="correlation",
-    threshold=0.94,
+    threshold=0.98,
     lowest=-1.0,
     highest=1.0,
     dtype="int8",
