@@ -272,7 +272,8 @@ def key_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None):
         return
     own = sig_b is None
     sig_b = sig_a if own else sig_b
-    ka, kb = _keys(sig_a), _keys(sig_b)
+    ka = _keys(sig_a)
+    kb = ka if own else _keys(sig_b)
     found = [_nearest(kb, ka, NEIGHBOURS, own), _nearest(_keys(sig_b, KEY_ZOOM), ka, ZOOM_NEIGHBOURS, own)]
     if not own:  # an item of a zoomed in: b's crops of it
         found.append(_nearest(_keys(sig_a, KEY_ZOOM), kb, ZOOM_NEIGHBOURS, False)[::-1])
