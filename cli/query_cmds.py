@@ -11,7 +11,7 @@ import typer
 from ..hashing.errors import (
     SemhashError,
 )
-from .app import IndexName, app
+from .app import IndexName, app, working
 from .options import (
     DataRoot,
     Limit,
@@ -97,9 +97,10 @@ def dedup(
     def announce(line: str) -> None:
         typer.echo(line, err=True)
 
-    result = find_duplicates(
-        index, name, threshold, radius, keep.value, against, against_name, model, pairs=pairs, announce=announce
-    )
+    with working("finding duplicates", False):  # items left out or unsigned: a warning line each
+        result = find_duplicates(
+            index, name, threshold, radius, keep.value, against, against_name, model, pairs=pairs, announce=announce
+        )
     print_duplicates(result, chosen(fmt, False), pairs)
 
 

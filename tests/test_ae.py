@@ -279,6 +279,7 @@ def test_seeded_cpu_training_is_reproducible(digits):
         (dict(lr_decay="linear"), "learning-rate decay"),
         (dict(reg=Regularizers(affine=30.0)), "views' strength"),
         (dict(reg=Regularizers(self_pairs=1.5)), "self pairs"),
+        (dict(reg=Regularizers(neighbour_words=-0.5)), "neighbour's words"),
         (dict(reg=Regularizers(neighbour_pool=0)), "neighbour pool"),
         (dict(reg=Regularizers(graph_views=1000)), "graph's views"),
         (dict(reg=Regularizers(neighbour_pool=2.5)), "whole number"),

@@ -126,3 +126,33 @@ def test_the_keys_propose_a_crop_by_its_originals_key_zoomed_in(monkeypatch):
     assert all((k, k) in proposed(images.key_pairs(copies, originals)) for k in range(20))  # either side zoomed
     monkeypatch.setattr(images, "ZOOM_NEIGHBOURS", 0)  # the plain keys alone miss most of them
     assert len(planted & proposed(images.key_pairs(sig))) < 10
+
+
+def test_a_brightened_colour_photo_stays_a_copy_where_its_clipped_channels_would_part_the_means():
+    from PIL import ImageEnhance
+
+    from semhash.benchmarks.pictures import picture
+    from semhash.hashing.inputs.images import to_array
+
+    rng = np.random.default_rng(3)
+    photos = [picture(rng, 320, 240) for _ in range(12)]
+    bright = [ImageEnhance.Brightness(p).enhance(1.5) for p in photos]  # each channel clipped at 255
+    x = np.stack([to_array(p, (32, 32), False) for p in photos + bright])  # (24, 3, 32, 32)
+    pair = np.arange(12), np.arange(12, 24)
+    darkest = images.IMAGES.make(x)
+    means = images.IMAGES.make(x.mean(axis=1))  # the grey of the mean of the channels, for contrast
+    assert (images.IMAGES.similarity(darkest[pair[0]], darkest[pair[1]]) >= images.IMAGES.threshold).all()
+    assert (images.IMAGES.similarity(means[pair[0]], means[pair[1]]) < images.IMAGES.threshold).any()
+
+
+def test_a_cropped_photo_is_its_originals_copy_whichever_comes_first():
+    from semhash.benchmarks.pictures import picture
+    from semhash.hashing.inputs.images import to_array
+
+    rng = np.random.default_rng(4)
+    photos = [picture(rng, 320, 240) for _ in range(12)]
+    crops = [p.crop((24, 18, 296, 222)) for p in photos]  # 7.5% off each side: a zoom of 1.18
+    sig = images.IMAGES.make(np.stack([to_array(p, (32, 32), False) for p in photos + crops]))
+    original, crop = np.arange(12), np.arange(12, 24)
+    assert (images.IMAGES.similarity(sig[original], sig[crop]) >= images.IMAGES.threshold).all()
+    assert (images.IMAGES.similarity(sig[crop], sig[original]) >= images.IMAGES.threshold).all()

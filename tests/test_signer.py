@@ -61,3 +61,18 @@ def test_signing_another_way_drops_the_other_signatures_first(vectors):
     index.store.put_signatures("default", ids[:5], np.zeros((5, 48), np.uint8), "another/verifier")
     kept, blobs, signer = index.store.load_signatures("default")
     assert signer == "another/verifier" and list(kept) == list(ids[:5])  # none of the first verifier's left
+
+
+def test_the_command_line_says_so_in_one_warning_line(vectors):
+    from typer.testing import CliRunner
+
+    from semhash.cli.main import app
+
+    db, _ = vectors
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE semhash_indexes SET signer = 'cosine/some-older-way'")
+    got = CliRunner().invoke(app, ["dedup", str(db), "--radius", "1"])
+    assert got.exit_code == 0, got.output
+    lines = [line for line in got.stderr.splitlines() if "no signature of this version's" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "70 of 70 items" in lines[0]
+    assert "find_duplicates(" not in got.stderr and ".py:" not in got.stderr  # no Python warning's source line

@@ -71,3 +71,16 @@ def test_a_text_recipe_comes_from_the_input_kind_and_yields_to_the_user(corpus):
     recipe = inputs.get("texts").recipe
     assert cfg.bottleneck == recipe["bottleneck"] and cfg.hidden == tuple(recipe["hidden"])
     assert cfg.steps == 1 and cfg.reg.k_neighbours == 3 and cfg.reg.affine == 0.0
+
+
+def test_a_document_can_be_asked_for_its_neighbours_words_too():
+    import torch
+
+    from semhash.hashing.autoencoder.losses import with_partners_words
+
+    counts = torch.tensor([[2.0, 2.0, 0.0], [0.0, 0.0, 5.0], [0.0, 1.0, 3.0], [4.0, 0.0, 0.0]])  # pairs (0, 2), (1, 3)
+    own, half, theirs = (with_partners_words(counts, share) for share in (0.0, 0.5, 1.0))
+    torch.testing.assert_close(own, counts / counts.sum(1, keepdim=True))
+    torch.testing.assert_close(theirs, own[[2, 3, 0, 1]])
+    torch.testing.assert_close(half, (own + theirs) / 2)
+    torch.testing.assert_close(half.sum(1), torch.ones(4))

@@ -162,6 +162,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if not 0 <= cfg.reg.affine <= MAX_AFFINE:
         raise ParameterError(f"the views' strength must be in [0, {MAX_AFFINE:g}], got {cfg.reg.affine}")
     _check_graph(cfg.reg)
+    if not 0 <= cfg.reg.neighbour_words <= 1:
+        raise ParameterError(f"the share of the neighbour's words must be in [0, 1], got {cfg.reg.neighbour_words}")
     if not 0 <= cfg.reg.self_pairs <= 1:
         raise ParameterError(f"the share of self pairs must be in [0, 1], got {cfg.reg.self_pairs}")
     if cfg.bottleneck not in BOTTLENECKS:

@@ -26,7 +26,8 @@ def loss_fn(x_hat, x, h, cfg: TrainConfig, output: str, paired: bool, extra: tor
     if output == "sigmoid":
         rec = F.binary_cross_entropy(flat_hat.clamp(1e-6, 1 - 1e-6), flat, reduction="sum") / len(x)
     elif output == "multinomial":
-        rec = multinomial_loss(flat_hat, flat)
+        share = cfg.reg.neighbour_words if paired else 0.0
+        rec = multinomial_loss(flat_hat, with_partners_words(flat, share) if share > 0 else flat)
     else:
         rec = F.mse_loss(flat_hat, flat, reduction="sum") / len(x)
     parts = {"reconstruction": rec, **code_penalties(h, cfg.reg)}
@@ -45,6 +46,15 @@ def multinomial_loss(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
     NASH's decoder: a distribution over the vocabulary, so that long documents do not dominate)."""
     share = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
     return -(share * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def with_partners_words(weights: torch.Tensor, share: float) -> torch.Tensor:
+    """weights: (2n, vocabulary) >= 0, rows i and n+i a neighbour pair -> (2n, vocabulary) each
+    row's word distribution (scaled to sum to 1) mixed with its partner's, the partner's weighing
+    `share`: a document is asked for the words of its topic, not only its own."""
+    own = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
+    n = len(own) // 2
+    return (1 - share) * own + share * torch.cat([own[n:], own[:n]])
 
 
 def spectral_pair_loss(h: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,10 @@ class Regularizers:
     affine: float = 0.0
     self_pairs: float = 0.0
     temperature: float = 0.0  # > 0: the pairs' term is InfoNCE at this temperature, else the spectral loss
+    # bags of words with neighbour pairs: the share of the reconstruction's target taken from the
+    # pair partner's words (each document predicts its own words and its neighbour's, as NbrReg,
+    # Chaidaroon et al. 2018, does with its neighbourhood); 0: its own words alone
+    neighbour_words: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

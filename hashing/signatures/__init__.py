@@ -1,7 +1,7 @@
 """Verification signatures: what decides whether two items are near-duplicates, once their codes
 have proposed them as candidates.
 
-    images.IMAGES.make(x)           # (n, 1, 28, 28) model inputs -> (n, 784) int8: a grey thumbnail's centre
+    images.IMAGES.make(x)           # (n, 1, 28, 28) model inputs -> (n, 784) int8: a darkest-channel thumbnail
     images.IMAGES.similarity(a, b)  # (m,) its Pearson correlation at the best shift, zoom and fine warp
     FEATURES.make(x)                # (n, d) vectors -> (n, d) float16, unit length: cosine = dot product
     texts.minhash(["a text", ...])  # (n, 128) uint16: a one-permutation MinHash of word 3-shingles (texts.TEXTS)
