@@ -47,7 +47,9 @@ class Regularizers:
     temperature: float = 0.0  # > 0: the pairs' term is InfoNCE at this temperature, else the spectral loss
     # bags of words with neighbour pairs: the share of the reconstruction's target taken from the
     # pair partner's words (each document predicts its own words and its neighbour's, as NbrReg,
-    # Chaidaroon et al. 2018, does with its neighbourhood); 0: its own words alone
+    # Chaidaroon et al. 2018, does with its neighbourhood); 0: its own words alone. Without the
+    # neighbours term there are no pairs, and the target is the document's own (the texts recipe
+    # sets it, so that a run with neighbours 0 still trains)
     neighbour_words: float = 0.0
 
     def to_dict(self) -> dict:
