@@ -314,3 +314,24 @@ def test_sketch_bands_propose_every_pair_sharing_a_band_once():
     across = np.concatenate([np.c_[qi, pos] for qi, pos in band_pairs(sig[:30], sig[30:])])
     expected = {(j - 30, i) for i in range(30) for j in range(30, 80) if shares(i, j)}
     assert {(int(q), int(p)) for q, p in across} == expected and len(across) == len(expected)
+
+
+def test_pairs_are_scored_a_bounded_chunk_of_signatures_at_a_time(monkeypatch):
+    import dataclasses
+
+    from semhash.hashing import signatures
+
+    rng = np.random.default_rng(0)
+    sig = signatures.unit_rows(rng.normal(size=(50, 16)))  # 32 bytes a row
+    ia, ib = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
+    sizes = []
+
+    def counted(a, b):
+        sizes.append(len(a))
+        return signatures.dot_rows(a, b)
+
+    verifier = dataclasses.replace(signatures.FEATURES, similarity=counted)
+    monkeypatch.setattr(signatures, "GATHER_BYTES", 640)  # 10 pairs' rows a chunk
+    np.testing.assert_array_equal(verifier.score_pairs(sig, ia, sig, ib), signatures.dot_rows(sig[ia], sig[ib]))
+    assert max(sizes) == 10 and sum(sizes) == 1000
+    assert len(verifier.score_pairs(sig, ia[:0], sig, ib[:0])) == 0

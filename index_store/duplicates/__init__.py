@@ -166,7 +166,7 @@ def _verified(a: Side, b: Side | None, radius: int, verifier, threshold, pair_by
         if verifier is None:
             score, ok = dist.astype(np.float64), np.ones(len(qi), bool)
         else:
-            score = verifier.similarity(a.sig[pos], (a.sig if b is None else b.sig)[qi])
+            score = verifier.score_pairs(a.sig, pos, a.sig if b is None else b.sig, qi)
             ok = score >= threshold - 1e-9
         keep_i.append(pos[ok])
         keep_j.append(qi[ok])

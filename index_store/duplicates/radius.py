@@ -32,7 +32,7 @@ def derive_radius(s: Searcher, sig: np.ndarray, verifier, threshold: float) -> t
     qi, pos, dist = s.run_radius_plan(s.codes[sample], probe, *s.plan(probe, max(1, len(sample))))
     other = pos != sample[qi]
     qi, pos, dist = qi[other], pos[other], dist[other]
-    ok = verifier.similarity(sig[sample[qi]], sig[pos]) >= threshold - 1e-9 if len(qi) else np.zeros(0, bool)
+    ok = verifier.score_pairs(sig, sample[qi], sig, pos) >= threshold - 1e-9
     found = np.sort(dist[ok])
     cap = _budget_radius(dist, len(sample), probe)
     where = f"{len(sample):,} sampled items, searched to radius {probe}"
