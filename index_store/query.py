@@ -31,6 +31,30 @@ def results(index: Index, codes: np.ndarray, labels: list[str], k: int | None, r
     return index.search(codes, k=k, radius=radius, queries=labels)
 
 
+def item_results(index: Index, keys: list[str], k: int | None, radius: int | None) -> dict:
+    """results() of stored items searched by key, each item listed first among its own hits: it is
+    at distance 0 from itself, so putting it ahead of the other items at distance 0 keeps the answer
+    exact, and a user who picks an item sees it come back (with more than k items sharing its code,
+    plain tie order could leave it out)."""
+    asked = k + 1 if isinstance(k, int) and k >= 1 else k  # any other k: refused as for every query
+    result = results(index, item_codes(index, keys), keys, asked, radius)
+    for query in result["queries"]:
+        own = [h for h in query["hits"] if h["key"] == query["query"]]
+        if not own:
+            own = _own_hit(index, query["query"])
+        others = [h for h in query["hits"] if h["key"] != query["query"]]
+        query["hits"] = (own + others)[:k]
+    result["k"] = k
+    return result
+
+
+def _own_hit(index: Index, key: str) -> list[dict]:
+    """[the hit of item `key` at distance 0 from itself], or [] if another writer removed it."""
+    ids = index.store.ids_of(index.name, [key])
+    stored = index.items(list(ids.values()))
+    return [{**index.describe(m), "distance": 0} for m in stored.values()]
+
+
 def input_codes(hasher: Hasher, keyword: str, items, names=None) -> np.ndarray:
     """Items of the input kind whose keyword is `keyword` ("images": files or bytes; "vectors": an
     array or lists of numbers) -> codes (n, bits/8) through the model, each converted as its
@@ -101,8 +125,11 @@ def search(
     elif what in ("items", "codes"):
         value = list(value)[:limit]
     index = Index.open(target, name, mode="read", source_root=source_root)
-    query_codes, labels = _encode(index, what, value, split, limit, model, data_root)
-    result = results(index, query_codes, labels, k, radius)
+    if what == "items":
+        result, labels = item_results(index, value, k, radius), value
+    else:
+        query_codes, labels = _encode(index, what, value, split, limit, model, data_root)
+        result = results(index, query_codes, labels, k, radius)
     if show:
         result["grid"] = str(_grid(index, result, what, value, labels, show, data_root))
     return result
@@ -189,8 +216,6 @@ def _given(value):
 
 def _encode(index, what, value, split, limit, model, data_root):
     """(codes, a label per query) for whichever kind of query was given."""
-    if what == "items":
-        return item_codes(index, value), value
     if what == "codes":
         return hex_codes(value, index.bits), value
     hasher = index.model(model)

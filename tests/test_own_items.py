@@ -105,3 +105,22 @@ def test_own_keys_that_repeat_or_do_not_match_the_rows_are_one_clear_error(vecto
     (tmp_path / "bad.jsonl").write_text('{"vector": [1, 2]}\n{"key": "b"}\n')
     with pytest.raises(DataError, match="row 1: every row needs a `vector`"):
         semhash.load_dataset(str(tmp_path / "bad.jsonl"))
+
+
+def test_an_item_searched_by_key_comes_first_among_the_items_sharing_its_code(vectors, tmp_path):
+    """Twenty copies of one vector share a code; asked for 3 neighbours of the last of them, the
+    search lists that item first, then 2 others at distance 0: the k nearest, as brute force has them."""
+    x, keys, labels, metas = vectors
+    x = x.copy()
+    x[:20] = x[0]
+    ITQ(bits=16).fit(x).save(tmp_path / "m.semhash")
+    np.savez(tmp_path / "items.npz", x=x, keys=np.array(keys))
+    db = tmp_path / "items.db"
+    semhash.build_index(db, tmp_path / "m.semhash", str(tmp_path / "items.npz"))
+    for key in (keys[19], keys[0]):
+        hits = semhash.search(db, items=[key], k=3)["queries"][0]["hits"]
+        assert [h["key"] for h in hits][0] == key
+        assert [h["distance"] for h in hits] == [0, 0, 0]
+        assert {h["key"] for h in hits} <= set(keys[:20])
+    within = semhash.search(db, items=[keys[19]], radius=0)["queries"][0]["hits"]
+    assert within[0]["key"] == keys[19] and {h["key"] for h in within} == set(keys[:20])

@@ -120,7 +120,7 @@ def search_texts(name: str, body: TextQuery, service: Svc):
 async def search_items(name: str, body: ItemQuery, service: Svc):
     """Search with stored items' codes, by key."""
     index = service.index(name)
-    return _json(query.results(index, query.item_codes(index, body.keys), body.keys, body.k, body.radius))
+    return _json(query.item_results(index, body.keys, body.k, body.radius))
 
 
 @router.post("/indexes/{name}/search/image", response_model=SearchResult, responses=ERRORS, tags=["search"])
