@@ -369,3 +369,12 @@ def test_codes_of_stored_items_come_from_sql_whatever_another_writer_did(tmp_pat
     assert here.store.codes_of("x", ["b", "a", "zz"]) == {"b": bytes([9, 9]), "a": bytes([1, 0])}
     with pytest.raises(ItemNotFound, match="no item 'zz'"):
         item_codes(here, ["a", "zz"])
+
+
+def test_stored_blobs_are_stacked_as_read_and_refused_when_their_widths_differ():
+    from semhash.index_store.storage.records import stacked_blobs
+
+    ids, flat = stacked_blobs(iter([(3, b"ab"), (7, b"cd")]), 2)
+    assert ids.tolist() == [3, 7] and flat.tolist() == [[97, 98], [99, 100]]
+    assert stacked_blobs(iter([(3, b"ab"), (7, b"cde")]), 2)[1] is None
+    assert stacked_blobs(iter([]), 0)[1] is None

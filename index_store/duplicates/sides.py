@@ -66,26 +66,24 @@ def index_side(target, name: str) -> Side:
     verifier = inputs.get(kind_name).verifier() if kind_name else None
     sig, missing = None, len(s)
     if verifier is not None:
-        ids, blobs, signer = index.store.load_signatures(name)
-        if signer == verifier.name:  # signatures made another way (another version's) count as none
-            sig, missing = _aligned(s.ids, ids, blobs, np.dtype(verifier.dtype))
+        ids, flat, signer = index.store.load_signatures(name)
+        if signer == verifier.name and flat is not None:  # signed another way (another version): none
+            sig, missing = _aligned(s.ids, ids, flat, np.dtype(verifier.dtype))
     return Side({"index": name}, s, sig, missing, verifier, index=index)
 
 
-def _aligned(want: np.ndarray, ids: np.ndarray, blobs: list[bytes], dtype) -> tuple[np.ndarray | None, int]:
-    """(signatures (n, s) of the ids `want` (n,) in that order, or None, items without one)."""
-    if not len(ids):
-        return None, len(want)
-    widths = {len(b) for b in blobs}
-    if len(widths) != 1:
+def _aligned(want: np.ndarray, ids: np.ndarray, flat: np.ndarray, dtype) -> tuple[np.ndarray | None, int]:
+    """(signatures (n, s) of the ids `want` (n,) in that order, or None, items without one), from
+    the stored bytes (m, width) uint8 of the ids (m,)."""
+    if not len(ids) or flat.shape[1] % dtype.itemsize:
         return None, len(want)
     at = np.searchsorted(ids, want)
     at = np.minimum(at, len(ids) - 1)
     have = ids[at] == want
     if not have.all():
         return None, int((~have).sum())
-    flat = np.frombuffer(b"".join(blobs), dtype=dtype).reshape(len(ids), -1)
-    return (flat if np.array_equal(ids, want) else flat[at]), 0
+    sig = flat.view(dtype)
+    return (sig if np.array_equal(ids, want) else sig[at]), 0
 
 
 def path_side(target, model) -> Side:

@@ -116,6 +116,22 @@ def codes_array(rows: list, bits: int, where: str) -> tuple[np.ndarray, np.ndarr
     return ids, codes.copy()
 
 
+def stacked_blobs(rows, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ids (m,) int64, bytes (m, width) uint8, or None when the blobs differ in width) of up to
+    `count` (item_id, blob) rows, written into one array as they are read: the rows are never
+    held as a list beside it (1M signatures of 1.5 KB: 1.5 GB, not 3 GB at the peak)."""
+    ids, flat = np.zeros(count, np.int64), None
+    m = 0
+    for m, (item_id, blob) in enumerate(rows, start=1):
+        if flat is None:
+            flat = np.empty((count, len(blob)), np.uint8)
+        if m > count or len(blob) != flat.shape[1]:
+            return ids[:0], None
+        ids[m - 1] = item_id
+        flat[m - 1] = np.frombuffer(blob, np.uint8)
+    return ids[:m], (None if flat is None else flat[:m])
+
+
 def lock_timeout_s(default: float = 10.0) -> float:
     """How long a connection waits for another's lock: SEMHASH_LOCK_TIMEOUT seconds if set (tests
     shorten it), else default."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...hashing.errors import IndexNotFound, StoreError, StoreMissing, sql_error
 from . import migrations
-from .records import IndexRow, checked_row, codes_array, open_read_only, safe_url
+from .records import IndexRow, checked_row, codes_array, open_read_only, safe_url, stacked_blobs
 
 # The columns of every table (schema.py's; tests/test_portable.py checks they agree).
 COLUMNS = {
@@ -98,14 +98,16 @@ class SqliteReader:
             return None
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
-    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes], str | None]:
-        """(ids (m,) int64 in id order, their signatures' bytes, the verifier that made them) of
-        the items that have one, read in one snapshot."""
+    def load_signatures(self, name: str) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+        """(ids (m,) int64 in id order, their signatures' bytes (m, width) uint8 (None: of
+        differing widths), the verifier that made them) of the items that have one, read in one
+        snapshot."""
         sql = "SELECT item_id, signature FROM semhash_signatures WHERE index_id = ? ORDER BY item_id"
         with self._snapshot():
             idx = self._index_row(name)
-            rows = self._rows(sql, (idx.id,))
-        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], idx.signer
+            count = self._rows("SELECT COUNT(*) FROM semhash_signatures WHERE index_id = ?", (idx.id,))[0][0]
+            ids, flat = self._guard(lambda: stacked_blobs(self.conn.execute(sql, (idx.id,)), count))
+        return ids, flat, idx.signer
 
     def items(self, name: str, ids, index_id: int | None = None) -> dict[int, dict]:
         """Metadata of items by id: {id: {id, key, label, source, meta}}."""

@@ -39,6 +39,7 @@ from .records import (
     new_token,
     open_read_only,
     safe_url,
+    stacked_blobs,
 )
 from .validate import Items, check_codes, check_items
 
@@ -268,15 +269,18 @@ class Store:
             rows = [(idx.id, int(i), flat[n].tobytes()) for n, i in enumerate(ids) if int(i) in present]
             bulk.insert(conn, S.signatures, rows)
 
-    def load_signatures(self, name: str) -> tuple[np.ndarray, list[bytes], str | None]:
-        """(ids (m,) int64 in id order, their signatures' bytes, the verifier that made them) of
-        the items that have one, read in one transaction."""
+    def load_signatures(self, name: str) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+        """(ids (m,) int64 in id order, their signatures' bytes (m, width) uint8 (None: of
+        differing widths), the verifier that made them) of the items that have one, read in one
+        transaction."""
         with self._read() as conn:
             idx = self._index_row(conn, name)
             t = S.signatures
+            count = conn.execute(select(func.count()).select_from(t).where(t.c.index_id == idx.id)).scalar_one()
             q = select(t.c.item_id, t.c.signature).where(t.c.index_id == idx.id).order_by(t.c.item_id)
-            rows = conn.execute(q).all()
-        return np.array([r[0] for r in rows], dtype=np.int64), [bytes(r[1]) for r in rows], idx.signer
+            rows = conn.execute(q.execution_options(yield_per=10_000))
+            ids, flat = stacked_blobs(((r[0], bytes(r[1])) for r in rows), count)
+        return ids, flat, idx.signer
 
     def load_vectors(self, name: str, ids: np.ndarray) -> np.ndarray | None:
         """Float vectors of the given ids (in that order), or None if the index keeps none."""
