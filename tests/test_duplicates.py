@@ -301,7 +301,7 @@ def test_the_derived_radius_stays_within_the_candidate_budget(monkeypatch):
 def test_sketch_bands_propose_every_pair_sharing_a_band_once():
     """Band candidates against brute force: items agreeing on every entry of some band, within one
     set (each pair once) and across two (one item of each)."""
-    from semhash.hashing.signatures.texts import BAND_ROWS, EMPTY, band_pairs
+    from semhash.hashing.signatures.texts import BAND_ROWS, EMPTY, band_pairs, share_a_band
 
     rng = np.random.default_rng(4)
     sig = rng.integers(0, 3, size=(80, 3 * BAND_ROWS)).astype(np.uint16)  # few values: many shared bands
@@ -314,6 +314,27 @@ def test_sketch_bands_propose_every_pair_sharing_a_band_once():
     across = np.concatenate([np.c_[qi, pos] for qi, pos in band_pairs(sig[:30], sig[30:])])
     expected = {(j - 30, i) for i in range(30) for j in range(30, 80) if shares(i, j)}
     assert {(int(q), int(p)) for q, p in across} == expected and len(across) == len(expected)
+    i, j = np.array(list(combinations(range(80), 2))).T  # the pair predicate the radius rule asks
+    assert share_a_band(sig[i], sig[j]).tolist() == [shares(a, b) for a, b in zip(i, j)]
+
+
+def test_a_radius_is_derived_for_the_pairs_the_signatures_do_not_propose(monkeypatch):
+    """With every verified pair proposed by the signatures (covers), the derived radius is 0."""
+    import dataclasses
+
+    from semhash.hashing.signatures import FEATURES
+    from semhash.index_store.duplicates import radius as radius_rule
+    from semhash.index_store.engine.searcher import Searcher
+
+    rng = np.random.default_rng(3)
+    codes = np.packbits(rng.random((600, 16)) < 0.5, axis=1)
+    s, sig = Searcher(np.arange(600), codes), FEATURES.make(rng.normal(size=(600, 8)))
+    plain, _ = radius_rule.derive_radius(s, sig, FEATURES, 0.5)
+    everything = dataclasses.replace(FEATURES, covers=lambda a, b: np.ones(len(a), bool))
+    nothing = dataclasses.replace(FEATURES, covers=lambda a, b: np.zeros(len(a), bool))
+    assert plain > 0 and radius_rule.derive_radius(s, sig, nothing, 0.5)[0] == plain
+    radius, rule = radius_rule.derive_radius(s, sig, everything, 0.5)
+    assert radius == 0 and "the signatures propose 100%" in rule
 
 
 def test_pairs_are_scored_a_bounded_chunk_of_signatures_at_a_time(monkeypatch):

@@ -4,10 +4,11 @@ have proposed them as candidates.
     images.IMAGES.make(x)           # (n, 1, 28, 28) model inputs -> (n, 784) int8: a darkest-channel thumbnail
     images.IMAGES.similarity(a, b)  # (m,) its Pearson correlation at the best shift, zoom and fine warp
     FEATURES.make(x)                # (n, d) vectors -> (n, d) float16, unit length: cosine = dot product
+    vectors.window_pairs(sig)       # candidate pairs of vectors from random hyperplane keys
     texts.minhash(["a text", ...])  # (n, 128) uint16: a one-permutation MinHash of word 3-shingles (texts.TEXTS)
 
-One module a kind's signature (images.py, with its fine alignment in registration.py; texts.py);
-the vectors' cosine and the contract here.
+One module a kind's signature (images.py, with its fine alignment in registration.py; texts.py;
+the vectors' candidate pairs in vectors.py); the vectors' cosine and the contract here.
 
 A code is semantic: similar items get near codes, which is what retrieval wants and exactly what a
 near-duplicate decision must not trust alone (ITQ 32-bit MNIST at radius 0: 238 different digits
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .vectors import window_pairs
+
 GATHER_BYTES = 64 << 20  # signatures gathered at once to score a chunk of pairs
 
 
@@ -36,10 +39,14 @@ class Verifier:
     duplicates); lowest/highest: the similarity's range; dtype: the stored element type;
     make(x) -> (n, s) dtype: signatures of a batch of items (the model's inputs, or a kind's raw
     items); similarity(a, b) -> (m,) float64 of rows a[i], b[i] (both (m, s));
-    propose(sig_a, sig_b) -> iterator of (qi, pos) int64 arrays, or None: pairs the signatures
-    themselves propose beside the code ball (what the codes miss: a shifted digit, a text with a
-    third of its words replaced); pos indexes sig_a, qi indexes sig_b, or sig_a when sig_b is None
-    (then each pair once, never an item with itself), in batches of bounded size."""
+    propose(sig_a, sig_b, floor) -> iterator of (qi, pos) int64 arrays, or None: pairs the
+    signatures themselves propose beside the code ball (what the codes miss: a shifted digit, a
+    text with a third of its words replaced; the items of a code too crowded to tell them apart),
+    a bounded number an item; pos indexes sig_a, qi indexes sig_b, or sig_a when sig_b is None
+    (then each pair once, never an item with itself), in batches of bounded size; floor: the
+    threshold the run holds them to (a proposal may leave out pairs below it);
+    covers(a, b) -> (m,) bool, or None: whether propose hands on the pair of rows a[i], b[i]
+    whatever else the set holds (a predicate on the pair alone; None where it depends on the set)."""
 
     name: str
     units: str
@@ -49,7 +56,8 @@ class Verifier:
     dtype: str
     make: Callable[[np.ndarray], np.ndarray]
     similarity: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    propose: Callable[[np.ndarray, np.ndarray | None], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None
+    propose: Callable[..., Iterator[tuple[np.ndarray, np.ndarray]]] | None = None
+    covers: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def score_pairs(self, sig_a: np.ndarray, ia: np.ndarray, sig_b: np.ndarray, ib: np.ndarray) -> np.ndarray:
         """(m,) similarity of rows sig_a[ia[k]] and sig_b[ib[k]], the rows gathered a chunk of at
@@ -94,4 +102,5 @@ FEATURES = Verifier(
     dtype="float16",
     make=unit_rows,
     similarity=dot_rows,
+    propose=window_pairs,
 )

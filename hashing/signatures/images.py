@@ -276,14 +276,18 @@ def candidate_key(sig: np.ndarray) -> np.ndarray:
     return (k / np.maximum(np.linalg.norm(k, axis=1, keepdims=True), 1e-6)).astype(np.float32)
 
 
-def key_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None):
+def key_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None, floor: float | None = None):
     """Yield (qi, pos) int64 arrays: each item's NEIGHBOURS nearest candidate_key rows by dot
     product, and the ZOOM_NEIGHBOURS nearest of its key zoomed in by KEY_ZOOM (its crops); sig_b
     None: among sig_a's items, each pair once (qi < pos); else items of sig_b (qi) with items of
-    sig_a (pos), either side zoomed. Nothing, with a warning, past KEY_LIMIT items a set."""
+    sig_a (pos), either side zoomed. Nothing, with a warning, past KEY_LIMIT items a set. floor:
+    unused (a key's nearest are proposed whatever their score)."""
     if max(len(sig_a), 0 if sig_b is None else len(sig_b)) > KEY_LIMIT:
         warnings.warn(
-            SkippedItems(f"over {KEY_LIMIT:,} images: candidates from the codes alone (shifted copies may be missed)"),
+            SkippedItems(
+                f"over {KEY_LIMIT:,} images: candidates from the codes alone (shifted copies, and copies "
+                "among items of a crowded code, may be missed)"
+            ),
             stacklevel=2,
         )
         return

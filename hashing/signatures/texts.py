@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import Verifier, _batched
+from .pair_ids import distinct
 
 BINS, SHINGLE = 128, 3  # sketch entries (a power of two); words a shingle
 EMPTY = np.uint16(0xFFFF)  # a bin no shingle fell in
@@ -147,12 +148,12 @@ CROWD = 256  # items sharing one band's values beyond which each is paired with 
 PAIRS_OUT = 1 << 20  # pairs a batch hands on
 
 
-def band_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None):
+def band_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None, floor: float | None = None):
     """Yield (qi, pos) int64 arrays: every two items whose sketches agree on all BAND_ROWS entries
     of some band (a band all EMPTY proposes nothing); sig_b None: pairs within sig_a, each once
     (qi < pos); else pairs of an item of sig_b (qi) and one of sig_a (pos). A band value more than
     CROWD items share pairs them with its first item only (a thousand copies of one text: 999
-    pairs, not 499,500)."""
+    pairs, not 499,500). floor: unused (the bands are tuned to the default threshold)."""
     sig = sig_a if sig_b is None else np.concatenate([sig_a, sig_b])
     n, ids = len(sig), []
     for start in range(0, sig.shape[1] - BAND_ROWS + 1, BAND_ROWS):
@@ -162,13 +163,22 @@ def band_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None):
             key = key * np.uint64(0x100000001B3) + band[:, c]  # wrapping, as meant
         live = np.flatnonzero(~(band == EMPTY).all(axis=1))
         ids.append(_same_key_pairs(live[np.argsort(key[live], kind="stable")], key, n))
-    ids = np.unique(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
+    ids = distinct(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
     low, high = np.divmod(ids, n)
     if sig_b is not None:  # one of each set: the low one is sig_a's
         cross = (low < len(sig_a)) & (high >= len(sig_a))
         low, high = low[cross], high[cross] - len(sig_a)
     for k in range(0, len(low), PAIRS_OUT):
         yield (low if sig_b is None else high)[k : k + PAIRS_OUT], (high if sig_b is None else low)[k : k + PAIRS_OUT]
+
+
+def share_a_band(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(m,) bool: sketches a[i] and b[i] ((m, BINS) each) agree on all BAND_ROWS entries of some
+    band not all EMPTY, so band_pairs proposes them (short of a band CROWD items share)."""
+    m, bands = len(a), a.shape[1] // BAND_ROWS
+    same = (a[:, : bands * BAND_ROWS] == b[:, : bands * BAND_ROWS]).reshape(m, bands, BAND_ROWS).all(axis=2)
+    empty = (a[:, : bands * BAND_ROWS] == EMPTY).reshape(m, bands, BAND_ROWS).all(axis=2)
+    return (same & ~empty).any(axis=1)
 
 
 def _same_key_pairs(order: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
@@ -204,4 +214,5 @@ TEXTS = Verifier(
     make=minhash,
     similarity=_batched(jaccard),
     propose=band_pairs,
+    covers=share_a_band,
 )

@@ -26,7 +26,10 @@ The library API (stable; `semhash.find_duplicates`, `semhash dedup`, HTTP POST
 
 Candidates: every item is a radius query against its own index (candidates.py, batches of bounded
 memory), and the pairs its kind's signatures propose beyond that radius (Verifier.propose: texts'
-MinHash bands, images' shift-free keys), which the codes miss. Decisions: the verifier of the
+MinHash bands, images' shift-free keys, vectors' sorted hyperplane keys), which the codes miss.
+Items whose code more than CROWD others share (clusters that collapse onto one code) ask nothing
+of the codes: their pairs among themselves are the signatures' proposals alone, so the work an
+item brings is bounded whatever the buckets hold. Decisions: the verifier of the
 items' kind (hashing/signatures/, through InputKind.verifier()) scores each candidate pair from
 the signatures kept with the items; pairs at or above `threshold` (in the kind's units: image
 correlation, vector cosine, text Jaccard) are duplicates. radius None: derived from the threshold
@@ -48,13 +51,17 @@ import numpy as np
 
 from ...hashing.codes import hamming_rows
 from ...hashing.errors import ParameterError, StoreError
-from .candidates import PAIR_BUDGET, candidate_batches
+from .candidates import CROWD, PAIR_BUDGET, candidate_batches, crowded
 from .groups import KEEP_RULES
 from .radius import derive_radius
 from .report import _report
 from .sides import Side, open_side, warn_unsigned
 
 __all__ = ["KEEP_RULES", "find_duplicates"]
+
+# What a Verifier.propose holds at its peak beside the signatures: 1M 768-d vectors' window pairs
+# (a batch of rows as float32, their hyperplane products, the keys) peaked 480 MB over the rest.
+PROPOSE_BYTES = 512 << 20
 
 
 def find_duplicates(
@@ -92,16 +99,29 @@ def find_duplicates(
         threshold = _threshold(verifier, threshold)
     elif radius is None:
         radius = 0
+    skip = _crowded(a, b, verifier)
     rule = "given"
     if radius is None:
-        radius, rule = derive_radius(a.searcher, a.sig, verifier, threshold)
+        radius, rule = derive_radius(
+            a.searcher, a.sig, verifier, threshold, skip if b is None else _crowded(a, None, verifier)
+        )
     radius = _whole(radius, "the radius")
     pair_bytes = 128 + (0 if verifier is None else 2 * a.sig.shape[1] * a.sig.itemsize)
     mb = _memory(a, b, pair_bytes)
+    _announce(say, a, b, mb, radius, rule, skip)
+    found = _verified(a, b, radius, verifier, threshold, pair_bytes, skip)
+    return _report(a, b, found, verifier, threshold, radius, rule, keep, pairs, max_pairs, max_groups, mb)
+
+
+def _announce(say, a: Side, b: Side | None, mb: int, radius: int, rule: str, skip) -> None:
+    """Tell, before the run, its memory, its radius and how many items' codes are too crowded."""
     sets = f"{len(a):,} items" + ("" if b is None else f" against {len(b):,}")
     say(f"memory: about {mb:,} MB ({sets}); radius {radius} ({rule})")
-    found = _verified(a, b, radius, verifier, threshold, pair_bytes)
-    return _report(a, b, found, verifier, threshold, radius, rule, keep, pairs, max_pairs, max_groups, mb)
+    if skip is not None and skip.any():
+        say(
+            f"{int(skip.sum()):,} items share their code with more than {CROWD} others: "
+            "their pairs among themselves are proposed by their signatures, not their codes"
+        )
 
 
 def _verifier(a: Side, b: Side | None, threshold):
@@ -146,21 +166,31 @@ def _whole(value, what: str) -> int:
 def _memory(a: Side, b: Side | None, pair_bytes: int) -> int:
     """MB the run holds at its peak, roughly: the search structures as loaded, the signatures of
     both sets, one batch of candidate pairs (PAIR_BUDGET) and the verified pairs kept (24 bytes
-    each, budgeted at one per item). Not counted: the planner's first measurement of a radius
-    (engine/planner.py; 2 GB at radius 4 over 1M 64-bit codes, measured)."""
-    total = 0
+    each, budgeted at one per item). With signatures that propose pairs, their working set
+    (PROPOSE_BYTES) too."""
+    total = 0 if a.verifier is None or a.verifier.propose is None or a.sig is None else PROPOSE_BYTES
     for s in [a] if b is None else [a, b]:
         total += s.searcher.nbytes() + (0 if s.sig is None else s.sig.nbytes)
     return int((total + PAIR_BUDGET + len(a) * 24) / 2**20) + 1
 
 
-def _verified(a: Side, b: Side | None, radius: int, verifier, threshold, pair_bytes: int):
+def _crowded(a: Side, b: Side | None, verifier) -> np.ndarray | None:
+    """(items of b, or of a) bool: those whose code more than CROWD items of a share, when the
+    signatures propose pairs of their own (candidates.crowded); else None (the codes propose all)."""
+    if verifier is None or verifier.propose is None:
+        return None
+    return crowded(a.searcher, None if b is None else b.searcher.codes)
+
+
+def _verified(a: Side, b: Side | None, radius: int, verifier, threshold, pair_bytes: int, skip=None):
     """(i, j, score, distance) arrays of the verified pairs: positions in a (and in b, or in a);
     score in the verifier's units, or the Hamming distance for codes alone. Also the candidates:
-    the code ball's, then those the signatures propose beyond it (Verifier.propose)."""
+    the code ball's (but for `skip`'s crowded items), then those the signatures propose beyond
+    it or among crowded items (Verifier.propose)."""
     keep_i, keep_j, keep_s, keep_d, seen = [], [], [], [], 0
     queries = None if b is None else b.searcher.codes
-    batches = chain(candidate_batches(a.searcher, radius, queries, pair_bytes), _proposed(a, b, radius, verifier))
+    balls = candidate_batches(a.searcher, radius, queries, pair_bytes, skip)
+    batches = chain(balls, _proposed(a, b, radius, verifier, threshold, skip))
     for qi, pos, dist in batches:
         seen += len(qi)
         if verifier is None:
@@ -176,13 +206,15 @@ def _verified(a: Side, b: Side | None, radius: int, verifier, threshold, pair_by
     return cat(keep_i, np.int64), cat(keep_j, np.int64), cat(keep_s, np.float64), cat(keep_d, np.int64), seen
 
 
-def _proposed(a: Side, b: Side | None, radius: int, verifier):
+def _proposed(a: Side, b: Side | None, radius: int, verifier, threshold, skip):
     """Yield (qi, pos, dist) int64 arrays: the pairs the signatures propose (Verifier.propose)
-    whose codes are farther apart than radius (those within it are the ball's, verified already)."""
+    that the code ball did not: codes farther apart than radius, or both items crowded (skip)."""
     if verifier is None or verifier.propose is None or a.sig is None:
         return
     q_codes = a.searcher.codes if b is None else b.searcher.codes
-    for qi, pos in verifier.propose(a.sig, None if b is None else b.sig):
+    for qi, pos in verifier.propose(a.sig, None if b is None else b.sig, threshold):
         dist = hamming_rows(a.searcher.codes[pos], q_codes[qi]).astype(np.int64)
-        beyond = dist > radius
-        yield qi[beyond], pos[beyond], dist[beyond]
+        new = dist > radius
+        if skip is not None:
+            new |= skip[qi] & (skip[pos] if b is None else True)
+        yield qi[new], pos[new], dist[new]

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from ...hashing.signatures.pair_ids import distinct
 from .groups import best_matches, groups_of
 
 
@@ -23,7 +24,7 @@ def _report(a, b, found, verifier, threshold, radius, rule, keep, pairs, max_pai
     out.update(units=units, threshold=threshold, radius=radius, radius_rule=rule, keep=keep)
     out.update(candidates=int(seen), verified=int(len(i)), memory_mb=mb)
     if b is None:
-        involved = np.unique(np.concatenate([i, j]))
+        involved = distinct(np.concatenate([i, j]))
         rank = _rank(a, involved, keep)
         made = [(r, m, sc) for r, m, sc in groups_of(i, j, score, rank)]
         rows = _rows(a, involved)
