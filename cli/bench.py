@@ -311,3 +311,27 @@ def bench_dedup(
 
     parts = tuple(p.value for p in part)
     _run(as_json, lambda log: run("tiny" if tiny else "full", parts, data_root, out, log=log))
+
+
+class ScaleCorpus(str, Enum):
+    spread = "spread"
+    clustered = "clustered"
+
+
+@bench_app.command("dedup-scale")
+def bench_dedup_scale(
+    n: int = typer.Option(1_000_000, "--n", help="Vectors a corpus, a tenth of them planted copies."),
+    dims: int = typer.Option(768, help="Dimensions of each vector."),
+    corpus: list[ScaleCorpus] = typer.Option(
+        list(ScaleCorpus), "--corpus", help="spread (codes spread) or clustered (codes collapse); repeat the option."
+    ),
+    out: Path = _out("dedup-scale"),
+    as_json: bool = AsJson,
+) -> None:
+    """Near-duplicates among a million embeddings: `semhash dedup` against FAISS's IVF range search,
+    time, peak memory, precision and recall of planted copies."""
+    from ..benchmarks.bench_dedup_scale import run
+
+    if n < 1000 or dims < 64:
+        raise SemhashError(f"need at least 1,000 vectors of at least 64 dimensions (64-bit codes), got {n} x {dims}")
+    _run(as_json, lambda log: run(n, dims, tuple(c.value for c in corpus), out, log=log))

@@ -117,3 +117,19 @@ def test_bench_dedup_tiny_measures_ours_and_the_imagehash_peers(tmp_path):
     assert all(set(r["scores"]) == edits and r["seconds"] > 0 and r["peak_mb"] > 0 for r in rows)
     assert result["ratios"]["photos: time ours default / best peer"] > 0
     assert (tmp_path / "dedup.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_dedup_scale_tiny_measures_ours_and_faiss_on_both_corpora(tmp_path):
+    out = CliRunner().invoke(
+        app, ["bench", "dedup-scale", "--n", "10000", "--dims", "128", "--out", str(tmp_path), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "dedup-scale.json").read_text())
+    assert set(result["corpora"]) == {"spread", "clustered"}
+    for part in result["corpora"].values():
+        for method in ("ours", "faiss_ivf"):
+            assert part[method]["seconds"] > 0 and part[method]["peak_mb"] > 0
+            assert part[method]["precision"] > 0.9 and part[method]["recall"] > 0.9, (method, part[method])
+    said = result["corpora"]["clustered"]["ours"]["said"]
+    assert any("share their code" in line for line in said)  # the clustered corpus's codes crowd
+    assert (tmp_path / "dedup-scale.png").read_bytes()[:4] == b"\x89PNG"
