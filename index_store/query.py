@@ -35,16 +35,15 @@ def item_results(index: Index, keys: list[str], k: int | None, radius: int | Non
     """results() of stored items searched by key, each item listed first among its own hits: it is
     at distance 0 from itself, so putting it ahead of the other items at distance 0 keeps the answer
     exact, and a user who picks an item sees it come back (with more than k items sharing its code,
-    plain tie order could leave it out)."""
-    asked = k + 1 if isinstance(k, int) and k >= 1 else k  # any other k: refused as for every query
-    result = results(index, item_codes(index, keys), keys, asked, radius)
+    plain tie order could leave it out; then every hit is at distance 0, and it takes the last's place)."""
+    result = results(index, item_codes(index, keys), keys, k, radius)
     for query in result["queries"]:
         own = [h for h in query["hits"] if h["key"] == query["query"]]
+        others = [h for h in query["hits"] if h["key"] != query["query"]]
         if not own:
             own = _own_hit(index, query["query"])
-        others = [h for h in query["hits"] if h["key"] != query["query"]]
-        query["hits"] = (own + others)[:k]
-    result["k"] = k
+            others = others[: len(others) - len(own)]
+        query["hits"] = own + others
     return result
 
 
