@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import Verifier, _batched
-from .pair_ids import distinct
+from .pair_ids import handed_on
 
 BINS, SHINGLE = 128, 3  # sketch entries (a power of two); words a shingle
 EMPTY = np.uint16(0xFFFF)  # a bin no shingle fell in
@@ -163,13 +163,7 @@ def band_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None, floor: float 
             key = key * np.uint64(0x100000001B3) + band[:, c]  # wrapping, as meant
         live = np.flatnonzero(~(band == EMPTY).all(axis=1))
         ids.append(_same_key_pairs(live[np.argsort(key[live], kind="stable")], key, n))
-    ids = distinct(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
-    low, high = np.divmod(ids, n)
-    if sig_b is not None:  # one of each set: the low one is sig_a's
-        cross = (low < len(sig_a)) & (high >= len(sig_a))
-        low, high = low[cross], high[cross] - len(sig_a)
-    for k in range(0, len(low), PAIRS_OUT):
-        yield (low if sig_b is None else high)[k : k + PAIRS_OUT], (high if sig_b is None else low)[k : k + PAIRS_OUT]
+    yield from handed_on(ids, n, None if sig_b is None else len(sig_a), PAIRS_OUT)
 
 
 def share_a_band(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .pair_ids import distinct
+from .pair_ids import handed_on
 
 TABLES, KEY_BITS, WINDOW = 8, 64, 16  # KEY_BITS: one uint64 a table
 ROWS = 1 << 16  # signature rows gathered (as float32) at a time
@@ -38,14 +38,7 @@ def window_pairs(sig_a: np.ndarray, sig_b: np.ndarray | None = None, floor: floa
     for t in range(TABLES):
         order = np.argsort(keys[:, t], kind="stable")
         found.append(_window_hits(order, sig_a, sig_b, bar))
-    pairs = distinct(np.concatenate(found))
-    low, high = np.divmod(pairs, n)
-    if sig_b is not None:  # one of each set: the low one is sig_a's
-        cross = (low < n_a) & (high >= n_a)
-        low, high = low[cross], high[cross] - n_a
-    step = 1 << 20
-    for k in range(0, len(low), step):
-        yield (low if sig_b is None else high)[k : k + step], (high if sig_b is None else low)[k : k + step]
+    yield from handed_on(found, n, None if sig_b is None else n_a)
 
 
 def _rows(sig_a: np.ndarray, sig_b: np.ndarray | None, at: np.ndarray) -> np.ndarray:
