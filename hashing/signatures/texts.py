@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import Verifier, _batched
-from .pair_ids import handed_on
+from .pair_ids import handed_on, pair_ids
 
 BINS, SHINGLE = 128, 3  # sketch entries (a power of two); words a shingle
 EMPTY = np.uint16(0xFFFF)  # a bin no shingle fell in
@@ -191,7 +191,7 @@ def _same_key_pairs(order: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
         else:  # every two members: (x, y) offsets in a group of this size
             x, y = np.triu_indices(int(size), 1)
             a, b = order[(first[:, None] + x).ravel()], order[(first[:, None] + y).ravel()]
-        out.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+        out.append(pair_ids(a, b, n))
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 

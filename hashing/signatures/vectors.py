@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .pair_ids import handed_on
+from .pair_ids import handed_on, pair_ids
 
 TABLES, KEY_BITS, WINDOW = 8, 64, 16  # KEY_BITS: one uint64 a table
 ROWS = 1 << 16  # signature rows gathered (as float32) at a time
@@ -80,5 +80,5 @@ def _window_hits(order: np.ndarray, sig_a, sig_b, bar: float) -> np.ndarray:
             dots = np.einsum("ij,ij->i", x[:m], x[w : w + m])
             hit = np.flatnonzero(dots >= bar)
             a, b = at[hit], at[hit + w]
-            out.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+            out.append(pair_ids(a, b, n))
     return np.concatenate(out) if out else np.zeros(0, np.int64)
