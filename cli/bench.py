@@ -13,7 +13,7 @@ import typer
 
 from ..benchmarks.results import DEFAULT_OUT
 from ..hashing.errors import SemhashError
-from .options import BottleneckName, DataRoot
+from .options import BottleneckName, DataRoot, one_source, with_sources
 
 bench_app = typer.Typer(help="Benchmarks: tables, JSON and PNG plots.", no_args_is_help=True)
 
@@ -33,11 +33,12 @@ def _run(as_json: bool, run: Callable[[Callable[[str], None]], dict]) -> None:
 
 
 @bench_app.command("quality")
+@with_sources
 def bench_quality(
-    dataset: str = typer.Option(
-        "mnist",
-        help="A named set, an image folder or a labelled .npz; one without a test split gives up "
-        "--queries random items as the queries.",
+    dataset: str | None = typer.Option(
+        None,
+        help="A named set (default: mnist). Labelled data without a test split (--texts, --images, "
+        "--features) gives up --queries random items as the queries.",
     ),
     bits: list[int] = typer.Option([16, 32, 64], help="Code lengths (repeat the option)."),
     method: list[str] = typer.Option(["ae", "itq", "pcah", "lsh"], help="Methods (repeat the option)."),
@@ -50,10 +51,13 @@ def bench_quality(
     out: Path = _out("quality"),
     data_root: str | None = DataRoot,
     as_json: bool = AsJson,
+    **sources,
 ) -> None:
     """Retrieval quality of the autoencoder and the baselines, side by side (the MNIST protocol)."""
     from ..benchmarks.bench_quality import run
 
+    given = any(v is not None for v in sources.values())
+    dataset = one_source(dataset if (dataset is not None or given) else "mnist", sources)
     if queries < 1:
         raise SemhashError(f"--queries must be positive, got {queries}")
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
