@@ -56,8 +56,9 @@ def bench_quality(
     """Retrieval quality of the autoencoder and the baselines, side by side (the MNIST protocol)."""
     from ..benchmarks.bench_quality import run
 
-    given = any(v is not None for v in sources.values())
-    dataset = one_source(dataset if (dataset is not None or given) else "mnist", sources)
+    if dataset is None and all(v is None for v in sources.values()):
+        dataset = "mnist"
+    dataset = one_source(dataset, sources)
     if queries < 1:
         raise SemhashError(f"--queries must be positive, got {queries}")
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
