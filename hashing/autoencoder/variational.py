@@ -9,16 +9,14 @@ prior, and encoding takes its most likely code, so that codes are deterministic 
             decoder reads a sample, with the straight-through gradient to the probability, and
             the loss adds KL(Bernoulli(p) || Bernoulli(1/2)); the code is [a > 0].
 
-Each class's kl_weight scales its prior term. The documents' reconstruction is the
-log-likelihood of a word drawn from the document (~8 nats, not VDSH's sum over its ~100 words,
+Each class's kl_weight scales its prior term against the documents' reconstruction, the
+log-likelihood of one word drawn from the document (~8 nats, not VDSH's sum over its ~100 words,
 and the same at every code length). NASH's term is summed over the bits: at weight 1 the prior won
 and every code collapsed (20 Newsgroups, 32 bits: P@100 0.086); at 0.01 a bit it trains. The
 Gaussian's is averaged over the bits, so that the prior weighs as much against the reconstruction
-at 128 bits as at 16: weight 0.48, i.e. 0.03 a bit at 16 bits, 0.0075 at 64. Measured a bit on 20
-Newsgroups (P@100, benchmarks/README.md): 16 bits 0.594 at 0.01, 0.604 at 0.03, 0.137 at 0.1 (the
-prior won); 32 bits at 0.03 held-out mAP 0.36 after 1,100 steps (stopped there; the full run at
-0.01 ended at 0.646 P@100); 64 bits 0.654 at 0.01, 0.656 at 0.005. Each is one seed's run; at 16
-bits a second seed of the default scored 0.564, so these gains are within the seeds' spread.
+at 128 bits as at 16: weight 0.48, i.e. 0.03 a bit at 16 bits, 0.0075 at 64 (at 0.1 a bit the
+prior won again). What each weight scored, and the seeds' spread, is in benchmarks/README.md ("The
+prior weighed by code length" and "Ensembles, and the code's variance").
 """
 
 from __future__ import annotations
