@@ -2,6 +2,7 @@
 structures rebuilt from SQL when missing, stale or corrupt, and search results that stay exact."""
 
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -166,10 +167,10 @@ def test_unreachable_database_is_one_clear_error():
 
 
 def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, clustered):
-    import semhash.index_store.storage.store as store_mod
+    import semhash.index_store.storage.sqlite_locks as locks
 
     keys, codes, _ = clustered
-    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(locks, "BUSY_TIMEOUT_MS", 200)
     idx = Index.create(str(tmp_path / "l.db"), "x", bits=32)
     holder = idx.store.engine.execution_options(semhash_write=True).connect()
     holder.begin()  # BEGIN IMMEDIATE: holds the write lock
@@ -181,6 +182,21 @@ def test_a_second_sqlite_writer_waits_then_fails_clearly(tmp_path, monkeypatch, 
         holder.close()
     idx.add(keys[:3], codes[:3])
     assert idx.store.count("x") == 3
+
+
+def test_a_writer_waits_for_the_lock_to_turn_wal_on(tmp_path, clustered):
+    """Two servers start on a file a command left in rollback-journal mode and write at once: the
+    second's first write waits for the first's, where SQLite alone refuses the switch to WAL at once."""
+    keys, codes, _ = clustered
+    target = str(tmp_path / "j.db")
+    Index.create(target, "x", bits=32).store.checkpoint()
+    mode = lambda: sqlite3.connect(target).execute("PRAGMA journal_mode").fetchone()[0]  # noqa: E731
+    assert mode() == "delete"
+    holder = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the other server's write, in flight
+    threading.Timer(0.3, holder.execute, ("COMMIT",)).start()
+    Index.open(target, "x").add(keys[:3], codes[:3])
+    assert Store(target).count("x") == 3 and mode() == "wal"
 
 
 def test_a_writer_between_batches_voids_the_structures_built_ahead(tmp_path, clustered):

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import create_engine, delete, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
@@ -28,22 +28,19 @@ from ...hashing.errors import (
     missing_extra,
     sql_error,
 )
-from . import bulk, migrations
+from . import bulk, migrations, sqlite_locks
 from . import schema as S
 from .records import (
     IndexRow,
     checked_row,
     codes_array,
     database_url,
-    lock_timeout_s,
     new_token,
     open_read_only,
     safe_url,
     stacked_blobs,
 )
 from .validate import Items, check_codes, check_items
-
-BUSY_TIMEOUT_MS = 10_000
 
 
 class Store:
@@ -76,7 +73,7 @@ class Store:
             upgrade = migrations.must_upgrade(version, mode, safe_url(self.url))
             if self.is_sqlite:
                 self.engine.dispose()  # the check's connection had no pragmas: the pool starts afresh
-                _sqlite_setup(self.engine, writable=mode != "read")
+                sqlite_locks.setup(self.engine, writable=mode != "read")
             if upgrade:
                 with self._write() as conn:
                     migrations.upgrade(conn, safe_url(self.url))
@@ -427,33 +424,3 @@ def _key_ids(conn, index_id: int, keys) -> dict[str, int]:
         q = select(S.items.c.key, S.items.c.id).where(S.items.c.index_id == index_id, S.items.c.key.in_(part))
         found.update(conn.execute(q).all())
     return found
-
-
-def _sqlite_setup(engine: Engine, writable: bool = True) -> None:
-    """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE for writes, so a
-    second writer waits for the lock up front instead of failing half-way through. WAL is turned on
-    by the first write, not on opening: a command refused before it writes leaves the file as it
-    was, to the byte (unless the open upgraded the store's schema). A read-only store changes no
-    setting of the file."""
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")  # first: turning WAL on may wait for readers
-        if writable:
-            cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn):
-        if conn.get_execution_options().get("semhash_write"):
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # a no-op once on; persists in the file
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-
-def _busy_timeout_ms() -> int:
-    """How long a writer waits for another's lock: SEMHASH_LOCK_TIMEOUT seconds, else BUSY_TIMEOUT_MS."""
-    return round(lock_timeout_s(BUSY_TIMEOUT_MS / 1000) * 1000)
