@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from semhash.hashing.codes import pack
 from semhash.hashing.data import load_dataset
 from semhash.hashing.methods import load_hasher, make_hasher, train_model
 from semhash.hashing.metrics import evaluate, label_relevance
@@ -84,3 +85,48 @@ def test_a_document_can_be_asked_for_its_neighbours_words_too():
     torch.testing.assert_close(theirs, own[[2, 3, 0, 1]])
     torch.testing.assert_close(half, (own + theirs) / 2)
     torch.testing.assert_close(half.sum(1), torch.ones(4))
+
+
+def test_a_wider_latent_is_cut_to_the_codes_bits_and_read_without_torch(corpus, tmp_path):
+    """latent_bits 32: a 32-unit bottleneck, trained, then PCA-ITQ of its activations to 16 bits;
+    the model file's numpy reader gives the trained hasher's codes, and the sign of its activations."""
+    from semhash.hashing import inputs
+    from semhash.hashing.autoencoder.latent_code import MEAN, PROJECTION
+    from semhash.hashing.autoencoder.numpy_encoder import NumpyAEHasher
+
+    data = load_dataset(str(corpus[0]))
+    trained = make_hasher("ae", bits=16, latent_bits=32, **QUICK).fit(inputs.featurized(data))
+    assert trained.model_config_.bits == 32 and trained.reduction_[PROJECTION].shape == (32, 16)
+    trained.save(tmp_path / "m.semhash")
+    model = load_hasher(tmp_path / "m.semhash")
+    assert isinstance(model, NumpyAEHasher) and model.bits == 16
+    q = load_dataset(str(corpus[1]), spec=model.spec_)
+    codes = model.encode(q)
+    assert codes.shape == (len(q.labels), 2)
+    np.testing.assert_array_equal(codes, trained.encode(q))
+    np.testing.assert_array_equal(codes, pack(model.activations(q) > 0))
+    assert len(np.unique(codes, axis=0)) >= 4
+    assert _map(tmp_path / "m.semhash", corpus) > 0.4
+    np.testing.assert_allclose(model.reduction_[MEAN], trained.reduction_[MEAN])
+
+
+def test_a_latent_code_refuses_missing_or_misshapen_tensors_and_absurd_ratios():
+    from semhash.hashing.autoencoder.latent_code import MEAN, PROJECTION, split
+    from semhash.hashing.errors import ParameterError
+
+    weights = {"encoder.1.0.weight": np.zeros((4, 3))}
+    reduction = {MEAN: np.zeros(32), PROJECTION: np.zeros((32, 16))}
+    network, found = split({**weights, **reduction}, bits=16, latent_bits=32)
+    assert set(network) == set(weights) and set(found) == {MEAN, PROJECTION}
+    assert split(weights, bits=16, latent_bits=0) == (weights, None)
+    with pytest.raises(ValueError, match="latent code's tensors"):
+        split(weights, bits=16, latent_bits=32)  # a file that lost them
+    with pytest.raises(ValueError, match="latent code's tensors"):
+        split({**weights, MEAN: np.zeros(32), PROJECTION: np.zeros((32, 8))}, bits=16, latent_bits=32)
+    with pytest.raises(ValueError, match="latent code's tensors"):
+        split({**weights, **reduction}, bits=16, latent_bits=8)  # the latent is the code's 16 bits wide
+    with pytest.raises(ValueError, match="unexpected"):
+        split({**weights, **reduction}, bits=16, latent_bits=0)
+    for latent in (-8, 4, 12, 1.5, True):
+        with pytest.raises(ParameterError, match="latent's width"):
+            make_hasher("ae", bits=16, latent_bits=latent).fit(np.random.default_rng(0).random((50, 8)))

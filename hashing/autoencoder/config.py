@@ -11,7 +11,7 @@ import torch
 
 from ..codes import check_bits
 from ..errors import ParameterError
-from . import distributed
+from . import distributed, latent_code
 from .model import ModelConfig
 from .registry import BOTTLENECKS, bottleneck_class
 from .regularizers import Regularizers
@@ -33,6 +33,9 @@ class TrainConfig:
     hidden: tuple[int, ...] = (1000, 500, 250)
     conv: bool = False
     noise_std: float = 4.0
+    # 0: the bottleneck has `bits` units and the code is their signs. Else it has max(bits,
+    # latent_bits) units, and the code is PCA-ITQ of their trained activations (latent_code.py)
+    latent_bits: int = 0
     # measured at 32 bits, 12 epochs each (benchmarks/README.md): k = 50 neighbours with images seen
     # under random affine views, 0.638 MNIST test mAP against 0.564 for the former k = 5 without views
     # (k = 50 alone 0.597); the graph searched among 4 views of each image as well, 0.711 (k = 100:
@@ -83,7 +86,7 @@ class TrainConfig:
         output ("sigmoid": images in [0, 1]; "linear": features; "multinomial": bags of words)."""
         return ModelConfig(
             input_shape=tuple(input_shape),
-            bits=self.bits,
+            bits=latent_code.width(self.bits, self.latent_bits),
             bottleneck=self.bottleneck,
             hidden=self.hidden,
             conv=self.conv,
@@ -149,6 +152,11 @@ def validate_config(cfg: TrainConfig) -> None:
         check_bits(cfg.bits)  # binary codes are packed: multiples of 8
     elif cfg.bits < 1:
         raise ParameterError(f"bottleneck width must be positive, got {cfg.bits}")
+    latent = cfg.latent_bits
+    if isinstance(latent, bool) or not isinstance(latent, int) or (latent and (latent < 8 or latent % 8)):
+        raise ParameterError(f"the latent's width must be 0 (the code's bits) or a multiple of 8, got {latent!r}")
+    if latent and continuous:
+        raise ParameterError(f"a latent cut by PCA-ITQ makes binary codes; {cfg.bottleneck} makes continuous ones")
     for name in ("steps", "epochs", "batch_size", "eval_every", "patience"):
         value = getattr(cfg, name)
         if value is not None and value <= 0:

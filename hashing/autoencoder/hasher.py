@@ -13,6 +13,7 @@ import torch
 from ..codes import pack
 from ..errors import ParameterError
 from ..hasher import Hasher, as_float
+from . import latent_code
 from .config import TrainConfig
 from .model import Autoencoder, ModelConfig
 from .regularizers import Regularizers
@@ -27,7 +28,8 @@ def _as_dict(reg) -> dict:
 
 
 class AEHasher(Hasher):
-    """Learned state: model_ (an Autoencoder), model_config_, validation_ (metrics of the kept
+    """Learned state: model_ (an Autoencoder), model_config_, reduction_ (latent_code's tensors
+    when the latent is wider than the code, else None), validation_ (metrics of the kept
     weights), selection_ (the model-selection criterion and why; saved in the header) and
     training_ (device, seconds, speed, steps, history). After fit() in this process,
     validation_set_ is the validation.Validation the weights were selected by (not saved).
@@ -44,6 +46,7 @@ class AEHasher(Hasher):
         self.options = options
         self.model_: Autoencoder | None = None
         self.model_config_: ModelConfig | None = None
+        self.reduction_: dict[str, np.ndarray] | None = None
         self.validation_: dict = {}
         self.selection_: dict = {}
         self.training_: dict = {}
@@ -88,7 +91,11 @@ class AEHasher(Hasher):
 
         spec = self.spec_
         data = Dataset(spec.dataset or "array", X, y, spec.normalization, "fit", kind=spec.kind)
-        self._keep(train(self.train_config(), data, progress=self.progress))
+        cfg = self.train_config()
+        self._keep(train(cfg, data, progress=self.progress))
+        self.reduction_ = None
+        if cfg.latent_bits:  # the code: PCA-ITQ of the training items' activations (latent_code.py)
+            self.reduction_ = latent_code.fit(self._latent(X), self.bits, self.seed)
 
     def _keep(self, result: TrainResult) -> None:
         self.model_ = result.model
@@ -112,7 +119,8 @@ class AEHasher(Hasher):
         }
 
     def activations(self, X) -> np.ndarray:
-        """Continuous pre-binarization activations: (n, bits) float32 (kept for re-ranking).
+        """Continuous pre-binarization activations: (n, bits) float32 (float64 with latent_bits:
+        latent_code.project), the code [> 0] (kept for re-ranking).
         X: (n, *shape) items, or the same items flattened (n, d)."""
         self._check_fitted()
         X = as_float(X.x if hasattr(X, "fingerprint") else X)
@@ -125,6 +133,10 @@ class AEHasher(Hasher):
         return pack(self._activations(X) > 0)
 
     def _activations(self, X: np.ndarray) -> np.ndarray:
+        return latent_code.project(self._latent(X), self.reduction_)
+
+    def _latent(self, X: np.ndarray) -> np.ndarray:
+        """(n, latent_code.width(bits, latent_bits)) float32: the bottleneck's deterministic activations."""
         return self.model_.activations(as_rows(X)).numpy()  # sparse rows made dense a batch at a time
 
     def header_extra(self) -> dict:
@@ -137,7 +149,8 @@ class AEHasher(Hasher):
         }
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+        state = {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+        return {**state, **(self.reduction_ or {})}
 
     def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         arch = (header or {}).get("architecture")
@@ -147,15 +160,18 @@ class AEHasher(Hasher):
             if arch
             else ModelConfig(
                 input_shape=tuple(self.spec_.shape),
-                bits=self.bits,
+                bits=latent_code.width(self.bits, cfg.latent_bits),
                 bottleneck=cfg.bottleneck,
                 hidden=cfg.hidden,
                 conv=cfg.conv,
                 noise_std=cfg.noise_std,
             )
         )
-        if tuple(mcfg.input_shape) != tuple(self.spec_.shape) or mcfg.bits != self.bits:
+        if tuple(mcfg.input_shape) != tuple(self.spec_.shape) or mcfg.bits != latent_code.width(
+            self.bits, cfg.latent_bits
+        ):
             raise ValueError("architecture does not match the header's input shape or bits")
+        tensors, self.reduction_ = latent_code.split(tensors, self.bits, cfg.latent_bits)
         model = Autoencoder(mcfg)
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, strict=True)
         model.eval()

@@ -18,6 +18,7 @@ import numpy as np
 from ..codes import pack
 from ..errors import ParameterError
 from ..hasher import Hasher, as_float, is_sparse
+from . import latent_code
 from .layout import mlp_sizes
 from .registry import code_rule
 
@@ -68,6 +69,7 @@ class NumpyAEHasher(Hasher):
         self.training_: dict = {}
         self.tensors_: dict[str, np.ndarray] = {}
         self.rule_ = None  # the bottleneck's code rule (code_rules.py)
+        self.reduction_: dict[str, np.ndarray] | None = None  # latent_code's tensors, when the latent is wider
         self.layers_: list[tuple[np.ndarray, np.ndarray]] = []
 
     def config(self) -> dict:
@@ -86,8 +88,9 @@ class NumpyAEHasher(Hasher):
         }
 
     def activations(self, X) -> np.ndarray:
-        """The code's real-valued activations (the bottleneck's logits; the code is [> 0]):
-        (n, bits) float64 (AEHasher's are float32). X: (n, *shape) items, or the same items flattened (n, d)."""
+        """The code's real-valued activations (the bottleneck's logits, or their latent_code
+        projection; the code is [> 0]): (n, bits) float64 (AEHasher's are float32 without a
+        projection). X: (n, *shape) items, or the same items flattened (n, d)."""
         self._check_fitted()
         X = as_float(X.x if hasattr(X, "fingerprint") else X)
         if X.shape[1:] != tuple(self.spec_.shape) and X[0].size == int(np.prod(self.spec_.shape)):
@@ -105,6 +108,7 @@ class NumpyAEHasher(Hasher):
         x = X if is_sparse(X) else X.reshape(len(X), -1)  # sparse rows (texts' TF-IDF) stay sparse
         n = x.shape[0]
         parts = [self.rule_.logits(self._forward(x[i : i + BATCH])) for i in range(0, n, BATCH)]
+        parts = [latent_code.project(part, self.reduction_) for part in parts]
         return np.concatenate(parts) if parts else np.zeros((0, self.bits))
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
@@ -132,9 +136,13 @@ class NumpyAEHasher(Hasher):
 
     def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         header = header or {}
-        arch = header["architecture"]
-        if tuple(arch["input_shape"]) != tuple(self.spec_.shape) or arch["bits"] != self.bits:
+        arch, latent = header["architecture"], int(self.options.get("latent_bits") or 0)
+        if tuple(arch["input_shape"]) != tuple(self.spec_.shape) or arch["bits"] != latent_code.width(
+            self.bits, latent
+        ):
             raise ValueError("architecture does not match the header's input shape or bits")
+        all_tensors = tensors
+        tensors, reduction = latent_code.split(tensors, self.bits, latent)
         expected = mlp_shapes(arch)
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if found != expected:  # what torch's strict load_state_dict refuses
@@ -148,7 +156,8 @@ class NumpyAEHasher(Hasher):
             )
             for i in range(layers)
         ]
-        self.tensors_, self.architecture_, self.rule_ = tensors, dict(arch), code_rule(arch["bottleneck"])()
+        self.tensors_, self.architecture_, self.rule_ = all_tensors, dict(arch), code_rule(arch["bottleneck"])()
+        self.reduction_ = reduction
         self.validation_ = header.get("validation", {})
         self.selection_ = header.get("selection", {})
         self.training_ = header.get("training", {})
