@@ -29,7 +29,7 @@ def _as_dict(reg) -> dict:
 
 class AEHasher(Hasher):
     """Learned state: model_ (an Autoencoder), model_config_, reduction_ (latent_code's tensors
-    when the latent is wider than the code, else None), validation_ (metrics of the kept
+    when the code is PCA-ITQ of the latent, TrainConfig.latent_bits; else None), validation_ (metrics of the kept
     weights), selection_ (the model-selection criterion and why; saved in the header) and
     training_ (device, seconds, speed, steps, history). After fit() in this process,
     validation_set_ is the validation.Validation the weights were selected by (not saved).

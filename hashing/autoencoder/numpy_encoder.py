@@ -69,7 +69,7 @@ class NumpyAEHasher(Hasher):
         self.training_: dict = {}
         self.tensors_: dict[str, np.ndarray] = {}
         self.rule_ = None  # the bottleneck's code rule (code_rules.py)
-        self.reduction_: dict[str, np.ndarray] | None = None  # latent_code's tensors, when the latent is wider
+        self.reduction_: dict[str, np.ndarray] | None = None  # latent_code's tensors (latent_bits), or None
         self.layers_: list[tuple[np.ndarray, np.ndarray]] = []
 
     def config(self) -> dict:

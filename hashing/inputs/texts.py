@@ -66,7 +66,8 @@ class Texts(InputKind):
     # (the Gaussian's prior, averaged over the bits since, took 16 bits from 0.594 to 0.604 for seed 0;
     # seed 1 scores 0.564: variational.py). The code is PCA-ITQ of a latent at least 64 units wide
     # (latent_code.py): 16 bits from a 32- or 64-unit model's means 0.614-0.619 where 16-bit models'
-    # signs score 0.564-0.604 by seed; ITQ's rotation of 64 and 128 units +0.010 and +0.007.
+    # signs score 0.564-0.604 by seed; ITQ's rotation of 64 units +0.013, of 128 units +0.000 to
+    # +0.007 by ITQ's seed.
     recipe = {
         "hidden": (500, 500),
         "bottleneck": "gaussian",
