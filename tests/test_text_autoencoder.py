@@ -116,17 +116,17 @@ def test_a_latent_code_refuses_missing_or_misshapen_tensors_and_absurd_ratios():
 
     weights = {"encoder.1.0.weight": np.zeros((4, 3))}
     reduction = {MEAN: np.zeros(32), PROJECTION: np.zeros((32, 16))}
-    network, found = split({**weights, **reduction}, bits=16, latent_bits=32)
+    network, found = split({**weights, **reduction}, bits=16, latent_bits=32, units=32)
     assert set(network) == set(weights) and set(found) == {MEAN, PROJECTION}
-    assert split(weights, bits=16, latent_bits=0) == (weights, None)
+    assert split(weights, bits=16, latent_bits=0, units=16) == (weights, None)
     with pytest.raises(ValueError, match="latent code's tensors"):
-        split(weights, bits=16, latent_bits=32)  # a file that lost them
+        split(weights, bits=16, latent_bits=32, units=32)  # a file that lost them
     with pytest.raises(ValueError, match="latent code's tensors"):
-        split({**weights, MEAN: np.zeros(32), PROJECTION: np.zeros((32, 8))}, bits=16, latent_bits=32)
+        split({**weights, MEAN: np.zeros(32), PROJECTION: np.zeros((32, 8))}, bits=16, latent_bits=32, units=32)
     with pytest.raises(ValueError, match="latent code's tensors"):
-        split({**weights, **reduction}, bits=16, latent_bits=8)  # the latent is the code's 16 bits wide
+        split({**weights, **reduction}, bits=16, latent_bits=8, units=16)  # the latent is the code's 16 bits wide
     with pytest.raises(ValueError, match="unexpected"):
-        split({**weights, **reduction}, bits=16, latent_bits=0)
+        split({**weights, **reduction}, bits=16, latent_bits=0, units=16)
     for latent in (-8, 4, 12, 1.5, True):
         with pytest.raises(ParameterError, match="latent's width"):
             make_hasher("ae", bits=16, latent_bits=latent).fit(np.random.default_rng(0).random((50, 8)))

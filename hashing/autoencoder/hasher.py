@@ -29,8 +29,8 @@ def _as_dict(reg) -> dict:
 
 class AEHasher(Hasher):
     """Learned state: model_ (an Autoencoder), model_config_, reduction_ (latent_code's tensors
-    when the code is PCA-ITQ of the latent, TrainConfig.latent_bits; else None), validation_ (metrics of the kept
-    weights), selection_ (the model-selection criterion and why; saved in the header) and
+    when the code is PCA-ITQ of the latent, TrainConfig.latent_bits; else None), validation_
+    (metrics of the kept weights), selection_ (the model-selection criterion and why; saved in the header) and
     training_ (device, seconds, speed, steps, history). After fit() in this process,
     validation_set_ is the validation.Validation the weights were selected by (not saved).
 
@@ -167,11 +167,9 @@ class AEHasher(Hasher):
                 noise_std=cfg.noise_std,
             )
         )
-        if tuple(mcfg.input_shape) != tuple(self.spec_.shape) or mcfg.bits != latent_code.width(
-            self.bits, cfg.latent_bits
-        ):
-            raise ValueError("architecture does not match the header's input shape or bits")
-        tensors, self.reduction_ = latent_code.split(tensors, self.bits, cfg.latent_bits)
+        if tuple(mcfg.input_shape) != tuple(self.spec_.shape):
+            raise ValueError("architecture does not match the header's input shape")
+        tensors, self.reduction_ = latent_code.split(tensors, self.bits, cfg.latent_bits, mcfg.bits)
         model = Autoencoder(mcfg)
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, strict=True)
         model.eval()

@@ -43,9 +43,12 @@ def project(activations, reduction: dict[str, np.ndarray] | None) -> np.ndarray:
     return (a - reduction[MEAN].astype(np.float64)) @ reduction[PROJECTION].astype(np.float64)
 
 
-def split(tensors: dict[str, np.ndarray], bits: int, latent_bits: int) -> tuple[dict, dict | None]:
-    """A model file's tensors -> (the network's, the reduction's or None). ValueError when the
-    reduction's tensors are missing, unexpected or of the wrong shapes."""
+def split(tensors: dict[str, np.ndarray], bits: int, latent_bits: int, units: int) -> tuple[dict, dict | None]:
+    """A model file's tensors -> (the network's, the reduction's or None). ValueError when its
+    architecture's bottleneck has other than width(bits, latent_bits) units, or the reduction's
+    tensors are missing, unexpected or of the wrong shapes."""
+    if units != width(bits, latent_bits):
+        raise ValueError("architecture does not match the header's bits")
     network = {k: v for k, v in tensors.items() if k not in (MEAN, PROJECTION)}
     found = {k: tuple(tensors[k].shape) for k in (MEAN, PROJECTION) if k in tensors}
     if not latent_bits:

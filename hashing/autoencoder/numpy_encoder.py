@@ -107,8 +107,8 @@ class NumpyAEHasher(Hasher):
     def _logits(self, X: np.ndarray) -> np.ndarray:
         x = X if is_sparse(X) else X.reshape(len(X), -1)  # sparse rows (texts' TF-IDF) stay sparse
         n = x.shape[0]
-        parts = [self.rule_.logits(self._forward(x[i : i + BATCH])) for i in range(0, n, BATCH)]
-        parts = [latent_code.project(part, self.reduction_) for part in parts]
+        logits = (self.rule_.logits(self._forward(x[i : i + BATCH])) for i in range(0, n, BATCH))
+        parts = [latent_code.project(part, self.reduction_) for part in logits]
         return np.concatenate(parts) if parts else np.zeros((0, self.bits))
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
@@ -137,12 +137,10 @@ class NumpyAEHasher(Hasher):
     def _set_state(self, tensors: dict[str, np.ndarray], header: dict | None = None) -> None:
         header = header or {}
         arch, latent = header["architecture"], int(self.options.get("latent_bits") or 0)
-        if tuple(arch["input_shape"]) != tuple(self.spec_.shape) or arch["bits"] != latent_code.width(
-            self.bits, latent
-        ):
-            raise ValueError("architecture does not match the header's input shape or bits")
+        if tuple(arch["input_shape"]) != tuple(self.spec_.shape):
+            raise ValueError("architecture does not match the header's input shape")
         all_tensors = tensors
-        tensors, reduction = latent_code.split(tensors, self.bits, latent)
+        tensors, reduction = latent_code.split(tensors, self.bits, latent, arch["bits"])
         expected = mlp_shapes(arch)
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if found != expected:  # what torch's strict load_state_dict refuses
