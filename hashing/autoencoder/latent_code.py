@@ -7,8 +7,9 @@ once trained, PCA-ITQ (baselines.ITQ) is fitted on the training items' determini
     [(a - mean) @ projection > 0]      a: (n, w) activations, projection: (w, bits)
 
 Measured on 20 Newsgroups (P@100, benchmarks/README.md): a 32- or 64-unit model's means cut to 16
-bits this way score above 16-bit models' signs for every seed tried, and ITQ's rotation of a
-64- or 128-unit model's means scores above their signs. No torch here: the model file's numpy
+bits this way score above 16-bit models' signs for every seed tried; ITQ's rotation of a 64-unit
+model's means scores above their signs, of a 128-unit one's as high or higher (by ITQ's seed). No
+torch here: the model file's numpy
 reader (numpy_encoder.py) applies the same two tensors.
 """
 
