@@ -46,6 +46,7 @@ def bench_quality(
     ae_epochs: int | None = typer.Option(None, help="Epochs of the autoencoder (default: semhash train's)."),
     ae_neighbours: float | None = typer.Option(None, help="Weight of the AE's k-NN graph term (0: off)."),
     ae_bottleneck: BottleneckName | None = typer.Option(None, help="The AE's bottleneck."),
+    ae_members: int | None = typer.Option(None, help="AE models trained apart and kept as one (default: 1)."),
     device: str = typer.Option("auto", help="Device for the autoencoder: auto, cpu, cuda, ..."),
     limit: int | None = typer.Option(None, help="Database of the first N training items."),
     out: Path = _out("quality"),
@@ -64,6 +65,8 @@ def bench_quality(
     ae_options = {"device": device, **({"epochs": ae_epochs} if ae_epochs else {})}
     if ae_bottleneck:
         ae_options["bottleneck"] = ae_bottleneck.value
+    if ae_members is not None:
+        ae_options["members"] = ae_members
     if ae_neighbours is not None:  # the input kind's recipe (AEHasher.train_config), this weight
         ae_options["reg"] = {"neighbours": ae_neighbours}
     _run(

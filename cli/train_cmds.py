@@ -95,6 +95,9 @@ def train(
     checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every validation round."),
     resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
     nproc: int = typer.Option(1, "--nproc", help="ae: training processes (DDP; on CUDA, one GPU each)."),
+    members: int | None = typer.Option(
+        None, help="ae: models trained one after another and kept as one (2: twice the training, better codes)."
+    ),
     limit: int | None = Limit,
     seed: int = typer.Option(0, help="Random seed."),
     featurizer: list[str] = FeaturizerOpt,
@@ -109,9 +112,8 @@ def train(
     options = {}
     if method in (Method.ae, Method.auto):
         reg = {"neighbours": neighbours, "affine": views}
-        options = _ae_options(
-            bottleneck and bottleneck.value, steps, epochs, device, reg, conv, checkpoint, resume, nproc, as_json
-        )
+        given = {"bottleneck": bottleneck and bottleneck.value, "steps": steps, "epochs": epochs, "members": members}
+        options = _ae_options(given, device, reg, conv, checkpoint, resume, nproc, as_json)
     # the autoencoder draws its own progress bar; the other fits get a spinner (terminals only)
     busy = spinner(f"fitting {method.value}", not as_json and method not in (Method.ae, Method.auto))
     with warnings.catch_warnings(), busy:  # a collapse is reported once, below, not also as a Python warning
@@ -179,9 +181,9 @@ def _print_trained(summary: dict, as_json: bool) -> None:
     typer.echo(f"wrote {summary['model']}")
 
 
-def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, resume, nproc, quiet: bool) -> dict:
-    """The autoencoder's options (hashing.autoencoder.config.TrainConfig's fields) from train's flags (reg: the
-    regularizers' fields given, None where not)."""
+def _ae_options(given: dict, device, reg: dict, conv, checkpoint, resume, nproc, quiet: bool) -> dict:
+    """The autoencoder's options (hashing.autoencoder.config.TrainConfig's fields) from train's flags
+    (given and reg: TrainConfig's and the regularizers' fields, None where not given)."""
     options = {
         "device": device,
         "conv": conv,
@@ -190,8 +192,7 @@ def _ae_options(bottleneck, steps, epochs, device, reg: dict, conv, checkpoint, 
         "resume": resume,
         "nproc": nproc,
     }
-    given = (("bottleneck", bottleneck), ("steps", steps), ("epochs", epochs))
-    options.update({k: v for k, v in given if v is not None})
+    options.update({k: v for k, v in given.items() if v is not None})
     reg = {k: v for k, v in reg.items() if v is not None}
     if reg:
         options["reg"] = reg  # the fields given; the others come from the input kind's recipe

@@ -355,8 +355,10 @@ def test_a_new_bottleneck_is_one_class_and_one_registration_line(digits, monkeyp
 def test_train_flags_change_only_the_regularizers_they_name():
     from semhash.cli.train_cmds import _ae_options
 
-    options = _ae_options("noise", None, None, "cpu", {"neighbours": None, "affine": 0.0}, False, None, False, 1, True)
+    given = {"bottleneck": "noise", "steps": None, "epochs": None, "members": None}
+    options = _ae_options(given, "cpu", {"neighbours": None, "affine": 0.0}, False, None, False, 1, True)
     assert options["reg"] == {"affine": 0.0}  # `semhash train --views 0`: the rest is the input kind's recipe
     cfg = AEHasher(bits=16, **options).train_config()
     assert cfg.reg == replace(TrainConfig().reg, affine=0.0)
-    assert "reg" not in _ae_options("noise", None, None, "cpu", {"affine": None}, False, None, False, 1, True)
+    assert "reg" not in _ae_options(given, "cpu", {"affine": None}, False, None, False, 1, True)
+    assert "members" not in options  # not given: the recipe's

@@ -15,10 +15,11 @@ from ..errors import ParameterError
 from ..hasher import Hasher, as_float
 from . import latent_code
 from .config import TrainConfig
+from .members import train_members
 from .model import Autoencoder, ModelConfig
 from .regularizers import Regularizers
 from .sparse_rows import as_rows
-from .train import TrainResult, train
+from .train import TrainResult
 from .validation import Validation
 
 
@@ -92,9 +93,9 @@ class AEHasher(Hasher):
         spec = self.spec_
         data = Dataset(spec.dataset or "array", X, y, spec.normalization, "fit", kind=spec.kind)
         cfg = self.train_config()
-        self._keep(train(cfg, data, progress=self.progress))
+        self._keep(train_members(cfg, data, progress=self.progress))
         self.reduction_ = None
-        if cfg.latent_bits:  # the code: PCA-ITQ of the training items' activations (latent_code.py)
+        if latent_code.reduced(cfg.latent_bits, cfg.members):  # PCA-ITQ of the training items' activations
             self.reduction_ = latent_code.fit(self._latent(X), self.bits, self.seed)
 
     def _keep(self, result: TrainResult) -> None:
@@ -136,7 +137,7 @@ class AEHasher(Hasher):
         return latent_code.project(self._latent(X), self.reduction_)
 
     def _latent(self, X: np.ndarray) -> np.ndarray:
-        """(n, latent_code.width(bits, latent_bits)) float32: the bottleneck's deterministic activations."""
+        """(n, latent_code.width(bits, latent_bits, members)) float32: the bottleneck's deterministic activations."""
         return self.model_.activations(as_rows(X)).numpy()  # sparse rows made dense a batch at a time
 
     def header_extra(self) -> dict:
@@ -160,16 +161,16 @@ class AEHasher(Hasher):
             if arch
             else ModelConfig(
                 input_shape=tuple(self.spec_.shape),
-                bits=latent_code.width(self.bits, cfg.latent_bits),
+                bits=latent_code.width(self.bits, cfg.latent_bits, cfg.members),
                 bottleneck=cfg.bottleneck,
-                hidden=cfg.hidden,
+                hidden=tuple(cfg.members * h for h in cfg.hidden),
                 conv=cfg.conv,
                 noise_std=cfg.noise_std,
             )
         )
         if tuple(mcfg.input_shape) != tuple(self.spec_.shape):
             raise ValueError("architecture does not match the header's input shape")
-        tensors, self.reduction_ = latent_code.split(tensors, self.bits, cfg.latent_bits, mcfg.bits)
+        tensors, self.reduction_ = latent_code.split(tensors, self.bits, cfg.latent_bits, mcfg.bits, cfg.members)
         model = Autoencoder(mcfg)
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, strict=True)
         model.eval()

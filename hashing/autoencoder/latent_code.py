@@ -1,16 +1,17 @@
 """A code read off a wider latent: PCA-ITQ of the bottleneck's activations, down to the code's bits.
 
-With TrainConfig.latent_bits = L > 0 the autoencoder trains a bottleneck of w = max(bits, L) units;
-once trained, PCA-ITQ (baselines.ITQ) is fitted on the training items' deterministic activations
-(the bottleneck's logits: a Gaussian one's means), and an item's code is
+With TrainConfig.latent_bits = L > 0 the autoencoder trains a bottleneck of w = max(bits, L) units
+(with TrainConfig.members = m > 1, m models of w units each, merged by members.py: m * w units, and
+the code is cut from their latents even when L is 0); once trained, PCA-ITQ (baselines.ITQ) is
+fitted on the training items' deterministic activations (the bottleneck's logits: a Gaussian one's
+means), and an item's code is
 
     [(a - mean) @ projection > 0]      a: (n, w) activations, projection: (w, bits)
 
 Measured on 20 Newsgroups (P@100, benchmarks/README.md): a 32- or 64-unit model's means cut to 16
 bits this way score above 16-bit models' signs for every seed tried; ITQ's rotation of a 64-unit
 model's means scores above their signs, of a 128-unit one's as high or higher (by ITQ's seed). No
-torch here: the model file's numpy
-reader (numpy_encoder.py) applies the same two tensors.
+torch here: the model file's numpy reader (numpy_encoder.py) applies the same two tensors.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ import numpy as np
 MEAN, PROJECTION = "code.mean", "code.projection"  # the two tensors' names in the model file
 
 
-def width(bits: int, latent_bits: int) -> int:
-    """The bottleneck's units for a code of `bits` bits: bits itself, or max(bits, latent_bits)."""
-    return max(bits, latent_bits) if latent_bits else bits
+def width(bits: int, latent_bits: int, members: int = 1) -> int:
+    """The bottleneck's units for a code of `bits` bits: bits itself, or max(bits, latent_bits);
+    members times that for the merged model of several members."""
+    return members * (max(bits, latent_bits) if latent_bits else bits)
+
+
+def reduced(latent_bits: int, members: int = 1) -> bool:
+    """Whether the code is PCA-ITQ of the latent (else the latent's signs)."""
+    return bool(latent_bits) or members > 1
 
 
 def fit(activations: np.ndarray, bits: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -44,19 +51,21 @@ def project(activations, reduction: dict[str, np.ndarray] | None) -> np.ndarray:
     return (a - reduction[MEAN].astype(np.float64)) @ reduction[PROJECTION].astype(np.float64)
 
 
-def split(tensors: dict[str, np.ndarray], bits: int, latent_bits: int, units: int) -> tuple[dict, dict | None]:
+def split(
+    tensors: dict[str, np.ndarray], bits: int, latent_bits: int, units: int, members: int = 1
+) -> tuple[dict, dict | None]:
     """A model file's tensors -> (the network's, the reduction's or None). ValueError when its
-    architecture's bottleneck has other than width(bits, latent_bits) units, or the reduction's
+    architecture's bottleneck has other than width(bits, latent_bits, members) units, or the reduction's
     tensors are missing, unexpected or of the wrong shapes."""
-    if units != width(bits, latent_bits):
+    w = width(bits, latent_bits, members)
+    if units != w:
         raise ValueError("architecture does not match the header's bits")
     network = {k: v for k, v in tensors.items() if k not in (MEAN, PROJECTION)}
     found = {k: tuple(tensors[k].shape) for k in (MEAN, PROJECTION) if k in tensors}
-    if not latent_bits:
+    if not reduced(latent_bits, members):
         if found:
             raise ValueError(f"unexpected tensors {', '.join(sorted(found))} for a code of the latent's signs")
         return network, None
-    w = width(bits, latent_bits)
     expected = {MEAN: (w,), PROJECTION: (w, bits)}
     if found != expected:
         raise ValueError(f"the latent code's tensors are {found}, expected {expected}")

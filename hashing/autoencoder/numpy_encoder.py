@@ -140,7 +140,8 @@ class NumpyAEHasher(Hasher):
         if tuple(arch["input_shape"]) != tuple(self.spec_.shape):
             raise ValueError("architecture does not match the header's input shape")
         all_tensors = tensors
-        tensors, reduction = latent_code.split(tensors, self.bits, latent, arch["bits"])
+        members = int(self.options.get("members") or 1)
+        tensors, reduction = latent_code.split(tensors, self.bits, latent, arch["bits"], members)
         expected = mlp_shapes(arch)
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if found != expected:  # what torch's strict load_state_dict refuses
