@@ -103,6 +103,8 @@ CLI_CASES = [
     ("device-xyz", [*AE, "--device", "xyz"], {}),
     ("device-cuda-without-gpu", [*AE, "--device", "cuda"], {}),
     ("resume-without-checkpoint", [*AE, "--resume"], {}),
+    ("members-0", [*AE, "--members", "0"], {}),
+    ("members-with-a-checkpoint", [*AE, "--members", "2", "--checkpoint", "{d}/c.pt"], {}),
     ("serve-workers-0", ["serve", "{db}", "--workers", "0"], {}),
     ("serve-port-70000", ["serve", "{db}", "--port", "70000"], {}),
     # names and keys

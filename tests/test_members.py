@@ -8,6 +8,7 @@ import torch
 from semhash.hashing.autoencoder.members import merge
 from semhash.hashing.autoencoder.model import Autoencoder, ModelConfig
 from semhash.hashing.codes import pack
+from semhash.hashing.data import load_dataset
 from semhash.hashing.errors import ParameterError
 from semhash.hashing.methods import load_hasher, make_hasher
 
@@ -61,9 +62,11 @@ def test_members_train_apart_and_read_as_one_model_without_torch(tmp_path):
     assert pair.reduction_[PROJECTION].shape == (32, 16)
     assert {r["member"] for r in pair.training_["history"]} == {0, 1}
     assert len(pair.validation_["members"]) == 2
-    # the first member is the single model of the same seed, the second that of the next seed
+    # the first member is the single model of the same seed, the second that of the next seed, both
+    # holding out the same items: the merged model is judged on items neither trained on
     for seed, half in ((0, slice(0, 16)), (1, slice(16, 32))):
-        alone = make_hasher("ae", bits=16, seed=seed, bottleneck="ste", **QUICK).fit(x)
+        alone = make_hasher("ae", bits=16, seed=seed, split_seed=0, bottleneck="ste", **QUICK).fit(x)
+        np.testing.assert_array_equal(alone.validation_set_.val_rows, pair.validation_set_.val_rows)
         latent = pair.model_.activations(torch.from_numpy(x))[:, half]
         torch.testing.assert_close(latent, alone.model_.activations(torch.from_numpy(x)))
     pair.save(tmp_path / "pair.semhash")
@@ -83,6 +86,7 @@ def test_members_train_apart_and_read_as_one_model_without_torch(tmp_path):
         (dict(members=True), "members must be"),
         (dict(members=2, bottleneck="real"), "continuous"),
         (dict(members=2, checkpoint="ckpt.pt"), "checkpoint"),
+        (dict(split_seed=1.5), "split's seed"),
     ],
 )
 def test_absurd_or_unsupported_members_are_refused_before_any_training(options, message):
@@ -94,3 +98,17 @@ def test_a_convolutional_model_trains_alone():
     images = np.random.default_rng(0).random((60, 1, 8, 8)).astype(np.float32)
     with pytest.raises(ParameterError, match="convolutional"):
         make_hasher("ae", bits=16, members=2, conv=True).fit(images)
+
+
+def test_semhash_train_takes_members(tmp_path):
+    from typer.testing import CliRunner
+
+    from semhash.cli.main import app
+
+    out = tmp_path / "pair.semhash"
+    args = ["train", "--dataset", "digits", "--limit", "300", "--bits", "16", "--steps", "60", "--members", "2"]
+    result = CliRunner().invoke(app, [*args, "--device", "cpu", "--json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    model = load_hasher(out)
+    assert model.architecture_["bits"] == 32 and model.options["members"] == 2
+    assert model.encode(load_dataset("digits", "test").subset(5)).shape == (5, 2)

@@ -1,7 +1,8 @@
 """Members: several autoencoders trained apart, kept as one model.
 
 With TrainConfig.members = m > 1 the hasher trains m models of the same architecture one after
-another (seeds seed, seed + 1, ...: their own initial weights, batches and held-out split) and
+another (seeds seed, seed + 1, ...: their own initial weights, batches, noise and graph; one
+held-out split, the first's, so that none trains on the items the merged model is judged on) and
 merges them here into one Autoencoder whose layers are block-diagonal: its encoder computes every
 member's encoder side by side, so its latent is the members' latents concatenated, (n, m * units).
 The code is then PCA-ITQ of that latent (latent_code.py), as for a single model's wider latent.
@@ -28,14 +29,18 @@ from .train import TrainResult, train
 
 
 def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) -> TrainResult:
-    """train(cfg), or with cfg.members = m > 1, m trainings (seeds cfg.seed + i) merged into one
-    model. Its history is every member's rounds (each round's "member": i), its steps and seconds
-    the members' sums; best and validation are the first member's (each member holds out its own
-    split, so no split is held out of all of them), with every member's figure in best["members"]."""
+    """train(cfg), or with cfg.members = m > 1, m trainings merged into one model. Member i is
+    seeded with cfg.seed + i (its initial weights, batches, noise and graph) and every member holds
+    out the same items (the first's split), so that the merged model's held-out figure, which
+    `semhash train` compares with PCA-ITQ's, is of items none of them trained on. The result's history
+    is every member's rounds (each round's "member": i), its steps and seconds the members' sums,
+    best and validation the first member's, every member's figure in best["members"]."""
     validate_config(cfg)  # before any member trains
     if cfg.members == 1:
         return train(cfg, data, progress=progress)
-    results = [train(replace(cfg, seed=cfg.seed + i, members=1), data, progress=progress) for i in range(cfg.members)]
+    split = cfg.seed if cfg.split_seed is None else cfg.split_seed  # one held-out split for all
+    configs = [replace(cfg, seed=cfg.seed + i, split_seed=split, members=1) for i in range(cfg.members)]
+    results = [train(c, data, progress=progress) for c in configs]
     seconds = sum(r.seconds for r in results)
     return TrainResult(
         model=merge([r.model for r in results]),

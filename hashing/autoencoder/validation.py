@@ -68,7 +68,7 @@ def make_validation(x: torch.Tensor, labels: torch.Tensor | None, cfg: TrainConf
     gives a validation split of every class), and choose the criterion the split can support."""
     n = len(x)
     n_val = min(cfg.val_items, n // 5)
-    perm = np.random.default_rng(cfg.seed).permutation(n)
+    perm = np.random.default_rng(cfg.seed if cfg.split_seed is None else cfg.split_seed).permutation(n)
     train_rows, val_rows = perm[n_val:], perm[:n_val]
     n_db = min(cfg.val_database, len(train_rows))
     if n_val < MIN_QUERIES or n_db < MIN_DATABASE:
