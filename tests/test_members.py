@@ -62,19 +62,38 @@ def test_members_train_apart_and_read_as_one_model_without_torch(tmp_path):
     assert pair.reduction_[PROJECTION].shape == (32, 16)
     assert {r["member"] for r in pair.training_["history"]} == {0, 1}
     assert len(pair.validation_["members"]) == 2
-    # the first member is the single model of the same seed, the second that of the next seed, both
-    # holding out the same items: the merged model is judged on items neither trained on
+    # the first member is the single model of the same seed, the second that of the next seed; the
+    # merged model is judged on the items neither trained on
+    held = []
     for seed, half in ((0, slice(0, 16)), (1, slice(16, 32))):
-        alone = make_hasher("ae", bits=16, seed=seed, split_seed=0, bottleneck="ste", **QUICK).fit(x)
-        np.testing.assert_array_equal(alone.validation_set_.val_rows, pair.validation_set_.val_rows)
+        alone = make_hasher("ae", bits=16, seed=seed, bottleneck="ste", **QUICK).fit(x)
+        held.append(set(alone.validation_set_.val_rows))
         latent = pair.model_.activations(torch.from_numpy(x))[:, half]
         torch.testing.assert_close(latent, alone.model_.activations(torch.from_numpy(x)))
+    judged = pair.validation_set_
+    assert set(judged.val_rows) == held[0] & held[1]
+    assert judged.criterion == "none" and "held out of all 2 members" in judged.reason  # 400 items: too few
     pair.save(tmp_path / "pair.semhash")
     model = load_hasher(tmp_path / "pair.semhash")
     assert isinstance(model, NumpyAEHasher) and model.bits == 16
     codes = model.encode(x)
     np.testing.assert_array_equal(codes, pair.encode(x))
     np.testing.assert_array_equal(codes, pack(model.activations(x) > 0))
+
+
+def test_the_merged_model_is_judged_on_the_items_every_member_held_out():
+    from semhash.hashing.autoencoder.config import TrainConfig
+    from semhash.hashing.autoencoder.members import held_out_of_all
+    from semhash.hashing.autoencoder.validation import held_out
+    from semhash.hashing.dataset import Dataset
+
+    x, labels = _clusters(n=3000)
+    configs = [TrainConfig(seed=s, val_items=600, val_database=1000) for s in (5, 6)]
+    judged = held_out_of_all(Dataset("clusters", x, labels, "none", "train"), configs)
+    every = set.intersection(*(set(held_out(len(x), c)[1]) for c in configs))
+    assert set(judged.val_rows) == every and len(every) >= 50  # ~3000 * (600/3000)^2 = 120 expected
+    assert sorted([*judged.val_rows, *judged.train_rows]) == list(range(len(x)))
+    assert judged.criterion == "labels" and judged.n_db == 1000
 
 
 @pytest.mark.parametrize(
@@ -86,7 +105,6 @@ def test_members_train_apart_and_read_as_one_model_without_torch(tmp_path):
         (dict(members=True), "members must be"),
         (dict(members=2, bottleneck="real"), "continuous"),
         (dict(members=2, checkpoint="ckpt.pt"), "checkpoint"),
-        (dict(split_seed=1.5), "split's seed"),
     ],
 )
 def test_absurd_or_unsupported_members_are_refused_before_any_training(options, message):

@@ -66,7 +66,6 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False
     seed: int = 0
-    split_seed: int | None = None  # the held-out split's seed (default: seed); members share their first's
     threads: int | None = None  # torch threads (per process; default: the cores shared out among them)
     # training processes, DistributedDataParallel: on the CPU they talk through gloo and share the
     # cores; on CUDA through NCCL, one GPU per rank. A checkpoint resumes with any count.
@@ -161,8 +160,6 @@ def _check_members(cfg: TrainConfig, continuous: bool) -> None:
         )
     if m > 1 and cfg.conv:
         raise ParameterError("members are merged as MLPs: train a convolutional model alone (members 1)")
-    if cfg.split_seed is not None and (isinstance(cfg.split_seed, bool) or not isinstance(cfg.split_seed, int)):
-        raise ParameterError(f"the split's seed must be a whole number, got {cfg.split_seed!r}")
     if m > 1 and cfg.checkpoint:
         raise ParameterError("a checkpoint holds one model's training: train members without one")
 

@@ -1,8 +1,8 @@
 """Members: several autoencoders trained apart, kept as one model.
 
 With TrainConfig.members = m > 1 the hasher trains m models of the same architecture one after
-another (seeds seed, seed + 1, ...: their own initial weights, batches, noise and graph; one
-held-out split, the first's, so that none trains on the items the merged model is judged on) and
+another (seeds seed, seed + 1, ...: their own initial weights, batches, noise, graph and held-out
+split; the merged model is judged on the items held out of all of them) and
 merges them here into one Autoencoder whose layers are block-diagonal: its encoder computes every
 member's encoder side by side, so its latent is the members' latents concatenated, (n, m * units).
 The code is then PCA-ITQ of that latent (latent_code.py), as for a single model's wider latent.
@@ -19,27 +19,31 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data import load_dataset
 from ..dataset import Dataset
 from .config import TrainConfig, validate_config
 from .model import Autoencoder
+from .sparse_rows import as_rows
 from .train import TrainResult, train
+from .validation import MIN_QUERIES, Validation, held_out, validation_of
 
 
 def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) -> TrainResult:
     """train(cfg), or with cfg.members = m > 1, m trainings merged into one model. Member i is
-    seeded with cfg.seed + i (its initial weights, batches, noise and graph) and every member holds
-    out the same items (the first's split), so that the merged model's held-out figure, which
-    `semhash train` compares with PCA-ITQ's, is of items none of them trained on. The result's history
-    is every member's rounds (each round's "member": i), its steps and seconds the members' sums,
-    best and validation the first member's, every member's figure in best["members"]."""
+    cfg with seed cfg.seed + i: its own initial weights, batches, noise, graph and held-out split,
+    so that together the members learn from nearly every item. The result's validation holds out
+    the items no member trained on (what `semhash train` judges the merged model and PCA-ITQ on);
+    its history is every member's rounds (each round's "member": i), its steps and seconds the
+    members' sums, best the first member's with every member's figure in best["members"]."""
     validate_config(cfg)  # before any member trains
     if cfg.members == 1:
         return train(cfg, data, progress=progress)
-    split = cfg.seed if cfg.split_seed is None else cfg.split_seed  # one held-out split for all
-    configs = [replace(cfg, seed=cfg.seed + i, split_seed=split, members=1) for i in range(cfg.members)]
+    data = (data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)).subset(cfg.limit)
+    configs = [replace(cfg, seed=cfg.seed + i, members=1) for i in range(cfg.members)]
     results = [train(c, data, progress=progress) for c in configs]
     seconds = sum(r.seconds for r in results)
     return TrainResult(
@@ -50,8 +54,26 @@ def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool 
         seconds=seconds,
         samples_per_second=sum(r.samples_per_second * r.seconds for r in results) / max(seconds, 1e-9),
         steps=sum(r.steps for r in results),
-        validation=results[0].validation,
+        validation=held_out_of_all(data, configs),
     )
+
+
+def held_out_of_all(data: Dataset, configs: list[TrainConfig]) -> Validation:
+    """The Validation of the items every member held out, ranked against the first member's
+    validation database; its training rows are all the others (the members learnt from them)."""
+    x = as_rows(data.x)
+    splits = [held_out(len(x), c) for c in configs]
+    first_train, first_val = splits[0]
+    everyone = np.logical_and.reduce([np.isin(first_val, val) for _, val in splits])
+    held, seen = first_val[everyone], first_val[~everyone]
+    val = validation_of(x, data.labels, configs[0], np.concatenate([first_train, seen]), held)
+    if val.criterion == "none":
+        why = (
+            f"{len(held)} items are held out of all {len(configs)} members: too few to judge the merged model by "
+            f"(at least {MIN_QUERIES})"
+        )
+        val = replace(val, reason=why)
+    return val
 
 
 def merge(models: list[Autoencoder]) -> Autoencoder:

@@ -66,11 +66,22 @@ class Validation:
 def make_validation(x: torch.Tensor, labels: torch.Tensor | None, cfg: TrainConfig) -> Validation:
     """Hold out a seeded random sample of min(val_items, n/5) rows of x (so class-sorted data
     gives a validation split of every class), and choose the criterion the split can support."""
-    n = len(x)
+    train_rows, val_rows = held_out(len(x), cfg)
+    return validation_of(x, labels, cfg, train_rows, val_rows)
+
+
+def held_out(n: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-out rows) of n items: a permutation seeded by cfg.seed, cut after
+    min(val_items, n/5) held-out rows."""
     n_val = min(cfg.val_items, n // 5)
-    perm = np.random.default_rng(cfg.seed if cfg.split_seed is None else cfg.split_seed).permutation(n)
-    train_rows, val_rows = perm[n_val:], perm[:n_val]
-    n_db = min(cfg.val_database, len(train_rows))
+    perm = np.random.default_rng(cfg.seed).permutation(n)
+    return perm[n_val:], perm[:n_val]
+
+
+def validation_of(x, labels, cfg: TrainConfig, train_rows: np.ndarray, val_rows: np.ndarray) -> Validation:
+    """The Validation of held-out rows val_rows ranked against the first val_database of
+    train_rows, by the criterion they can support."""
+    n_val, n_db = len(val_rows), min(cfg.val_database, len(train_rows))
     if n_val < MIN_QUERIES or n_db < MIN_DATABASE:
         why = (
             f"{n_val} held-out items ranked against {n_db} are too few to select weights by "
