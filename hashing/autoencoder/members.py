@@ -11,8 +11,9 @@ and the read path are the single model's; its encoder costs m times a member's.
 
 Why: independently trained models make errors that are partly independent, and their latents side
 by side rank better than one model's latent of the same total width. Measured on 20 Newsgroups
-(P@100, the texts recipe, benchmarks/README.md): two 64-unit members cut to 32 / 64 / 128 bits score
-0.672 / 0.674 / 0.683 against one model's 0.646 / 0.660 / 0.664, for twice the training.
+(P@100 of the texts recipe, `bench quality --ae-members 2`, benchmarks/README.md): two members score
+0.672 / 0.674 / 0.679 at 32 / 64 / 128 bits against one model's 0.646 / 0.660 / 0.664, for twice
+the training (730 s at 64 bits on 2 cores); members sharing one held-out split 0.652 at 32 bits.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool 
     """train(cfg), or with cfg.members = m > 1, m trainings merged into one model. Member i is
     cfg with seed cfg.seed + i: its own initial weights, batches, noise, graph and held-out split,
     so that together the members learn from nearly every item. The result's validation holds out
-    the items no member trained on (what `semhash train` judges the merged model and PCA-ITQ on);
+    the items no member trained on (what methods.train_model judges the merged model and PCA-ITQ on);
     its history is every member's rounds (each round's "member": i), its steps and seconds the
     members' sums, best the first member's with every member's figure in best["members"]."""
     validate_config(cfg)  # before any member trains
