@@ -69,6 +69,9 @@ def data_export(
 
 MethodOpt = typer.Option(Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better).")
 BottleneckOpt = typer.Option(None, help="ae: the binary bottleneck (default: the input kind's recipe).")
+MembersOpt = typer.Option(
+    None, help="ae: models trained one after another and kept as one (2: twice the training, better codes)."
+)
 FeaturizerOpt = typer.Option(
     [],
     "--featurizer",
@@ -95,9 +98,7 @@ def train(
     checkpoint: Path | None = typer.Option(None, help="ae: checkpoint file, written every validation round."),
     resume: bool = typer.Option(False, "--resume", help="ae: continue from --checkpoint."),
     nproc: int = typer.Option(1, "--nproc", help="ae: training processes (DDP; on CUDA, one GPU each)."),
-    members: int | None = typer.Option(
-        None, help="ae: models trained one after another and kept as one (2: twice the training, better codes)."
-    ),
+    members: int | None = MembersOpt,
     limit: int | None = Limit,
     seed: int = typer.Option(0, help="Random seed."),
     featurizer: list[str] = FeaturizerOpt,
