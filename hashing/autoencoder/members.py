@@ -2,12 +2,12 @@
 
 With TrainConfig.members = m > 1 the hasher trains m models of the same architecture one after
 another (seeds seed, seed + 1, ...: their own initial weights, batches, noise, graph and held-out
-split; the merged model is judged on the items held out of all of them) and
-merges them here into one Autoencoder whose layers are block-diagonal: its encoder computes every
-member's encoder side by side, so its latent is the members' latents concatenated, (n, m * units).
-The code is then PCA-ITQ of that latent (latent_code.py), as for a single model's wider latent.
-The merged model is an ordinary MLP of hidden widths m * hidden: the model file, its numpy reader
-and the read path are the single model's; its encoder costs m times a member's.
+split; the merged model is judged on the items held out of all of them) and merges them here into
+one Autoencoder whose layers are block-diagonal: its encoder computes every member's encoder side by
+side, so its latent is the members' latents concatenated, (n, m * units). The code is then PCA-ITQ
+of that latent (latent_code.py), as for a single model's wider latent. The merged model is an
+ordinary MLP of hidden widths m * hidden: the model file, its numpy reader and the read path are the
+single model's; its encoder costs m times a member's.
 
 Why: independently trained models make errors that are partly independent, and their latents side
 by side rank better than one model's latent of the same total width. Measured on 20 Newsgroups
