@@ -84,12 +84,13 @@ def test_members_train_apart_and_read_as_one_model_without_torch(tmp_path):
 def test_the_merged_model_is_judged_on_the_items_every_member_held_out():
     from semhash.hashing.autoencoder.config import TrainConfig
     from semhash.hashing.autoencoder.members import held_out_of_all
-    from semhash.hashing.autoencoder.validation import held_out
+    from semhash.hashing.autoencoder.validation import held_out, make_validation
     from semhash.hashing.dataset import Dataset
 
     x, labels = _clusters(n=3000)
     configs = [TrainConfig(seed=s, val_items=600, val_database=1000) for s in (5, 6)]
-    judged = held_out_of_all(Dataset("clusters", x, labels, "none", "train"), configs)
+    splits = [make_validation(x, labels, c) for c in configs]  # what each member's training held out
+    judged = held_out_of_all(Dataset("clusters", x, labels, "none", "train"), configs[0], splits)
     every = set.intersection(*(set(held_out(len(x), c)[1]) for c in configs))
     assert set(judged.val_rows) == every and len(every) >= 50  # ~3000 * (600/3000)^2 = 120 expected
     assert sorted([*judged.val_rows, *judged.train_rows]) == list(range(len(x)))

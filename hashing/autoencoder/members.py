@@ -30,7 +30,7 @@ from .config import TrainConfig, validate_config
 from .model import Autoencoder
 from .sparse_rows import as_rows
 from .train import TrainResult, train
-from .validation import MIN_QUERIES, Validation, held_out, validation_of
+from .validation import MIN_QUERIES, Validation, validation_of
 
 
 def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool = True) -> TrainResult:
@@ -55,22 +55,21 @@ def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool 
         seconds=seconds,
         samples_per_second=sum(r.samples_per_second * r.seconds for r in results) / max(seconds, 1e-9),
         steps=sum(r.steps for r in results),
-        validation=held_out_of_all(data, configs),
+        validation=held_out_of_all(data, cfg, [r.validation for r in results]),
     )
 
 
-def held_out_of_all(data: Dataset, configs: list[TrainConfig]) -> Validation:
-    """The Validation of the items every member held out, ranked against the first member's
-    validation database; its training rows are all the others (the members learnt from them)."""
-    x = as_rows(data.x)
-    splits = [held_out(len(x), c) for c in configs]
-    first_train, first_val = splits[0]
-    everyone = np.logical_and.reduce([np.isin(first_val, val) for _, val in splits])
-    held, seen = first_val[everyone], first_val[~everyone]
-    val = validation_of(x, data.labels, configs[0], np.concatenate([first_train, seen]), held)
+def held_out_of_all(data: Dataset, cfg: TrainConfig, splits: list[Validation]) -> Validation:
+    """The Validation of the items every member held out (splits: the members' own), ranked
+    against the first member's validation database; its training rows are all the others (the
+    members learnt from them)."""
+    first = splits[0]
+    everyone = np.logical_and.reduce([np.isin(first.val_rows, split.val_rows) for split in splits])
+    held, seen = first.val_rows[everyone], first.val_rows[~everyone]
+    val = validation_of(as_rows(data.x), data.labels, cfg, np.concatenate([first.train_rows, seen]), held)
     if val.criterion == "none":
         why = (
-            f"{len(held)} items are held out of all {len(configs)} members: too few to judge the merged model by "
+            f"{len(held)} items are held out of all {len(splits)} members: too few to judge the merged model by "
             f"(at least {MIN_QUERIES})"
         )
         val = replace(val, reason=why)
