@@ -88,14 +88,14 @@ def test_a_document_can_be_asked_for_its_neighbours_words_too():
 
 
 def test_a_wider_latent_is_cut_to_the_codes_bits_and_read_without_torch(corpus, tmp_path):
-    """latent_bits 32: a 32-unit bottleneck, trained, then PCA-ITQ of its activations to 16 bits;
+    """latent_bits 32, one member: a 32-unit bottleneck, trained, then PCA-ITQ of its activations to 16 bits;
     the model file's numpy reader gives the trained hasher's codes, and the sign of its activations."""
     from semhash.hashing import inputs
     from semhash.hashing.autoencoder.latent_code import MEAN, PROJECTION
     from semhash.hashing.autoencoder.numpy_encoder import NumpyAEHasher
 
     data = load_dataset(str(corpus[0]))
-    trained = make_hasher("ae", bits=16, latent_bits=32, **QUICK).fit(inputs.featurized(data))
+    trained = make_hasher("ae", bits=16, latent_bits=32, members=1, **QUICK).fit(inputs.featurized(data))
     assert trained.model_config_.bits == 32 and trained.reduction_[PROJECTION].shape == (32, 16)
     trained.save(tmp_path / "m.semhash")
     model = load_hasher(tmp_path / "m.semhash")
@@ -130,3 +130,31 @@ def test_a_latent_code_refuses_missing_or_misshapen_tensors_and_absurd_ratios():
     for latent in (-8, 4, 12, 1.5, True):
         with pytest.raises(ParameterError, match="latent's width"):
             make_hasher("ae", bits=16, latent_bits=latent).fit(np.random.default_rng(0).random((50, 8)))
+
+
+def test_a_sparse_batch_gives_the_dense_batchs_outputs_and_gradients():
+    # training reads bags of words as a sparse CSR batch (the first layer a sparse product);
+    # encoding and the GPU read them dense: both must be the same function of the weights
+    import scipy.sparse as sp
+    import torch
+
+    from semhash.hashing.autoencoder.model import Autoencoder, ModelConfig
+    from semhash.hashing.autoencoder.sparse_rows import SparseRows
+
+    torch.manual_seed(0)
+    model = Autoencoder(
+        ModelConfig(input_shape=(300,), bits=16, bottleneck="gaussian", hidden=(40, 20), output="multinomial")
+    )
+    model.eval()  # the code, not a sample: the two passes see the same bottleneck
+    rows = SparseRows(sp.random(50, 300, density=0.05, format="csr", random_state=0, dtype=np.float32))
+    idx = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])  # in any order, repeats allowed (an item and its partner)
+    seen = []
+    for batch in (rows[idx], rows.sparse(idx)):
+        model.zero_grad()
+        _, a, _, _ = model(batch)
+        a.square().sum().backward()
+        seen.append((a.detach(), model.encoder[1][0].weight.grad.clone()))
+    (dense_a, dense_grad), (sparse_a, sparse_grad) = seen
+    torch.testing.assert_close(sparse_a, dense_a, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sparse_grad, dense_grad, rtol=1e-5, atol=1e-5)
+    assert dense_grad.abs().sum() > 0

@@ -38,7 +38,7 @@ class TrainConfig:
     latent_bits: int = 0
     # models trained one after another (seeds seed, seed + 1, ...) and merged into one of
     # block-diagonal layers; the code is PCA-ITQ of all their latents (members.py): twice the
-    # training for +0.014 to +0.026 P@100 on 20 Newsgroups with two
+    # training for +0.013 to +0.026 P@100 on 20 Newsgroups with two (the texts recipe's default)
     members: int = 1
     # measured at 32 bits, 12 epochs each (benchmarks/README.md): k = 50 neighbours with images seen
     # under random affine views, 0.638 MNIST test mAP against 0.564 for the former k = 5 without views
@@ -161,7 +161,7 @@ def _check_members(cfg: TrainConfig, continuous: bool) -> None:
     if m > 1 and cfg.conv:
         raise ParameterError("members are merged as MLPs: train a convolutional model alone (members 1)")
     if m > 1 and cfg.checkpoint:
-        raise ParameterError("a checkpoint holds one model's training: train members without one")
+        raise ParameterError("a checkpoint holds one model's training: train with members 1 to keep one")
 
 
 def validate_config(cfg: TrainConfig) -> None:

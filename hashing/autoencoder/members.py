@@ -11,9 +11,10 @@ single model's; its encoder costs m times a member's.
 
 Why: independently trained models make errors that are partly independent, and their latents side
 by side rank better than one model's latent of the same total width. Measured on 20 Newsgroups
-(P@100 of the texts recipe, `bench quality --ae-members 2`, benchmarks/README.md): two members score
-0.672 / 0.674 / 0.679 at 32 / 64 / 128 bits against one model's 0.646 / 0.660 / 0.664, for twice
-the training (730 s at 64 bits on 2 cores); members sharing one held-out split 0.652 at 32 bits.
+(P@100, `bench quality --dataset 20newsgroups`, benchmarks/README.md): the texts recipe's two
+members score 0.617 / 0.660 / 0.673 / 0.681 at 16 / 32 / 64 / 128 bits against one model's 0.615 /
+0.646 / 0.660 / 0.664, for twice the training (485 s at 64 bits on 2 cores); members sharing one
+held-out split 0.652 at 32 bits. The texts recipe trains two; other inputs one unless asked.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool 
         return train(cfg, data, progress=progress)
     data = (data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)).subset(cfg.limit)
     configs = [replace(cfg, seed=cfg.seed + i, members=1) for i in range(cfg.members)]
-    results = [train(c, data, progress=progress) for c in configs]
+    titles = [f"training member {i + 1}/{cfg.members}" for i in range(cfg.members)]
+    results = [train(c, data, progress=progress, title=t) for c, t in zip(configs, titles)]
     seconds = sum(r.seconds for r in results)
     return TrainResult(
         model=merge([r.model for r in results]),

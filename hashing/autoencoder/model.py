@@ -87,9 +87,18 @@ class Autoencoder(nn.Module):
         self.bottleneck = kind.from_config(cfg)
 
     def forward(self, x: torch.Tensor):
-        a = self.encoder(x)
+        a = self.encoder(x) if x.layout != torch.sparse_csr else self._sparse_encoder(x)
         h, extra = self.bottleneck(a)
         return self.decoder(h), a, h, extra
+
+    def _sparse_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP encoder of x: (n, d) a sparse CSR batch (bags of words), its first layer a sparse
+        product: on 20 Newsgroups' TF-IDF (~76 words a document of 10,000) a training step of that
+        layer (10,000 -> 500, 1,024 documents, Adam's update included) takes 52 ms on 2 cores
+        against 137-169 ms dense (benchmarks/README.md)."""
+        mlp = self.encoder[1]
+        first = mlp[0]
+        return mlp[1:](torch.sparse.mm(x, first.weight.t()) + first.bias)
 
     @torch.no_grad()
     def activations(self, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
