@@ -46,7 +46,7 @@ def bench_quality(
     ae_epochs: int | None = typer.Option(None, help="Epochs of the autoencoder (default: semhash train's)."),
     ae_neighbours: float | None = typer.Option(None, help="Weight of the AE's k-NN graph term (0: off)."),
     ae_bottleneck: BottleneckName | None = typer.Option(None, help="The AE's bottleneck."),
-    ae_members: int | None = typer.Option(None, help="AE models trained apart and kept as one (default: 1)."),
+    ae_members: int | None = typer.Option(None, help="AE models trained apart, kept as one (texts: 2, else 1)."),
     device: str = typer.Option("auto", help="Device for the autoencoder: auto, cpu, cuda, ..."),
     limit: int | None = typer.Option(None, help="Database of the first N training items."),
     out: Path = _out("quality"),

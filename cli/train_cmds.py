@@ -70,7 +70,9 @@ def data_export(
 MethodOpt = typer.Option(Method.ae, help="ae (autoencoder), itq, pcah, lsh, or auto (ae and itq: the better).")
 BottleneckOpt = typer.Option(None, help="ae: the binary bottleneck (default: the input kind's recipe).")
 MembersOpt = typer.Option(
-    None, help="ae: models trained one after another and kept as one (2: twice the training, better codes)."
+    None,
+    help="ae: models trained one after another and kept as one (default: 2 for texts, else 1; 2: twice the "
+    "training, better codes).",
 )
 FeaturizerOpt = typer.Option(
     [],
