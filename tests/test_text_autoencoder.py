@@ -158,3 +158,13 @@ def test_a_sparse_batch_gives_the_dense_batchs_outputs_and_gradients():
     torch.testing.assert_close(sparse_a, dense_a, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sparse_grad, dense_grad, rtol=1e-5, atol=1e-5)
     assert dense_grad.abs().sum() > 0
+
+
+def test_documents_train_two_members_by_default(corpus):
+    # the texts recipe: two 500-500 models of a 64-unit latent, merged side by side (members.py)
+    from semhash.hashing import inputs
+
+    trained = make_hasher("ae", bits=16, **QUICK).fit(inputs.featurized(load_dataset(str(corpus[0]))))
+    assert trained.model_config_.hidden == (1000, 1000) and trained.model_config_.bits == 128
+    one = make_hasher("ae", bits=16, members=1, **QUICK).fit(inputs.featurized(load_dataset(str(corpus[0]))))
+    assert one.model_config_.hidden == (500, 500) and one.model_config_.bits == 64
