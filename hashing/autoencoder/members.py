@@ -25,12 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import load_dataset
 from ..dataset import Dataset
 from .config import TrainConfig, validate_config
 from .model import Autoencoder
 from .sparse_rows import as_rows
-from .train import TrainResult, train
+from .train import TrainResult, train, training_data
 from .validation import MIN_QUERIES, Validation, validation_of
 
 
@@ -44,7 +43,7 @@ def train_members(cfg: TrainConfig, data: Dataset | None = None, progress: bool 
     validate_config(cfg)  # before any member trains
     if cfg.members == 1:
         return train(cfg, data, progress=progress)
-    data = (data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)).subset(cfg.limit)
+    data = training_data(cfg, data)  # loaded once for every member
     configs = [replace(cfg, seed=cfg.seed + i, members=1) for i in range(cfg.members)]
     titles = [f"training member {i + 1}/{cfg.members}" for i in range(cfg.members)]
     results = [train(c, data, progress=progress, title=t) for c, t in zip(configs, titles)]

@@ -20,7 +20,11 @@ class SparseRows:
     device = torch.device("cpu")
 
     def __init__(self, csr):
-        self.csr = csr.tocsr().astype(np.float32, copy=False)
+        csr = csr.tocsr().astype(np.float32, copy=False)
+        if not csr.has_canonical_format:  # sorted, no repeats: what torch's CSR kernels assume (sparse())
+            csr = csr.copy()
+            csr.sum_duplicates()
+        self.csr = csr
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -38,8 +42,7 @@ class SparseRows:
         """The rows idx as a torch sparse CSR float32 tensor (len(idx), d)."""
         if isinstance(idx, torch.Tensor):
             idx = idx.cpu().numpy()
-        rows = self.csr[idx]
-        rows.sum_duplicates()  # canonical (sorted, no repeats): what torch's CSR kernels assume
+        rows = self.csr[idx]  # rows of a canonical matrix: canonical
         with warnings.catch_warnings():  # torch calls its CSR support "beta" on every first use
             warnings.simplefilter("ignore", UserWarning)
             return torch.sparse_csr_tensor(

@@ -131,6 +131,11 @@ def train(
     return _finish(run, time.perf_counter() - t_start)
 
 
+def training_data(cfg: TrainConfig, data: Dataset | None) -> Dataset:
+    """The items a run trains on: data (default: cfg.dataset's train split), its first cfg.limit."""
+    return (data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)).subset(cfg.limit)
+
+
 def _batches(n: int, size: int, device: torch.device, seed: int | None = None) -> Iterator[torch.Tensor]:
     """Endless mini-batches of `size` row ids: each pass over the n rows in a fresh random order,
     its last partial batch dropped. Given a seed the order comes from a generator of its own, so
@@ -255,8 +260,7 @@ def _spawn(cfg: TrainConfig, data: Dataset | None, progress: bool, on_epoch) -> 
 
     if on_epoch is not None:
         raise ParameterError("a callback after each validation round needs training in one process")
-    data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
-    data = data.subset(cfg.limit)
+    data = training_data(cfg, data)
     if cfg.resume and Path(cfg.checkpoint).is_file():
         checkpoints.load(Path(cfg.checkpoint), cfg, "cpu")  # a mismatch is refused before any process starts
     with tempfile.TemporaryDirectory(prefix="semhash-train-") as tmp:
@@ -300,8 +304,7 @@ def _setup(cfg: TrainConfig, data: Dataset | None) -> _Run:
     """The split (a seeded random sample held out; the loop never sees it), the model, its
     optimizer, the k-NN graph, and the state of an interrupted run when resuming."""
     device = distributed.device_of_rank(pick_device(cfg.device))
-    data = data if data is not None else load_dataset(cfg.dataset, "train", root=cfg.data_root)
-    data = data.subset(cfg.limit)
+    data = training_data(cfg, data)
     x_all = as_rows(data.x)  # (n, *shape) float32 sharing the array's memory, or SparseRows
     val = make_validation(x_all, data.labels, cfg)
     if len(val.train_rows) < max(2, cfg.nproc):
